@@ -1,0 +1,109 @@
+// One pooled backend connection: its socket, its frame position, and whoever reads its messages now
+// (a client session while assigned, the reset procedure, or the idle watcher while pooled).
+import type net from 'node:net';
+import { Backend } from '../protocol/codes.js';
+import { decodeErrorFields } from '../protocol/decode.js';
+import { Action, type FrameSink, FrameScanner } from '../protocol/frames.js';
+import type { Handshake } from './connect.js';
+
+/** Largest backend message accepted: PostgreSQL caps a field at 1 GB; this leaves room for the frame. */
+const MAX_BACKEND_FRAME = 0x4000_0000 + 1024;
+/** Largest backend message body the proxy assembles (errors, notices, parameter status). */
+const MAX_INSPECT = 1 << 20;
+
+let nextId = 1;
+
+export class ServerConn {
+  readonly id = nextId++;
+  readonly socket: net.Socket;
+  readonly pid: number;
+  readonly secret: Buffer;
+  readonly params: Map<string, string>;
+  readonly createdAt = Date.now();
+  lastUsedAt = Date.now();
+  /** True until a client first sends it anything: such a connection needs no reset. */
+  fresh = true;
+  closed = false;
+  /** CancelRequests sent for this backend that the server has not closed yet; it is not reused until 0. */
+  cancelsInFlight = 0;
+  private cancelWaiters: Array<() => void> = [];
+  private readonly scanner = new FrameScanner(MAX_BACKEND_FRAME, MAX_INSPECT);
+  private sink: FrameSink;
+  private readonly closeHandlers = new Set<(reason: string) => void>();
+
+  constructor(hs: Handshake) {
+    this.socket = hs.socket;
+    this.pid = hs.pid;
+    this.secret = hs.secret;
+    this.params = hs.params;
+    this.sink = this.idleSink;
+    this.socket.on('data', (chunk: Buffer) => {
+      try {
+        this.scanner.feed(chunk, this.sink);
+      } catch (e) {
+        this.destroy(`protocol error from server: ${(e as Error).message}`);
+      }
+    });
+    this.socket.on('error', (e) => this.destroy(`socket error: ${e.message}`));
+    this.socket.on('close', () => this.destroy('server closed the connection'));
+  }
+
+  /** Routes this backend's messages to `sink` from the next frame on. */
+  attach(sink: FrameSink): void {
+    this.sink = sink;
+  }
+
+  detach(): void {
+    this.sink = this.idleSink;
+  }
+
+  write(bytes: Buffer): boolean {
+    if (this.closed) return true;
+    return this.socket.write(bytes);
+  }
+
+  /** Registers a close handler; returns its remover (owners change, handlers must not pile up). */
+  onClose(handler: (reason: string) => void): () => void {
+    this.closeHandlers.add(handler);
+    return () => this.closeHandlers.delete(handler);
+  }
+
+  destroy(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    const handlers = [...this.closeHandlers];
+    this.closeHandlers.clear();
+    for (const h of handlers) h(reason);
+  }
+
+  /** Resolves once no CancelRequest for this backend is in flight. */
+  cancelsSettled(): Promise<void> {
+    if (this.cancelsInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.cancelWaiters.push(resolve));
+  }
+
+  cancelStarted(): void {
+    this.cancelsInFlight++;
+  }
+
+  cancelFinished(): void {
+    this.cancelsInFlight--;
+    if (this.cancelsInFlight === 0) {
+      const waiters = this.cancelWaiters;
+      this.cancelWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** While pooled nothing is expected; an ErrorResponse (e.g. FATAL on admin shutdown) ends the connection. */
+  private readonly idleSink: FrameSink = {
+    classify: (type) => (type === Backend.ErrorResponse ? Action.Inspect : Action.Drop),
+    inspect: (_type, body) => {
+      const f = decodeErrorFields(body);
+      this.destroy(`server sent ${f.S ?? 'ERROR'} ${f.C ?? ''} while idle: ${f.M ?? ''}`);
+      return false;
+    },
+    write: () => {},
+  };
+}

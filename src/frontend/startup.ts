@@ -1,0 +1,172 @@
+// The client login: SSLRequest/GSSENCRequest declined, CancelRequest dispatched, StartupMessage checked,
+// the JWT taken as a cleartext password and verified, then AuthenticationOk, ParameterStatus,
+// BackendKeyData and ReadyForQuery.
+// Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
+import type net from 'node:net';
+import { AuthError, type VerifiedIdentity } from '../auth/jwt.js';
+import type { ProxyConfig } from '../config/types.js';
+import { Frontend } from '../protocol/codes.js';
+import { decodePassword, decodeStartup, ProtocolError } from '../protocol/decode.js';
+import * as enc from '../protocol/encode.js';
+import { LoginReader } from './packets.js';
+import { sessionParamsFromStartup, StartupParamError } from './startup-params.js';
+
+export interface LoginDeps {
+  config: ProxyConfig;
+  verify(token: string): Promise<VerifiedIdentity>;
+  /** Server ParameterStatus values to show the client. */
+  serverParams(): Promise<Map<string, string>>;
+  /** Handles a CancelRequest (the connection carrying it is closed afterwards). */
+  cancel(pid: number, secret: Buffer): void;
+}
+
+export interface LoginOk {
+  user: string;
+  database: string;
+  identity: VerifiedIdentity;
+  /** Session settings the client asked for at startup (lowercase names), applied to each transaction. */
+  sessionParams: Map<string, string>;
+  /** ParameterStatus values shown to the client. */
+  shown: Map<string, string>;
+  /** The server's reported value of a setting (lowercase name), if it reports it. */
+  serverValue(name: string): string | undefined;
+  /** Bytes the client sent after its password, already belonging to the session. */
+  leftover: Buffer | null;
+  /** Writes AuthenticationOk ... ReadyForQuery once the caller has issued a cancel key. */
+  finish(pid: number, secret: Buffer): void;
+}
+
+/** A login refused with a SQLSTATE; `reason` is a fixed label for metrics and logs. */
+export class LoginError extends Error {
+  constructor(
+    public readonly sqlstate: string,
+    message: string,
+    public readonly reason: string,
+    public readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'LoginError';
+  }
+}
+
+/** Runs the login; resolves null for connections that were not logins (cancel, client went away). */
+export async function login(socket: net.Socket, deps: LoginDeps): Promise<LoginOk | null> {
+  const reader = new LoginReader(socket);
+  try {
+    return await runLogin(socket, reader, deps);
+  } catch (e) {
+    reader.detach();
+    if (e instanceof ProtocolError) throw new LoginError('08P01', e.message, 'protocol_violation');
+    throw e;
+  }
+}
+
+async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps): Promise<LoginOk | null> {
+  let packet = decodeStartup(await reader.untyped());
+  // A client may ask for GSS encryption, then TLS, before its startup packet; both are declined here.
+  for (let i = 0; i < 2 && (packet.kind === 'ssl' || packet.kind === 'gssenc'); i++) {
+    if (reader.hasBuffered) throw new ProtocolError('client sent data before the encryption answer');
+    socket.write(enc.declineEncryption());
+    packet = decodeStartup(await reader.untyped());
+  }
+  switch (packet.kind) {
+    case 'cancel':
+      reader.detach();
+      deps.cancel(packet.pid, packet.secret);
+      socket.end();
+      return null;
+    case 'ssl':
+    case 'gssenc':
+      throw new ProtocolError('repeated encryption request');
+    case 'unsupported':
+      throw new LoginError(
+        '0A000',
+        `unsupported frontend protocol ${packet.major}.${packet.minor}: server supports 3.0`,
+        'protocol_violation',
+      );
+    case 'startup':
+      break;
+  }
+  const params = packet.params;
+  const user = params.get('user');
+  if (!user) throw new LoginError('28000', 'no PostgreSQL user name specified in startup packet', 'protocol_violation');
+  const database = params.get('database') || user;
+  const served = deps.config.backend.database;
+  if (database !== served) {
+    throw new LoginError('3D000', `database "${database.slice(0, 64)}" does not exist`, 'unknown_database', `this proxy serves database "${served}"`);
+  }
+  let sessionParams: Map<string, string>;
+  try {
+    sessionParams = sessionParamsFromStartup(params);
+  } catch (e) {
+    if (e instanceof StartupParamError) throw new LoginError(e.sqlstate, e.message, 'bad_startup_parameter', e.hint);
+    throw e;
+  }
+  // Protocol 3.0 options we do not know (_pq_.*) are declined the way PostgreSQL does.
+  const pqOptions = [...params.keys()].filter((k) => k.startsWith('_pq_.'));
+  if (pqOptions.length > 0) socket.write(negotiateProtocolVersion(pqOptions));
+
+  socket.write(enc.authenticationCleartext());
+  const msg = await reader.typed(deps.config.auth.jwt.max_token_bytes + 1);
+  if (msg.type !== Frontend.Password) {
+    throw new LoginError('08P01', `expected a password message, got message type "${String.fromCharCode(msg.type)}"`, 'protocol_violation');
+  }
+  const token = decodePassword(msg.body);
+  if (token.length === 0) throw new LoginError('28P01', 'empty password: send a JWT as the password', 'bad_token');
+  let identity: VerifiedIdentity;
+  try {
+    identity = await deps.verify(token);
+  } catch (e) {
+    if (e instanceof AuthError) throw new LoginError(e.sqlstate, e.message, e.reason);
+    throw e;
+  }
+  let server: Map<string, string>;
+  try {
+    server = await deps.serverParams();
+  } catch (e) {
+    throw new LoginError('08006', `cannot reach the database: ${(e as Error).message}`, 'backend_unavailable');
+  }
+  // Reported names are mixed case (DateStyle, TimeZone); startup names are matched case-insensitively.
+  const reportedName = new Map([...server.keys()].map((k) => [k.toLowerCase(), k]));
+  const shown = new Map(server);
+  // The backend's application_name is the proxy's own; the client sees its own name, or none.
+  shown.set('application_name', '');
+  for (const [name, value] of sessionParams) {
+    const reported = reportedName.get(name);
+    if (reported !== undefined) shown.set(reported, value);
+  }
+  const serverValue = (name: string): string | undefined => {
+    const reported = reportedName.get(name);
+    if (reported === undefined) return undefined;
+    return name === 'application_name' ? undefined : server.get(reported);
+  };
+  const leftover = reader.detach();
+  return {
+    user,
+    database,
+    identity,
+    sessionParams,
+    shown,
+    serverValue,
+    leftover,
+    finish(pid: number, secret: Buffer) {
+      const out: Buffer[] = [enc.authenticationOk()];
+      for (const [name, value] of shown) out.push(enc.parameterStatus(name, value));
+      out.push(enc.backendKeyData(pid, secret.readInt32BE(0)), enc.readyForQuery('I'));
+      socket.write(Buffer.concat(out));
+    },
+  };
+}
+
+/** NegotiateProtocolVersion: newest minor 0, and the protocol options not recognised. */
+function negotiateProtocolVersion(options: string[]): Buffer {
+  const names = Buffer.concat(options.map((o) => Buffer.from(o + '\0', 'utf8')));
+  const body = Buffer.alloc(8);
+  body.writeInt32BE(0, 0);
+  body.writeInt32BE(options.length, 4);
+  const payload = Buffer.concat([body, names]);
+  const head = Buffer.alloc(5);
+  head[0] = 0x76; // 'v'
+  head.writeUInt32BE(4 + payload.length, 1);
+  return Buffer.concat([head, payload]);
+}

@@ -1,0 +1,164 @@
+// Wires the proxy together: client listener, login, sessions, the backend pool, cancel routing,
+// metrics, logs and the admin endpoint. `startProxy` is what the CLI, the demo and the tests run.
+import net, { type AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { startAdmin, type AdminServer } from './admin/http.js';
+import { createLogger } from './admin/log.js';
+import { Metrics } from './admin/metrics.js';
+import { createTokenVerifier } from './auth/jwt.js';
+import { connectBackend } from './backend/connect.js';
+import { Pool } from './backend/pool.js';
+import type { ProxyConfig } from './config/types.js';
+import { login, LoginError } from './frontend/startup.js';
+import { errorResponse } from './protocol/encode.js';
+import { Session } from './session/bridge.js';
+import { CancelRegistry } from './session/cancel-registry.js';
+import { buildContextPrefix, renderSearchPath, TenantContextError } from './session/tenant-context.js';
+import { probeBackend } from './backend/probe.js';
+
+export interface RunningProxy {
+  port: number;
+  adminPort: number | null;
+  pool: Pool;
+  metrics: Metrics;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+export async function startProxy(config: ProxyConfig, log: Logger = createLogger(config.log.level)): Promise<RunningProxy> {
+  const poolName = `${config.backend.database}@${config.backend.host}:${config.backend.port}`;
+  let metrics!: Metrics;
+  const pool = new Pool(poolName, config.pool, config.backend, connectBackend, {
+    opened: (c) => {
+      metrics.backendOpened.inc();
+      log.info({ event: 'BACKEND_OPEN', backend_pid: c.pid, conn: c.id }, 'backend connection opened');
+    },
+    closed: (c, reason) => {
+      metrics.backendClosed.inc();
+      log.info({ event: 'BACKEND_CLOSE', backend_pid: c.pid, conn: c.id, reason }, 'backend connection closed');
+    },
+    acquired: (s) => metrics.acquireWait.observe(s),
+    resetFailed: (c, reason) => {
+      metrics.resetFailures.inc();
+      log.error({ event: 'RESET_FAILED', backend_pid: c.pid, conn: c.id, reason }, 'backend reset failed; connection closed');
+    },
+    connectFailed: (e) => {
+      metrics.backendConnectFailures.inc();
+      log.error({ event: 'BACKEND_CONNECT_FAILED', err: e.message }, 'could not open a backend connection');
+    },
+  });
+  metrics = new Metrics(() => pool.stats(), poolName);
+  const verify = createTokenVerifier(config.auth.jwt, config.tenant);
+  const cancels = new CancelRegistry();
+  const sessions = new Set<Session>();
+  const sockets = new Set<net.Socket>();
+
+  const onConnection = async (socket: net.Socket): Promise<void> => {
+    socket.setNoDelay(true);
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    if (sockets.size > config.listen.max_client_conn) {
+      socket.end(errorResponse({ severity: 'FATAL', code: '53300', message: 'sorry, too many clients already', hint: 'raise listen.max_client_conn' }));
+      return;
+    }
+    const timer = setTimeout(() => {
+      socket.end(errorResponse({ severity: 'FATAL', code: '08P01', message: `startup did not complete within ${config.listen.startup_timeout_ms} ms` }));
+      socket.destroy();
+    }, config.listen.startup_timeout_ms);
+    try {
+      const ok = await login(socket, {
+        config,
+        verify,
+        serverParams: () => pool.serverParams(),
+        cancel: (pid, secret) => {
+          const hit = cancels.cancel(pid, secret);
+          metrics.cancels.inc({ outcome: hit ? 'forwarded' : 'unknown_key' });
+        },
+      });
+      clearTimeout(timer);
+      if (!ok || socket.destroyed) return;
+      const tenant = ok.identity.tenant;
+      const settings: Array<[string, string]> = [[config.tenant.setting, tenant]];
+      if (config.tenant.search_path) settings.push(['search_path', renderSearchPath(config.tenant.search_path, tenant)]);
+      // A startup setting equal to the server's own value needs no per-transaction set_config.
+      for (const [name, value] of ok.sessionParams) {
+        if (ok.serverValue(name) !== value) settings.push([name, value]);
+      }
+      const contextPrefix = buildContextPrefix(settings);
+      let session: Session | null = null;
+      const key = cancels.register({
+        cancel: () => {
+          const server = session?.runningOn;
+          if (server) pool.cancel(server);
+        },
+      });
+      const clog = log.child({ tenant, user: ok.user, client: remote, client_pid: key.pid });
+      session = new Session({
+        client: socket,
+        pool,
+        log: clog,
+        contextPrefix,
+        shownParams: ok.shown,
+        hooks: {
+          transactionDone: () => metrics.transactions.inc(),
+          contextFailed: () => metrics.contextFailures.inc(),
+          closed: () => {
+            cancels.unregister(key.pid);
+            sessions.delete(session!);
+            metrics.clients.dec();
+            clog.info({ event: 'CLIENT_DISCONNECT' }, 'client disconnected');
+          },
+        },
+      });
+      sessions.add(session);
+      metrics.clients.inc();
+      metrics.clientLogins.inc();
+      clog.info({ event: 'CLIENT_CONNECT', database: ok.database }, 'client logged in');
+      ok.finish(key.pid, key.secret);
+      session.start(ok.leftover);
+    } catch (e) {
+      clearTimeout(timer);
+      const le =
+        e instanceof LoginError
+          ? e
+          : e instanceof TenantContextError
+            ? new LoginError('28000', e.message, 'bad_tenant')
+            : new LoginError('08006', `internal error during login: ${(e as Error).message}`, 'internal');
+      metrics.authFailures.inc({ reason: le.reason });
+      log.warn({ event: 'AUTH_FAILED', reason: le.reason, sqlstate: le.sqlstate, client: remote, detail: le.message }, 'login refused');
+      if (!socket.destroyed) socket.end(errorResponse({ severity: 'FATAL', code: le.sqlstate, message: le.message, hint: le.hint }));
+    }
+  };
+
+  const server = net.createServer((socket) => void onConnection(socket));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listen.port, config.listen.host, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  let admin: AdminServer | null = null;
+  if (config.admin.port !== 0 || process.env.PGTP_ADMIN_EPHEMERAL === '1') {
+    admin = await startAdmin(config.admin.host, config.admin.port, metrics, () => probeBackend(config.backend, pool));
+  }
+  log.info({ event: 'LISTENING', host: config.listen.host, port, admin_port: admin?.port ?? null, pool: poolName, pool_size: config.pool.size }, 'pg-tenant-proxy ready');
+
+  return {
+    port,
+    adminPort: admin?.port ?? null,
+    pool,
+    metrics,
+    log,
+    async close() {
+      server.close();
+      for (const s of [...sessions]) s.terminate({ code: '57P01', message: 'terminating connection: pg-tenant-proxy is shutting down' });
+      for (const s of sockets) s.destroy();
+      await pool.close();
+      await admin?.close();
+    },
+  };
+}

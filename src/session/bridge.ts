@@ -1,0 +1,346 @@
+// The per-client transaction bridge: holds a backend only while the client is inside a transaction,
+// injects the tenant context in front of the client's first message, forwards everything else by frame
+// header, and gives the backend back when the server's ReadyForQuery says idle with nothing pending.
+// References: https://www.postgresql.org/docs/current/protocol-flow.html
+//             https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-READYFORQUERY
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import type { Pool, ReleaseMode } from '../backend/pool.js';
+import { PoolError } from '../backend/pool.js';
+import type { ServerConn } from '../backend/server.js';
+import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
+import { decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js';
+import { errorResponse, type ErrorFields, readyForQuery } from '../protocol/encode.js';
+import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
+import { PREFIX_COMMANDS } from './tenant-context.js';
+
+/** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
+const MAX_CLIENT_FRAME = 0x4000_0000;
+/** Largest server message body the bridge assembles (ParameterStatus, ReadyForQuery, errors in the prefix). */
+const MAX_INSPECT = 1 << 20;
+
+export interface SessionHooks {
+  /** A transaction ended on the server (ReadyForQuery 'I'). */
+  transactionDone(): void;
+  /** The tenant context could not be set; the client's statement did not run. */
+  contextFailed(reason: string): void;
+  /** The session ended; unregister it. */
+  closed(): void;
+}
+
+export interface SessionOptions {
+  client: net.Socket;
+  pool: Pool;
+  log: Logger;
+  /** Messages that set the tenant context; see tenant-context.ts. */
+  contextPrefix: Buffer;
+  /** ParameterStatus values the client has been shown, to drop repeats caused by the per-transaction context. */
+  shownParams: Map<string, string>;
+  hooks: SessionHooks;
+}
+
+type State = 'idle' | 'acquiring' | 'active' | 'closed';
+
+export class Session {
+  private state: State = 'idle';
+  private server: ServerConn | null = null;
+  private offServerClose: (() => void) | null = null;
+  private readonly scanner = new FrameScanner(MAX_CLIENT_FRAME, 0);
+  /** Client bytes read while waiting for a backend; the socket is paused meanwhile, so this stays small. */
+  private stash: Buffer[] = [];
+  /** Sync points (Query, Sync, FunctionCall) sent to the server and not yet answered by ReadyForQuery. */
+  private pendingSyncs = 0;
+  /** Extended-protocol messages sent since the last Sync: the server holds state for this client. */
+  private unsynced = false;
+  /** Messages of the context prefix still to be answered (CommandComplete count). */
+  private prefixLeft = 0;
+  /** Dropping client messages until the next sync point, which is then answered ReadyForQuery (like the server after an error). */
+  private rejecting = false;
+  /** Last transaction status the server reported. */
+  private txStatus: number = TxStatus.Idle;
+  private clientPaused = false;
+  private serverPaused = false;
+
+  constructor(private readonly o: SessionOptions) {
+    const { client } = o;
+    client.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    client.on('drain', () => this.resumeServer());
+    client.on('close', () => this.onClientGone());
+    client.on('error', () => this.onClientGone());
+  }
+
+  /** Bytes that arrived with the login, before the session existed. */
+  start(initial: Buffer | null): void {
+    if (initial && initial.length > 0) this.onClientData(initial);
+  }
+
+  /** True while the client's query runs on a backend: a CancelRequest should reach that backend. */
+  get runningOn(): ServerConn | null {
+    return this.state === 'active' && (this.pendingSyncs > 0 || this.unsynced) ? this.server : null;
+  }
+
+  /** Ends the session from outside (shutdown): FATAL to the client, backend cleaned or closed. */
+  terminate(fields: ErrorFields): void {
+    if (this.state === 'closed') return;
+    this.o.client.end(errorResponse({ ...fields, severity: 'FATAL' }));
+    this.onClientGone();
+  }
+
+  // ---- client → server ------------------------------------------------------------------------
+
+  private onClientData(chunk: Buffer): void {
+    if (this.state === 'acquiring') {
+      this.stash.push(chunk);
+      return;
+    }
+    if (this.state === 'closed') return;
+    let rest: Buffer | null;
+    try {
+      rest = this.scanner.feed(chunk, this.clientSink);
+    } catch (e) {
+      this.fatal({ code: '08P01', message: `invalid message from client: ${(e as FrameError).message}` });
+      return;
+    }
+    if (rest && this.state === 'idle') this.acquire(rest);
+  }
+
+  private acquire(first: Buffer): void {
+    this.state = 'acquiring';
+    this.stash = [first];
+    this.pauseClient();
+    this.o.pool.acquire().then(
+      (server) => this.onAcquired(server),
+      (err: Error) => this.onAcquireFailed(err),
+    );
+  }
+
+  private onAcquired(server: ServerConn): void {
+    if (this.state !== 'acquiring') {
+      this.o.pool.release(server, 'idle');
+      return;
+    }
+    this.state = 'active';
+    this.server = server;
+    server.fresh = false;
+    server.attach(this.serverSink);
+    this.offServerClose = server.onClose((reason) => this.onServerGone(reason));
+    this.prefixLeft = PREFIX_COMMANDS;
+    server.write(this.o.contextPrefix);
+    this.drainStash();
+  }
+
+  private onAcquireFailed(err: Error): void {
+    if (this.state !== 'acquiring') return;
+    this.state = 'idle';
+    const pe = err instanceof PoolError ? err : new PoolError(err.message, '08006');
+    this.o.log.warn({ event: 'ACQUIRE_FAILED', sqlstate: pe.sqlstate, err: pe.message }, 'no backend for client');
+    this.o.client.write(errorResponse({ code: pe.sqlstate, message: pe.message }));
+    this.rejecting = true;
+    this.drainStash();
+  }
+
+  private drainStash(): void {
+    const chunks = this.stash;
+    this.stash = [];
+    this.resumeClient();
+    for (let i = 0; i < chunks.length; i++) {
+      if (this.state === 'acquiring') {
+        // A new transaction began inside the stash: keep the rest for when its backend arrives.
+        this.stash.push(...chunks.slice(i));
+        return;
+      }
+      this.onClientData(chunks[i]);
+    }
+  }
+
+  private readonly clientSink: FrameSink = {
+    classify: (type) => {
+      if (type === Frontend.Terminate) {
+        queueMicrotask(() => this.onClientGone());
+        return Action.Drop;
+      }
+      if (this.rejecting) {
+        if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) {
+          this.rejecting = false;
+          this.o.client.write(readyForQuery('I'));
+        }
+        return Action.Drop;
+      }
+      if (this.state === 'idle') {
+        // Nothing is pending on any backend here, so a lone Sync or Flush can be answered locally.
+        if (type === Frontend.Sync) {
+          this.o.client.write(readyForQuery('I'));
+          return Action.Drop;
+        }
+        if (type === Frontend.Flush) return Action.Drop;
+        return Action.Stall;
+      }
+      switch (type) {
+        case Frontend.Query:
+        case Frontend.Sync:
+        case Frontend.FunctionCall:
+          this.pendingSyncs++;
+          this.unsynced = false;
+          break;
+        case Frontend.Parse:
+        case Frontend.Bind:
+        case Frontend.Execute:
+        case Frontend.Describe:
+        case Frontend.Close:
+          this.unsynced = true;
+          break;
+        default:
+          break; // Flush and COPY messages belong to the sync point already counted.
+      }
+      return Action.Pass;
+    },
+    inspect: () => false,
+    write: (bytes) => {
+      const server = this.server;
+      if (!server) return; // backend gone mid-frame: the rest of that frame is dropped
+      if (!server.write(bytes)) this.pauseClient(server);
+    },
+  };
+
+  // ---- server → client ------------------------------------------------------------------------
+
+  private readonly serverSink: FrameSink = {
+    classify: (type) => {
+      if (this.prefixLeft > 0) return Action.Inspect;
+      if (type === Backend.ReadyForQuery || type === Backend.ParameterStatus) return Action.Inspect;
+      return Action.Pass;
+    },
+    inspect: (type, body) => {
+      if (this.prefixLeft > 0) return this.onPrefixMessage(type, body);
+      if (type === Backend.ParameterStatus) {
+        const [name, value] = decodeParameterStatus(body);
+        if (this.o.shownParams.get(name) === value) return false;
+        this.o.shownParams.set(name, value);
+        return true;
+      }
+      return this.onReadyForQuery(body[0]);
+    },
+    write: (bytes) => {
+      if (!this.o.client.write(bytes)) this.pauseServer();
+    },
+  };
+
+  /** Swallows the context prefix's responses; an error there means the context is not set: fail closed. */
+  private onPrefixMessage(type: number, body: Buffer): boolean {
+    if (type === Backend.CommandComplete) {
+      this.prefixLeft--;
+    } else if (type === Backend.ErrorResponse) {
+      const f = decodeErrorFields(body);
+      this.failContext(`${f.C ?? ''} ${f.M ?? 'unknown error'}`.trim(), f.C);
+    } else if (type === Backend.ReadyForQuery) {
+      // Only reachable if the server answered a client Sync while skipping after a prefix error.
+      this.failContext('server skipped the tenant context', undefined);
+    }
+    return false;
+  }
+
+  private onReadyForQuery(status: number): boolean {
+    this.txStatus = status;
+    this.pendingSyncs--;
+    if (status === TxStatus.Idle) this.o.hooks.transactionDone();
+    if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;
+    // The transaction is over and the server owes this client nothing: hand the backend back.
+    this.o.client.write(readyForQuery('I'));
+    this.releaseServer('idle');
+    return false;
+  }
+
+  private failContext(reason: string, sqlstate: string | undefined): void {
+    this.o.hooks.contextFailed(reason);
+    this.o.log.error({ event: 'CONTEXT_FAILED', reason }, 'tenant context could not be set; client statement not run');
+    const groups = this.pendingSyncs;
+    const trailing = this.unsynced || !this.scanner.atBoundary;
+    this.pendingSyncs = 0;
+    this.unsynced = false;
+    this.prefixLeft = 0;
+    this.releaseServer('broken');
+    const err = errorResponse({
+      code: sqlstate && sqlstate !== '' ? sqlstate : '08006',
+      message: `tenant context could not be set, so the statement was not run: ${reason}`,
+      hint: 'This is a proxy or database configuration problem; the backend connection was discarded.',
+    });
+    for (let i = 0; i < groups; i++) this.o.client.write(Buffer.concat([err, readyForQuery('I')]));
+    if (trailing) {
+      this.o.client.write(err);
+      this.rejecting = true;
+    }
+  }
+
+  private releaseServer(mode: ReleaseMode): void {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    this.offServerClose?.();
+    this.offServerClose = null;
+    if (this.serverPaused) {
+      this.serverPaused = false;
+      server.socket.resume();
+    }
+    if (this.state === 'active') this.state = 'idle';
+    this.txStatus = TxStatus.Idle;
+    this.resumeClient();
+    this.o.pool.release(server, mode);
+  }
+
+  private onServerGone(reason: string): void {
+    this.server = null;
+    this.offServerClose = null;
+    this.o.log.warn({ event: 'BACKEND_LOST', reason }, 'backend connection lost during a transaction');
+    this.fatal({ code: '08006', message: `the database connection was lost during the transaction (${reason}); reconnect and retry` });
+  }
+
+  // ---- lifecycle and flow control ----------------------------------------------------------------
+
+  private fatal(fields: ErrorFields): void {
+    if (this.state === 'closed') return;
+    this.o.client.end(errorResponse({ ...fields, severity: 'FATAL' }));
+    this.onClientGone();
+  }
+
+  private onClientGone(): void {
+    if (this.state === 'closed') return;
+    const wasActive = this.state === 'active';
+    this.state = 'closed';
+    this.stash = [];
+    if (wasActive && this.server) {
+      // Mid-transaction: a quiet backend inside a transaction block is rolled back and reset. One still
+      // working for this client is closed, and its query cancelled first: PostgreSQL does not notice a
+      // closed socket while a query runs, and would keep its locks until the query ends.
+      const quiet = this.pendingSyncs === 0 && !this.unsynced && this.scanner.atBoundary && this.prefixLeft === 0;
+      if (!quiet) this.o.pool.cancel(this.server);
+      this.releaseServer(quiet && this.txStatus !== TxStatus.Idle ? 'in-transaction' : 'broken');
+    }
+    this.o.client.destroy();
+    this.o.hooks.closed();
+  }
+
+  private pauseClient(server?: ServerConn): void {
+    if (this.clientPaused) return;
+    this.clientPaused = true;
+    this.o.client.pause();
+    if (server) server.socket.once('drain', () => this.resumeClient());
+  }
+
+  private resumeClient(): void {
+    if (!this.clientPaused || this.state === 'acquiring') return;
+    this.clientPaused = false;
+    this.o.client.resume();
+  }
+
+  private pauseServer(): void {
+    if (this.serverPaused || !this.server) return;
+    this.serverPaused = true;
+    this.server.socket.pause();
+  }
+
+  private resumeServer(): void {
+    if (!this.serverPaused) return;
+    this.serverPaused = false;
+    this.server?.socket.resume();
+  }
+}

@@ -1,0 +1,73 @@
+// The tenant context: which settings a client's transactions must see, and the pipelined messages that
+// set them in front of the client's first message of each transaction.
+//
+// Why this shape (verified against PostgreSQL 16 and 18, see test/session/context.test.ts):
+//  - Extended-protocol Parse/Bind/Execute of BEGIN; SELECT set_config(..., false) ...; COMMIT is written
+//    WITHOUT a Sync, immediately followed by the client's own messages, so there is no extra round trip.
+//  - If any of it fails, the server skips every following message until a Sync, simple Query messages
+//    included, so the client's statement never runs: fail closed.
+//  - On success the COMMIT ends our transaction, so the client's statements start a fresh one: VACUUM and
+//    other statements that refuse a transaction block or pipeline still work, and a client ROLLBACK
+//    cannot undo the context. is_local = false keeps it for every transaction until the DISCARD ALL that
+//    runs before the backend is reused.
+//  - Values are bound parameters, never spliced into SQL.
+// Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+import { serialize } from 'pg-protocol';
+
+/** PostgreSQL truncates identifiers longer than NAMEDATALEN-1 bytes, which would merge tenants. */
+const MAX_IDENTIFIER_BYTES = 63;
+
+export function quoteIdent(name: string): string {
+  return '"' + name.replace(/"/g, '""') + '"';
+}
+
+export class TenantContextError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TenantContextError';
+  }
+}
+
+/**
+ * Renders a search_path template such as `tenant_{tenant}, public`: an element holding `{tenant}`
+ * becomes one quoted identifier (`"tenant_acme"`), the others stay as written.
+ */
+export function renderSearchPath(template: string, tenant: string): string {
+  return template
+    .split(',')
+    .map((raw) => {
+      const el = raw.trim();
+      if (!el.includes('{tenant}')) return el;
+      const ident = el.split('{tenant}').join(tenant);
+      if (Buffer.byteLength(ident, 'utf8') > MAX_IDENTIFIER_BYTES) {
+        throw new TenantContextError(
+          `schema name for tenant is ${Buffer.byteLength(ident, 'utf8')} bytes; PostgreSQL would truncate it to ${MAX_IDENTIFIER_BYTES} and could merge tenants`,
+        );
+      }
+      return quoteIdent(ident);
+    })
+    .join(', ');
+}
+
+/** Number of CommandComplete messages the prefix produces (BEGIN, SELECT, COMMIT) before the client's own. */
+export const PREFIX_COMMANDS = 3;
+
+const BEGIN = Buffer.concat([serialize.parse({ text: 'BEGIN' }), serialize.bind({}), serialize.execute({})]);
+const COMMIT = Buffer.concat([serialize.parse({ text: 'COMMIT' }), serialize.bind({}), serialize.execute({})]);
+
+/**
+ * Builds the prefix for a list of (setting, value) pairs. Built once per client login; written
+ * unchanged at the start of each of its transactions.
+ */
+export function buildContextPrefix(settings: ReadonlyArray<readonly [string, string]>): Buffer {
+  if (settings.length === 0) throw new TenantContextError('a tenant context needs at least one setting');
+  const calls = settings.map((_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`);
+  const values = settings.flatMap(([name, value]) => [name, value]);
+  return Buffer.concat([
+    BEGIN,
+    serialize.parse({ text: `SELECT ${calls.join(', ')}` }),
+    serialize.bind({ values }),
+    serialize.execute({}),
+    COMMIT,
+  ]);
+}
