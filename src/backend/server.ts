@@ -37,9 +37,16 @@ export class ServerConn {
     this.secret = hs.secret;
     this.params = hs.params;
     this.sink = this.idleSink;
+    // Frames are dispatched to the owner of the moment: an owner may hand the connection on in the middle
+    // of a chunk (e.g. at ReadyForQuery), and the rest of that chunk belongs to the next owner.
+    const dispatch: FrameSink = {
+      classify: (type, length) => this.sink.classify(type, length),
+      inspect: (type, body) => this.sink.inspect(type, body),
+      write: (bytes) => this.sink.write(bytes),
+    };
     this.socket.on('data', (chunk: Buffer) => {
       try {
-        this.scanner.feed(chunk, this.sink);
+        this.scanner.feed(chunk, dispatch);
       } catch (e) {
         this.destroy(`protocol error from server: ${(e as Error).message}`);
       }
