@@ -1,0 +1,178 @@
+// Loads the YAML config file, applies defaults and validates every key into a ProxyConfig (or throws one ConfigError).
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { resolveSecret } from './secrets.js';
+import { ConfigError, type LogLevel, type ProxyConfig } from './types.js';
+import { isFullyAnchored, int, join, MAX_TIMER_MS, oneOf, optStr, section, show, str, type Raw } from './validate.js';
+
+export const SUPPORTED_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
+export const MIN_SECRET_BYTES = 32;
+export const DEFAULT_ID_PATTERN = '^[a-z0-9][a-z0-9_]{0,47}$';
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const GUC_NAME = /^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/;
+const PORT = { min: 1, max: 65535 };
+const TIMEOUT = { min: 1, max: MAX_TIMER_MS };
+
+/** Reads and validates the config file; relative secret files resolve against the file's directory. */
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
+  const abs = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new ConfigError('--config', `cannot read ${abs}: ${err.code ? `${err.code} (${err.message})` : err.message}`);
+  }
+  return parseSource(text, env, dirname(abs), abs);
+}
+
+/** Validates config text; `baseDir` is where relative secret file paths resolve. */
+export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env, baseDir: string = process.cwd()): ProxyConfig {
+  return parseSource(text, env, baseDir, '(config text)');
+}
+
+function parseSource(text: string, env: NodeJS.ProcessEnv, baseDir: string, source: string): ProxyConfig {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const err = doc.errors[0];
+  if (err) {
+    const pos = err.linePos?.[0];
+    const where = pos ? `line ${pos.line}, column ${pos.col}` : `offset ${err.pos[0]}`;
+    const what = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(source, `YAML syntax error at ${where}: ${what}`);
+  }
+  return validateConfig(doc.toJS({ maxAliasCount: 100 }), env, baseDir);
+}
+
+/** Applies defaults to a parsed YAML tree and checks every key. */
+export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: string): ProxyConfig {
+  const root = section(tree, '', ['listen', 'admin', 'backend', 'pool', 'auth', 'tenant', 'log']);
+
+  const l = section(root.listen, 'listen', ['host', 'port', 'max_client_conn', 'startup_timeout_ms']);
+  const listen = {
+    host: str(l, 'listen', 'host', '127.0.0.1'),
+    port: int(l, 'listen', 'port', { ...PORT, def: 6432 }),
+    max_client_conn: int(l, 'listen', 'max_client_conn', { min: 1, max: 1_000_000, def: 1000 }),
+    startup_timeout_ms: int(l, 'listen', 'startup_timeout_ms', { ...TIMEOUT, def: 10_000 }),
+  };
+
+  const a = section(root.admin, 'admin', ['host', 'port']);
+  const admin = {
+    host: str(a, 'admin', 'host', '127.0.0.1'),
+    port: int(a, 'admin', 'port', { min: 0, max: 65535, def: 9187 }),
+  };
+
+  const b = section(root.backend, 'backend', ['host', 'port', 'database', 'user', 'password', 'connect_timeout_ms']);
+  const backend = {
+    host: str(b, 'backend', 'host', '127.0.0.1'),
+    port: int(b, 'backend', 'port', { ...PORT, def: 5432 }),
+    database: str(b, 'backend', 'database'),
+    user: str(b, 'backend', 'user'),
+    password: resolveSecret(b.password, 'backend.password', env, baseDir, true),
+    connect_timeout_ms: int(b, 'backend', 'connect_timeout_ms', { ...TIMEOUT, def: 5000 }),
+  };
+
+  const p = section(root.pool, 'pool', ['size', 'acquire_timeout_ms', 'max_waiting', 'idle_timeout_ms', 'reset_timeout_ms']);
+  const pool = {
+    size: int(p, 'pool', 'size', { min: 1, max: 10_000, def: 20 }),
+    acquire_timeout_ms: int(p, 'pool', 'acquire_timeout_ms', { ...TIMEOUT, def: 5000 }),
+    // 0: a client never waits; it gets 53300 at once when every backend is busy.
+    max_waiting: int(p, 'pool', 'max_waiting', { min: 0, max: 1_000_000, def: 10_000 }),
+    // 0: idle backends are never closed.
+    idle_timeout_ms: int(p, 'pool', 'idle_timeout_ms', { min: 0, max: MAX_TIMER_MS, def: 600_000 }),
+    reset_timeout_ms: int(p, 'pool', 'reset_timeout_ms', { ...TIMEOUT, def: 5000 }),
+  };
+
+  const au = section(root.auth, 'auth', ['jwt']);
+  if (au.jwt === undefined || au.jwt === null) throw new ConfigError('auth.jwt', 'is required (algorithms and secret at least)');
+  const jwt = validateJwt(
+    section(au.jwt, 'auth.jwt', ['algorithms', 'secret', 'tenant_claim', 'max_token_bytes', 'clock_tolerance_s', 'issuer', 'audience']),
+    env,
+    baseDir,
+  );
+
+  const t = section(root.tenant, 'tenant', ['setting', 'search_path', 'id_pattern']);
+  const setting = str(t, 'tenant', 'setting', 'app.current_tenant');
+  if (!GUC_NAME.test(setting)) {
+    throw new ConfigError('tenant.setting', `must be a two-part custom setting name like app.current_tenant, got ${show(setting)}`);
+  }
+  const search_path = optStr(t, 'tenant', 'search_path');
+  if (search_path !== undefined) checkSearchPath(search_path);
+  const tenant = {
+    setting: setting.toLowerCase(), // PostgreSQL setting names are case-insensitive
+    ...(search_path !== undefined ? { search_path } : {}),
+    id_pattern: compileIdPattern(str(t, 'tenant', 'id_pattern', DEFAULT_ID_PATTERN)),
+  };
+
+  const lg = section(root.log, 'log', ['level']);
+  const log = { level: oneOf(lg, 'log', 'level', LOG_LEVELS, 'info') };
+
+  return { listen, admin, backend, pool, auth: { jwt }, tenant, log };
+}
+
+function validateJwt(j: Raw, env: NodeJS.ProcessEnv, baseDir: string): ProxyConfig['auth']['jwt'] {
+  const P = 'auth.jwt';
+  const algs = j.algorithms;
+  const supported = SUPPORTED_ALGORITHMS.join(', ');
+  if (algs === undefined || algs === null) throw new ConfigError(`${P}.algorithms`, `is required, e.g. [HS256]; supported: ${supported}`);
+  if (!Array.isArray(algs) || algs.length === 0) {
+    throw new ConfigError(`${P}.algorithms`, `must be a non-empty list, e.g. [HS256]; supported: ${supported}`);
+  }
+  const algorithms: string[] = [];
+  algs.forEach((alg, i) => {
+    if (typeof alg !== 'string' || !(SUPPORTED_ALGORITHMS as readonly string[]).includes(alg)) {
+      throw new ConfigError(`${P}.algorithms[${i}]`, `unsupported algorithm ${show(alg)}; supported: ${supported}`);
+    }
+    if (!algorithms.includes(alg)) algorithms.push(alg);
+  });
+  const secret = resolveSecret(j.secret, `${P}.secret`, env, baseDir, false);
+  const bytes = Buffer.byteLength(secret, 'utf8');
+  if (bytes < MIN_SECRET_BYTES) {
+    throw new ConfigError(`${P}.secret`, `must be at least ${MIN_SECRET_BYTES} bytes for ${algorithms.join('/')}, got ${bytes}; generate one with: openssl rand -base64 48`);
+  }
+  const tenant_claim = str(j, P, 'tenant_claim', 'tenant_id');
+  if (tenant_claim.split('.').some((part) => part.length === 0)) {
+    throw new ConfigError(`${P}.tenant_claim`, `must be a claim name or a dotted path like app_metadata.tenant_id, got ${show(tenant_claim)}`);
+  }
+  const issuer = optStr(j, P, 'issuer');
+  const audience = optStr(j, P, 'audience');
+  return {
+    algorithms,
+    secret,
+    tenant_claim,
+    max_token_bytes: int(j, P, 'max_token_bytes', { min: 64, max: 1_048_576, def: 8192 }),
+    clock_tolerance_s: int(j, P, 'clock_tolerance_s', { min: 0, max: 86_400, def: 0 }),
+    ...(issuer !== undefined ? { issuer } : {}),
+    ...(audience !== undefined ? { audience } : {}),
+  };
+}
+
+const PLAIN_SCHEMA = /^[a-z_][a-z0-9_$]*$/;
+const TENANT_SCHEMA = /^[a-z0-9_]*\{tenant\}[a-z0-9_]*$/;
+
+function checkSearchPath(template: string): void {
+  template.split(',').forEach((raw, i) => {
+    const el = raw.trim();
+    if (el === '"$user"' || PLAIN_SCHEMA.test(el) || TENANT_SCHEMA.test(el)) return;
+    throw new ConfigError(
+      'tenant.search_path',
+      `element ${i + 1} ${show(el)} is not allowed: use lowercase schema names ([a-z_][a-z0-9_$]*), "$user", or one {tenant} with only [a-z0-9_] around it, separated by commas`,
+    );
+  });
+}
+
+function compileIdPattern(source: string): RegExp {
+  let re: RegExp;
+  try {
+    re = new RegExp(source);
+  } catch (e) {
+    throw new ConfigError('tenant.id_pattern', `is not a valid regular expression: ${(e as Error).message}`);
+  }
+  if (!isFullyAnchored(source)) {
+    throw new ConfigError(
+      'tenant.id_pattern',
+      'must be anchored with ^…$ (and any top-level | wrapped in a group, ^(?:a|b)$) so a tenant id cannot smuggle extra characters',
+    );
+  }
+  return re;
+}
