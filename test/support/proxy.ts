@@ -1,0 +1,102 @@
+// Starts a proxy in front of a fixture database for a test file, and makes tokens for its tenants.
+import { SignJWT } from 'jose';
+import pg from 'pg';
+import postgres from 'postgres';
+import pino from 'pino';
+import type { ProxyConfig } from '../../src/config/types.js';
+import { startProxy, type RunningProxy } from '../../src/server.js';
+import { createFixtureDatabase, type PgServer } from './pg.js';
+
+export const JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long!';
+
+export interface TestProxy {
+  proxy: RunningProxy;
+  config: ProxyConfig;
+  server: PgServer;
+  database: string;
+  poolUser: string;
+  poolPassword: string;
+  /** A signed token for `tenant`; `expSeconds` from now (negative for an expired one). */
+  token(tenant: string | null, opts?: { expSeconds?: number; secret?: string; claims?: Record<string, unknown> }): Promise<string>;
+  /** A connected node-postgres client through the proxy. */
+  pgClient(tenant: string): Promise<pg.Client>;
+  /** A postgres.js client through the proxy. */
+  sql(tenant: string, opts?: postgres.Options<Record<string, never>>): Promise<postgres.Sql>;
+  /** A superuser client straight to the database (not through the proxy). */
+  admin(): Promise<pg.Client>;
+  close(): Promise<void>;
+}
+
+export async function startTestProxy(
+  server: PgServer,
+  name: string,
+  overrides: { pool?: Partial<ProxyConfig['pool']>; tenant?: Partial<ProxyConfig['tenant']>; listen?: Partial<ProxyConfig['listen']> } = {},
+): Promise<TestProxy> {
+  const fx = await createFixtureDatabase(server, name);
+  const config: ProxyConfig = {
+    listen: { host: '127.0.0.1', port: 0, max_client_conn: 1000, startup_timeout_ms: 10_000, ...overrides.listen },
+    admin: { host: '127.0.0.1', port: 0 },
+    backend: {
+      host: server.host,
+      port: server.port,
+      database: fx.database,
+      user: fx.poolUser,
+      password: fx.poolPassword,
+      connect_timeout_ms: 5000,
+    },
+    pool: { size: 4, acquire_timeout_ms: 5000, max_waiting: 10_000, idle_timeout_ms: 0, reset_timeout_ms: 5000, ...overrides.pool },
+    auth: { jwt: { algorithms: ['HS256'], secret: JWT_SECRET, tenant_claim: 'tenant_id', max_token_bytes: 8192, clock_tolerance_s: 0 } },
+    tenant: { setting: 'app.current_tenant', search_path: 'tenant_{tenant}, public', id_pattern: /^[a-z0-9][a-z0-9_]{0,47}$/, ...overrides.tenant },
+    log: { level: 'silent' },
+  };
+  const log = pino({ level: process.env.PGTP_TEST_LOG ?? 'silent' });
+  const proxy = await startProxy(config, log);
+  const opened: Array<{ end(): Promise<unknown> }> = [];
+
+  const token: TestProxy['token'] = async (tenant, opts = {}) => {
+    const claims: Record<string, unknown> = { ...(tenant === null ? {} : { tenant_id: tenant }), ...opts.claims };
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + (opts.expSeconds ?? 3600))
+      .sign(new TextEncoder().encode(opts.secret ?? JWT_SECRET));
+  };
+
+  return {
+    proxy,
+    config,
+    server,
+    database: fx.database,
+    poolUser: fx.poolUser,
+    poolPassword: fx.poolPassword,
+    token,
+    async pgClient(tenant) {
+      const c = new pg.Client({ host: '127.0.0.1', port: proxy.port, database: fx.database, user: 'app', password: await token(tenant) });
+      c.on('error', () => {});
+      await c.connect();
+      opened.push(c);
+      return c;
+    },
+    async sql(tenant, opts = {}) {
+      const s = postgres({ host: '127.0.0.1', port: proxy.port, database: fx.database, username: 'app', password: await token(tenant), max: 1, onnotice: () => {}, ...opts });
+      opened.push(s);
+      return s;
+    },
+    async admin() {
+      const c = new pg.Client({ host: server.host, port: server.port, database: fx.database, user: server.user, password: server.password });
+      await c.connect();
+      opened.push(c);
+      return c;
+    },
+    async close() {
+      await Promise.allSettled(opened.map((c) => c.end()));
+      await proxy.close();
+    },
+  };
+}
+
+/** Backend connections the pool user holds now, as PostgreSQL sees them. */
+export async function backendCount(admin: pg.Client, poolUser: string): Promise<number> {
+  const r = await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1', [poolUser]);
+  return r.rows[0].n as number;
+}
