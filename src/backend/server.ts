@@ -24,6 +24,8 @@ export class ServerConn {
   /** True until a client first sends it anything: such a connection needs no reset. */
   fresh = true;
   closed = false;
+  /** Handed to a waiting client without an eager reset: the client must pipeline DISCARD ALL first. */
+  needsReset = false;
   /** CancelRequests sent for this backend that the server has not closed yet; it is not reused until 0. */
   cancelsInFlight = 0;
   private cancelWaiters: Array<() => void> = [];
@@ -45,10 +47,16 @@ export class ServerConn {
       write: (bytes) => this.sink.write(bytes),
     };
     this.socket.on('data', (chunk: Buffer) => {
+      // The owner at the start of the chunk batches its writes until the chunk is done, even if it hands
+      // the connection on half-way: one writev per chunk instead of one syscall per message.
+      const owner = this.sink;
+      owner.begin?.();
       try {
         this.scanner.feed(chunk, dispatch);
       } catch (e) {
         this.destroy(`protocol error from server: ${(e as Error).message}`);
+      } finally {
+        owner.end?.();
       }
     });
     this.socket.on('error', (e) => this.destroy(`socket error: ${e.message}`));

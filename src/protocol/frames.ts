@@ -21,6 +21,9 @@ export interface FrameSink {
   inspect(type: number, body: Buffer): boolean;
   /** Receives forwarded bytes, in order. Buffers may be views into the input chunk: do not keep them past the call unless written. */
   write(bytes: Buffer): void;
+  /** Optional: called before and after each chunk, so a sink can batch its writes (socket cork/uncork). */
+  begin?(): void;
+  end?(): void;
 }
 
 /** Raised when a frame header is impossible (length < 4 or beyond the limit): the stream is out of sync. */

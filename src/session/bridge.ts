@@ -12,6 +12,7 @@ import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js';
 import { errorResponse, type ErrorFields, readyForQuery } from '../protocol/encode.js';
 import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
+import { PIPELINED_DISCARD_ALL } from '../backend/reset.js';
 import { PREFIX_COMMANDS } from './tenant-context.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
@@ -24,6 +25,8 @@ export interface SessionHooks {
   transactionDone(): void;
   /** The tenant context could not be set; the client's statement did not run. */
   contextFailed(reason: string): void;
+  /** The DISCARD ALL pipelined in front of this client failed; the backend was closed. */
+  resetFailed(reason: string): void;
   /** The session ended; unregister it. */
   closed(): void;
 }
@@ -54,6 +57,8 @@ export class Session {
   private unsynced = false;
   /** Messages of the context prefix still to be answered (CommandComplete count). */
   private prefixLeft = 0;
+  /** The prefix starts with the previous client's DISCARD ALL (backend handed over under load). */
+  private resetInPrefix = false;
   /** Dropping client messages until the next sync point, which is then answered ReadyForQuery (like the server after an error). */
   private rejecting = false;
   /** Last transaction status the server reported. */
@@ -95,11 +100,16 @@ export class Session {
     }
     if (this.state === 'closed') return;
     let rest: Buffer | null;
+    // Batch what this chunk forwards into one writev; the server socket may change during the chunk.
+    const server = this.server;
+    server?.socket.cork();
     try {
       rest = this.scanner.feed(chunk, this.clientSink);
     } catch (e) {
       this.fatal({ code: '08P01', message: `invalid message from client: ${(e as FrameError).message}` });
       return;
+    } finally {
+      server?.socket.uncork();
     }
     if (rest && this.state === 'idle') this.acquire(rest);
   }
@@ -124,9 +134,15 @@ export class Session {
     server.fresh = false;
     server.attach(this.serverSink);
     this.offServerClose = server.onClose((reason) => this.onServerGone(reason));
-    this.prefixLeft = PREFIX_COMMANDS;
+    this.resetInPrefix = server.needsReset;
+    server.needsReset = false;
+    this.prefixLeft = PREFIX_COMMANDS + (this.resetInPrefix ? 1 : 0);
+    // The reset (if still due), the prefix and the client's first messages leave in one writev.
+    server.socket.cork();
+    if (this.resetInPrefix) server.write(PIPELINED_DISCARD_ALL);
     server.write(this.o.contextPrefix);
     this.drainStash();
+    server.socket.uncork();
   }
 
   private onAcquireFailed(err: Error): void {
@@ -223,6 +239,8 @@ export class Session {
     write: (bytes) => {
       if (!this.o.client.write(bytes)) this.pauseServer();
     },
+    begin: () => this.o.client.cork(),
+    end: () => this.o.client.uncork(),
   };
 
   /** Swallows the context prefix's responses; an error there means the context is not set: fail closed. */
@@ -231,7 +249,9 @@ export class Session {
       this.prefixLeft--;
     } else if (type === Backend.ErrorResponse) {
       const f = decodeErrorFields(body);
-      this.failContext(`${f.C ?? ''} ${f.M ?? 'unknown error'}`.trim(), f.C);
+      const reason = `${f.C ?? ''} ${f.M ?? 'unknown error'}`.trim();
+      if (this.resetInPrefix && this.prefixLeft === PREFIX_COMMANDS + 1) this.failReset(reason);
+      else this.failContext(reason, f.C);
     } else if (type === Backend.ReadyForQuery) {
       // Only reachable if the server answered a client Sync while skipping after a prefix error.
       this.failContext('server skipped the tenant context', undefined);
@@ -253,17 +273,36 @@ export class Session {
   private failContext(reason: string, sqlstate: string | undefined): void {
     this.o.hooks.contextFailed(reason);
     this.o.log.error({ event: 'CONTEXT_FAILED', reason }, 'tenant context could not be set; client statement not run');
+    this.refuseInFlight(
+      errorResponse({
+        code: sqlstate && sqlstate !== '' ? sqlstate : '08006',
+        message: `tenant context could not be set, so the statement was not run: ${reason}`,
+        hint: 'This is a proxy or database configuration problem; the backend connection was discarded.',
+      }),
+    );
+  }
+
+  /** The pipelined DISCARD ALL failed: the backend is closed and nothing of this client ran on it. */
+  private failReset(reason: string): void {
+    this.o.hooks.resetFailed(reason);
+    this.o.log.error({ event: 'RESET_FAILED', reason }, 'backend reset failed; connection closed, client statement not run');
+    this.refuseInFlight(
+      errorResponse({
+        code: '08006',
+        message: `the pooled database connection could not be reset (${reason}); the statement was not run`,
+        hint: 'Retry the transaction; it will get another connection.',
+      }),
+    );
+  }
+
+  /** Discards the backend and answers every sync point already sent to it with `err` (then ReadyForQuery). */
+  private refuseInFlight(err: Buffer): void {
     const groups = this.pendingSyncs;
     const trailing = this.unsynced || !this.scanner.atBoundary;
     this.pendingSyncs = 0;
     this.unsynced = false;
     this.prefixLeft = 0;
     this.releaseServer('broken');
-    const err = errorResponse({
-      code: sqlstate && sqlstate !== '' ? sqlstate : '08006',
-      message: `tenant context could not be set, so the statement was not run: ${reason}`,
-      hint: 'This is a proxy or database configuration problem; the backend connection was discarded.',
-    });
     for (let i = 0; i < groups; i++) this.o.client.write(Buffer.concat([err, readyForQuery('I')]));
     if (trailing) {
       this.o.client.write(err);
