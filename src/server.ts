@@ -38,6 +38,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       log.info({ event: 'BACKEND_CLOSE', backend_pid: c.pid, conn: c.id, reason }, 'backend connection closed');
     },
     acquired: (s) => metrics.acquireWait.observe(s),
+    reset: (mode) => metrics.resets.inc({ mode }),
     resetFailed: (c, reason) => {
       metrics.resetFailures.inc();
       log.error({ event: 'RESET_FAILED', backend_pid: c.pid, conn: c.id, reason }, 'backend reset failed; connection closed');
@@ -104,6 +105,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         hooks: {
           transactionDone: () => metrics.transactions.inc(),
           contextFailed: () => metrics.contextFailures.inc(),
+          resetFailed: () => metrics.resetFailures.inc(),
           closed: () => {
             cancels.unregister(key.pid);
             sessions.delete(session!);

@@ -53,6 +53,12 @@ export class Metrics {
     help: 'Failed attempts to open a backend connection.',
     registers: [this.registry],
   });
+  readonly resets = new client.Counter({
+    name: 'pgtp_backend_resets_total',
+    help: 'DISCARD ALL resets, by how they ran: eager (own round trip, backend idle in pool) or pipelined (in front of the next waiting client).',
+    labelNames: ['mode'],
+    registers: [this.registry],
+  });
   readonly resetFailures = new client.Counter({
     name: 'pgtp_backend_reset_failures_total',
     help: 'Backends closed because DISCARD ALL failed or did not leave them idle.',

@@ -9,6 +9,15 @@ import { Action } from '../protocol/frames.js';
 import type { ServerConn } from './server.js';
 
 const DISCARD_ALL = serialize.query('DISCARD ALL');
+
+/**
+ * DISCARD ALL as extended-protocol messages without a Sync, for a backend handed straight to a waiting
+ * client: written at the head of that client's context prefix. As the first statement of the pipeline it
+ * is allowed (it refuses only transaction blocks and later pipeline positions), it completes before any
+ * later message runs, and if it fails the server skips everything up to the client's Sync: nothing of the
+ * next client runs on a connection that was not reset.
+ */
+export const PIPELINED_DISCARD_ALL = Buffer.concat([serialize.parse({ text: 'DISCARD ALL' }), serialize.bind({}), serialize.execute({})]);
 const ROLLBACK_THEN_DISCARD = Buffer.concat([serialize.query('ROLLBACK'), DISCARD_ALL]);
 
 export type ResetResult = { ok: true } | { ok: false; reason: string };

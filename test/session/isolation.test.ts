@@ -70,6 +70,23 @@ for (const [label, server] of servers) {
       expect((await b.query('SELECT item FROM orders')).rows).toEqual([{ item: 'widget' }]);
     });
 
+    it('a backend handed straight to a waiting tenant (pipelined DISCARD ALL) carries nothing over', async () => {
+      const a = await t.pgClient('acme');
+      const b = await t.pgClient('globex');
+      const pipelined = async () => (await t.proxy.metrics.resets.get()).values.find((v) => v.labels.mode === 'pipelined')?.value ?? 0;
+      const before = await pipelined();
+      await a.query('BEGIN');
+      await a.query("CREATE TEMP TABLE handoff_tmp(x int); SET work_mem = '77MB'; PREPARE handoff_stmt AS SELECT 1; SELECT pg_advisory_lock(77)");
+      // B queues behind A's open transaction, so A's backend goes straight to B when A commits.
+      const bResult = b.query(
+        "SELECT current_setting('app.current_tenant') AS tenant, current_setting('work_mem') AS wm, (SELECT count(*) FROM pg_prepared_statements)::int AS prepared, (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid())::int AS locks, to_regclass('pg_temp.handoff_tmp') IS NULL AS no_temp",
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      await a.query('COMMIT');
+      expect((await bResult).rows[0]).toEqual({ tenant: 'globex', wm: '4MB', prepared: 0, locks: 0, no_temp: true });
+      expect(await pipelined()).toBeGreaterThan(before);
+    });
+
     it('SET ROLE does not survive into the next tenant', async () => {
       const admin = await t.admin();
       await admin.query(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'iso_other_${label === 'primary' ? 'a' : 'b'}') THEN CREATE ROLE iso_other_${label === 'primary' ? 'a' : 'b'}; END IF; END $$`);
