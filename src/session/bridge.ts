@@ -27,6 +27,8 @@ export interface SessionHooks {
   contextFailed(reason: string): void;
   /** The DISCARD ALL pipelined in front of this client failed; the backend was closed. */
   resetFailed(reason: string): void;
+  /** No backend could be had (timeout, queue full, database unreachable). */
+  acquireFailed(sqlstate: string): void;
   /** The session ended; unregister it. */
   closed(): void;
 }
@@ -149,6 +151,7 @@ export class Session {
     if (this.state !== 'acquiring') return;
     this.state = 'idle';
     const pe = err instanceof PoolError ? err : new PoolError(err.message, '08006');
+    this.o.hooks.acquireFailed(pe.sqlstate);
     this.o.log.warn({ event: 'ACQUIRE_FAILED', sqlstate: pe.sqlstate, err: pe.message }, 'no backend for client');
     this.o.client.write(errorResponse({ code: pe.sqlstate, message: pe.message }));
     this.rejecting = true;

@@ -60,6 +60,8 @@ describe('acquire timeout', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
     expect(err.code).toBe('53300');
     expect(err.message).toMatch(/pool ".*" after waiting 300 ms/);
+    const failures = await t.proxy.metrics.acquireTimeouts.get();
+    expect(failures.values.find((v) => v.labels.sqlstate === '53300')?.value).toBe(1);
     await holder.query('COMMIT');
     const r = await waiter.query("SELECT current_setting('app.current_tenant') AS t");
     expect(r.rows[0].t).toBe('globex');

@@ -1,8 +1,8 @@
 // Vitest globalSetup: starts one PostgreSQL (PG_TEST_URL, Docker, or embedded 18) plus an optional embedded 16, provides them to tests.
 import type { ChildProcess } from 'node:child_process';
+import { freePort } from '../../src/demo/free-port.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -214,18 +214,6 @@ async function stopEmbedded(instance: { stop(): Promise<void> }, databaseDir: st
   await rm(databaseDir, { recursive: true, force: true });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close((err) => (err ? reject(err) : port ? resolve(port) : reject(new Error('no port assigned'))));
-    });
-  });
-}
 
 function isAlive(pid: number): boolean {
   try {

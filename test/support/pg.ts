@@ -1,6 +1,5 @@
 // Test helpers: the PostgreSQL servers started by global-setup, admin connections and per-file fixture databases.
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { sampleSchemaSql } from '../../src/demo/sample-schema.js';
@@ -95,16 +94,4 @@ export async function createFixtureDatabase(server: PgServer, name: string): Pro
   return { database: name, poolUser, poolPassword };
 }
 
-/** A TCP port that was free on 127.0.0.1 a moment ago (listen on 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close((err) => (err ? reject(err) : port ? resolve(port) : reject(new Error('no port assigned'))));
-    });
-  });
-}
+export { freePort } from '../../src/demo/free-port.js';
