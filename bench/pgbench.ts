@@ -10,6 +10,7 @@ import { SignJWT } from 'jose';
 import pg from 'pg';
 import pino from 'pino';
 import { freePort } from '../src/demo/free-port.js';
+import { validateConfig } from '../src/config/load.js';
 import { startProxy } from '../src/server.js';
 
 const run = promisify(execFile);
@@ -100,18 +101,20 @@ async function main(): Promise<void> {
     await b.end();
 
     const secret = randomBytes(32).toString('hex');
-    const proxy = await startProxy(
+    const config = validateConfig(
       {
-        listen: { host: '127.0.0.1', port: 0, max_client_conn: 10_000, startup_timeout_ms: 10_000 },
-        admin: { host: '127.0.0.1', port: 0 },
-        backend: { host: '127.0.0.1', port, database: 'bench', user: 'bench_pool', password: poolPw, connect_timeout_ms: 5000 },
-        pool: { size: POOL, acquire_timeout_ms: 30_000, max_waiting: 10_000, idle_timeout_ms: 0, reset_timeout_ms: 5000 },
-        auth: { jwt: { algorithms: ['HS256'], secret, tenant_claim: 'tenant_id', max_token_bytes: 8192, clock_tolerance_s: 0 } },
-        tenant: { setting: 'app.current_tenant', search_path: 'tenant_{tenant}, public', id_pattern: /^[a-z0-9][a-z0-9_]{0,47}$/ },
+        listen: { port: 0, max_client_conn: 10_000 },
+        admin: { port: 0 },
+        backend: { port, database: 'bench', user: 'bench_pool', password: poolPw },
+        pool: { size: POOL, acquire_timeout_ms: 30_000, idle_timeout_ms: 0 },
+        auth: { jwt: { algorithms: ['HS256'], secret } },
+        tenant: { search_path: 'tenant_{tenant}, public' },
         log: { level: 'error' },
       },
-      pino({ level: 'error' }),
+      process.env,
+      process.cwd(),
     );
+    const proxy = await startProxy(config, pino({ level: 'error' }));
     const token = await new SignJWT({ tenant_id: 'acme' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
 
     const rows: Array<[string, number]> = [];

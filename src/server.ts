@@ -13,7 +13,7 @@ import { login, LoginError } from './frontend/startup.js';
 import { errorResponse } from './protocol/encode.js';
 import { Session } from './session/bridge.js';
 import { CancelRegistry } from './session/cancel-registry.js';
-import { buildContextPrefix, renderSearchPath, TenantContextError } from './session/tenant-context.js';
+import { renderSearchPath, TenantContext, TenantContextError } from './session/tenant-context.js';
 import { probeBackend } from './backend/probe.js';
 
 export interface RunningProxy {
@@ -81,13 +81,9 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       clearTimeout(timer);
       if (!ok || socket.destroyed) return;
       const tenant = ok.identity.tenant;
-      const settings: Array<[string, string]> = [[config.tenant.setting, tenant]];
-      if (config.tenant.search_path) settings.push(['search_path', renderSearchPath(config.tenant.search_path, tenant)]);
-      // A startup setting equal to the server's own value needs no per-transaction set_config.
-      for (const [name, value] of ok.sessionParams) {
-        if (ok.serverValue(name) !== value) settings.push([name, value]);
-      }
-      const contextPrefix = buildContextPrefix(settings);
+      const tenantSettings: Array<[string, string]> = [[config.tenant.setting, tenant]];
+      if (config.tenant.search_path) tenantSettings.push(['search_path', renderSearchPath(config.tenant.search_path, tenant)]);
+      const context = new TenantContext(tenantSettings, ok.sessionParams, ok.serverValue);
       let session: Session | null = null;
       const key = cancels.register({
         cancel: () => {
@@ -100,7 +96,9 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         client: socket,
         pool,
         log: clog,
-        contextPrefix,
+        context,
+        mode: config.pool.mode,
+        statementLimits: { maxCount: config.pool.max_prepared_statements, maxBytes: config.pool.max_prepared_statement_bytes },
         shownParams: ok.shown,
         hooks: {
           transactionDone: () => metrics.transactions.inc(),

@@ -6,6 +6,7 @@ import { resolveSecret } from './secrets.js';
 import { ConfigError, type LogLevel, type ProxyConfig } from './types.js';
 import { isFullyAnchored, int, join, MAX_TIMER_MS, oneOf, optStr, section, show, str, type Raw } from './validate.js';
 
+export const POOL_MODES = ['transaction', 'session'] as const;
 export const SUPPORTED_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
 export const MIN_SECRET_BYTES = 32;
 export const DEFAULT_ID_PATTERN = '^[a-z0-9][a-z0-9_]{0,47}$';
@@ -51,7 +52,7 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
   const l = section(root.listen, 'listen', ['host', 'port', 'max_client_conn', 'startup_timeout_ms']);
   const listen = {
     host: str(l, 'listen', 'host', '127.0.0.1'),
-    port: int(l, 'listen', 'port', { ...PORT, def: 6432 }),
+    port: int(l, 'listen', 'port', { min: 0, max: 65535, def: 6432 }), // 0: any free port (tests, embedding)
     max_client_conn: int(l, 'listen', 'max_client_conn', { min: 1, max: 1_000_000, def: 1000 }),
     startup_timeout_ms: int(l, 'listen', 'startup_timeout_ms', { ...TIMEOUT, def: 10_000 }),
   };
@@ -72,7 +73,7 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     connect_timeout_ms: int(b, 'backend', 'connect_timeout_ms', { ...TIMEOUT, def: 5000 }),
   };
 
-  const p = section(root.pool, 'pool', ['size', 'acquire_timeout_ms', 'max_waiting', 'idle_timeout_ms', 'reset_timeout_ms']);
+  const p = section(root.pool, 'pool', ['mode', 'size', 'acquire_timeout_ms', 'max_waiting', 'idle_timeout_ms', 'reset_timeout_ms', 'max_prepared_statements', 'max_prepared_statement_bytes']);
   const pool = {
     size: int(p, 'pool', 'size', { min: 1, max: 10_000, def: 20 }),
     acquire_timeout_ms: int(p, 'pool', 'acquire_timeout_ms', { ...TIMEOUT, def: 5000 }),
@@ -81,6 +82,9 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     // 0: idle backends are never closed.
     idle_timeout_ms: int(p, 'pool', 'idle_timeout_ms', { min: 0, max: MAX_TIMER_MS, def: 600_000 }),
     reset_timeout_ms: int(p, 'pool', 'reset_timeout_ms', { ...TIMEOUT, def: 5000 }),
+    mode: oneOf(p, 'pool', 'mode', POOL_MODES, 'transaction'),
+    max_prepared_statements: int(p, 'pool', 'max_prepared_statements', { min: 0, max: 1_000_000, def: 1000 }),
+    max_prepared_statement_bytes: int(p, 'pool', 'max_prepared_statement_bytes', { min: 0, max: 1 << 30, def: 16 << 20 }),
   };
 
   const au = section(root.auth, 'auth', ['jwt']);

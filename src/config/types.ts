@@ -26,6 +26,12 @@ export interface BackendConfig {
 }
 
 export interface PoolConfig {
+  /** transaction: a client holds a backend per transaction; session: for its whole connection. */
+  mode: 'transaction' | 'session';
+  /** Protocol-level prepared statements remembered per client (re-prepared after each reset); LRU beyond. */
+  max_prepared_statements: number;
+  /** Bytes of Parse messages remembered per client. */
+  max_prepared_statement_bytes: number;
   /** Hard upper bound of backend connections that ever exist at once. */
   size: number;
   /** How long a client waits for a backend before it gets SQLSTATE 53300. */

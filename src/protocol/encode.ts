@@ -65,6 +65,13 @@ function errorLike(type: number, f: ErrorFields, defaultSeverity: Severity): Buf
 }
 
 export const errorResponse = (f: ErrorFields): Buffer => errorLike(Backend.ErrorResponse, f, 'ERROR');
+
+/** Re-encodes a server's ErrorResponse from its decoded fields (all of them, in the given order). */
+export function errorResponseFromFields(fields: Record<string, string>): Buffer {
+  const parts = Object.entries(fields).map(([code, value]) => Buffer.from(code + value + '\0', 'utf8'));
+  parts.push(Buffer.from([0]));
+  return frame(Backend.ErrorResponse, Buffer.concat(parts));
+}
 export const noticeResponse = (f: ErrorFields): Buffer => errorLike(Backend.NoticeResponse, f, 'NOTICE');
 
 /** The single 'N' byte that declines SSLRequest / GSSENCRequest. */

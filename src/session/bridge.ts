@@ -13,12 +13,14 @@ import { decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js'
 import { errorResponse, type ErrorFields, readyForQuery } from '../protocol/encode.js';
 import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
 import { PIPELINED_DISCARD_ALL } from '../backend/reset.js';
-import { PREFIX_COMMANDS } from './tenant-context.js';
+import { statementErrorHint, listenRefusal, statementName } from './server-messages.js';
+import { StatementCache, type StatementLimits } from './statements.js';
+import { PREFIX_COMMANDS, type TenantContext } from './tenant-context.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
 const MAX_CLIENT_FRAME = 0x4000_0000;
-/** Largest server message body the bridge assembles (ParameterStatus, ReadyForQuery, errors in the prefix). */
-const MAX_INSPECT = 1 << 20;
+/** Largest client Parse/Bind/Describe/Close the bridge reads for its statement name (64 MB). */
+const MAX_CLIENT_INSPECT = 64 << 20;
 
 export interface SessionHooks {
   /** A transaction ended on the server (ReadyForQuery 'I'). */
@@ -37,8 +39,11 @@ export interface SessionOptions {
   client: net.Socket;
   pool: Pool;
   log: Logger;
-  /** Messages that set the tenant context; see tenant-context.ts. */
-  contextPrefix: Buffer;
+  /** The client's tenant context; its prefix is written in front of each transaction. */
+  context: TenantContext;
+  /** transaction: the backend is released at the end of each transaction; session: when the client leaves. */
+  mode: 'transaction' | 'session';
+  statementLimits: StatementLimits;
   /** ParameterStatus values the client has been shown, to drop repeats caused by the per-transaction context. */
   shownParams: Map<string, string>;
   hooks: SessionHooks;
@@ -50,11 +55,13 @@ export class Session {
   private state: State = 'idle';
   private server: ServerConn | null = null;
   private offServerClose: (() => void) | null = null;
-  private readonly scanner = new FrameScanner(MAX_CLIENT_FRAME, 0);
+  private readonly scanner = new FrameScanner(MAX_CLIENT_FRAME, MAX_CLIENT_INSPECT);
+  private readonly statements: StatementCache;
   /** Client bytes read while waiting for a backend; the socket is paused meanwhile, so this stays small. */
   private stash: Buffer[] = [];
-  /** Sync points (Query, Sync, FunctionCall) sent to the server and not yet answered by ReadyForQuery. */
-  private pendingSyncs = 0;
+  /** Sync points (Query, Sync, FunctionCall) sent to this backend, and ReadyForQuery answers received. */
+  private segSent = 0;
+  private segDone = 0;
   /** Extended-protocol messages sent since the last Sync: the server holds state for this client. */
   private unsynced = false;
   /** Messages of the context prefix still to be answered (CommandComplete count). */
@@ -69,6 +76,7 @@ export class Session {
   private serverPaused = false;
 
   constructor(private readonly o: SessionOptions) {
+    this.statements = new StatementCache(o.statementLimits);
     const { client } = o;
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     client.on('drain', () => this.resumeServer());
@@ -139,10 +147,12 @@ export class Session {
     this.resetInPrefix = server.needsReset;
     server.needsReset = false;
     this.prefixLeft = PREFIX_COMMANDS + (this.resetInPrefix ? 1 : 0);
+    this.segSent = this.segDone = 0;
+    this.statements.newBackend();
     // The reset (if still due), the prefix and the client's first messages leave in one writev.
     server.socket.cork();
     if (this.resetInPrefix) server.write(PIPELINED_DISCARD_ALL);
-    server.write(this.o.contextPrefix);
+    server.write(this.o.context.prefix);
     this.drainStash();
     server.socket.uncork();
   }
@@ -173,7 +183,7 @@ export class Session {
   }
 
   private readonly clientSink: FrameSink = {
-    classify: (type) => {
+    classify: (type, length) => {
       if (type === Frontend.Terminate) {
         queueMicrotask(() => this.onClientGone());
         return Action.Drop;
@@ -198,22 +208,32 @@ export class Session {
         case Frontend.Query:
         case Frontend.Sync:
         case Frontend.FunctionCall:
-          this.pendingSyncs++;
+          if (type === Frontend.Query) this.statements.simpleQuery();
+          this.segSent++;
           this.unsynced = false;
-          break;
+          return Action.Pass;
         case Frontend.Parse:
         case Frontend.Bind:
-        case Frontend.Execute:
         case Frontend.Describe:
         case Frontend.Close:
+          // Their statement names decide whether a statement must be prepared again first. Larger
+          // messages pass unread: their statements are usable within the transaction only.
           this.unsynced = true;
-          break;
+          return length - 4 <= MAX_CLIENT_INSPECT ? Action.Inspect : Action.Pass;
+        case Frontend.Execute:
+          this.unsynced = true;
+          return Action.Pass;
         default:
-          break; // Flush and COPY messages belong to the sync point already counted.
+          return Action.Pass; // Flush and COPY messages belong to the sync point already counted.
       }
-      return Action.Pass;
     },
-    inspect: () => false,
+    inspect: (type, body) => {
+      const server = this.server;
+      if (!server) return false;
+      const inject = this.statementMessage(type, body);
+      if (inject) server.write(inject);
+      return true;
+    },
     write: (bytes) => {
       const server = this.server;
       if (!server) return; // backend gone mid-frame: the rest of that frame is dropped
@@ -226,18 +246,36 @@ export class Session {
   private readonly serverSink: FrameSink = {
     classify: (type) => {
       if (this.prefixLeft > 0) return Action.Inspect;
-      if (type === Backend.ReadyForQuery || type === Backend.ParameterStatus) return Action.Inspect;
-      return Action.Pass;
+      switch (type) {
+        case Backend.ParseComplete:
+          return this.statements.parseComplete() ? Action.Pass : Action.Drop;
+        case Backend.ReadyForQuery:
+        case Backend.ParameterStatus:
+        case Backend.ErrorResponse:
+          return Action.Inspect;
+        case Backend.CommandComplete:
+          return this.o.mode === 'transaction' ? Action.Inspect : Action.Pass;
+        default:
+          return Action.Pass;
+      }
     },
     inspect: (type, body) => {
       if (this.prefixLeft > 0) return this.onPrefixMessage(type, body);
-      if (type === Backend.ParameterStatus) {
-        const [name, value] = decodeParameterStatus(body);
-        if (this.o.shownParams.get(name) === value) return false;
-        this.o.shownParams.set(name, value);
-        return true;
+      switch (type) {
+        case Backend.ReadyForQuery:
+          return this.onReadyForQuery(body[0]);
+        case Backend.ParameterStatus: {
+          const [name, value] = decodeParameterStatus(body);
+          this.o.context.reported(name, value);
+          if (this.o.shownParams.get(name) === value) return false;
+          this.o.shownParams.set(name, value);
+          return true;
+        }
+        case Backend.ErrorResponse:
+          return this.onServerError(body);
+        default:
+          return this.onCommandComplete(body);
       }
-      return this.onReadyForQuery(body[0]);
     },
     write: (bytes) => {
       if (!this.o.client.write(bytes)) this.pauseServer();
@@ -245,6 +283,32 @@ export class Session {
     begin: () => this.o.client.cork(),
     end: () => this.o.client.uncork(),
   };
+
+  /** Tracks the client's prepared statements; returns a Parse to send before this message, or null. */
+  private statementMessage(type: number, body: Buffer): Buffer | null {
+    const ref = statementName(type, body);
+    if (!ref) return null;
+    if (ref.kind === 'parse') return this.statements.clientParse(ref.name, body, this.segSent);
+    if (ref.kind === 'use') return this.statements.clientUses(ref.name, this.segSent);
+    this.statements.clientClose(ref.name);
+    return null;
+  }
+
+  /** An error skips the rest of its sync segment; some errors get a transaction-pooling hint. */
+  private onServerError(body: Buffer): boolean {
+    this.statements.error(this.segDone);
+    const rewritten = statementErrorHint(body);
+    if (!rewritten) return true;
+    this.o.client.write(rewritten);
+    return false;
+  }
+
+  private onCommandComplete(tag: Buffer): boolean {
+    const refusal = listenRefusal(tag);
+    if (!refusal) return true;
+    this.o.client.write(refusal);
+    return false;
+  }
 
   /** Swallows the context prefix's responses; an error there means the context is not set: fail closed. */
   private onPrefixMessage(type: number, body: Buffer): boolean {
@@ -262,10 +326,16 @@ export class Session {
     return false;
   }
 
+  /** Sync points sent to the backend that it has not answered yet. */
+  private get pendingSyncs(): number {
+    return this.segSent - this.segDone;
+  }
+
   private onReadyForQuery(status: number): boolean {
     this.txStatus = status;
-    this.pendingSyncs--;
+    this.segDone++;
     if (status === TxStatus.Idle) this.o.hooks.transactionDone();
+    if (this.o.mode === 'session') return true;
     if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;
     // The transaction is over and the server owes this client nothing: hand the backend back.
     this.o.client.write(readyForQuery('I'));
@@ -302,7 +372,7 @@ export class Session {
   private refuseInFlight(err: Buffer): void {
     const groups = this.pendingSyncs;
     const trailing = this.unsynced || !this.scanner.atBoundary;
-    this.pendingSyncs = 0;
+    this.segDone = this.segSent;
     this.unsynced = false;
     this.prefixLeft = 0;
     this.releaseServer('broken');

@@ -56,8 +56,52 @@ const BEGIN = Buffer.concat([serialize.parse({ text: 'BEGIN' }), serialize.bind(
 const COMMIT = Buffer.concat([serialize.parse({ text: 'COMMIT' }), serialize.bind({}), serialize.execute({})]);
 
 /**
- * Builds the prefix for a list of (setting, value) pairs. Built once per client login; written
- * unchanged at the start of each of its transactions.
+ * Session settings the server reports (ParameterStatus) that a client may change with its own SET; the
+ * proxy re-applies the latest value in every later transaction. Lowercase names.
+ */
+export const TRACKED_REPORTED = new Set(['application_name', 'client_encoding', 'datestyle', 'intervalstyle', 'timezone', 'standard_conforming_strings']);
+
+/**
+ * One client's context: the tenant's settings, plus the session settings it asked for at startup or set
+ * later. The prefix is built once and rebuilt only when a session setting changes, never per transaction.
+ */
+export class TenantContext {
+  private cached: Buffer | null = null;
+
+  /**
+   * @param tenantSettings the tenant's own settings (tenant.setting, search_path): never client-changeable
+   * @param session the client's session settings, lowercase name → value
+   * @param serverValue the server's default for a setting; an equal value needs no set_config
+   */
+  constructor(
+    private readonly tenantSettings: ReadonlyArray<readonly [string, string]>,
+    private readonly session: Map<string, string>,
+    private readonly serverValue: (name: string) => string | undefined,
+  ) {}
+
+  get prefix(): Buffer {
+    if (!this.cached) {
+      const settings = [...this.tenantSettings];
+      for (const [name, value] of this.session) if (this.serverValue(name) !== value) settings.push([name, value]);
+      this.cached = buildContextPrefix(settings);
+    }
+    return this.cached;
+  }
+
+  /** The server reported a setting changed by the client's own statement; keep it for later transactions. */
+  reported(name: string, value: string): void {
+    const key = name.toLowerCase();
+    if (!TRACKED_REPORTED.has(key) || this.session.get(key) === value) return;
+    if (this.session.get(key) === undefined && this.serverValue(key) === value) return;
+    this.session.set(key, value);
+    this.cached = null;
+  }
+}
+
+/**
+ * Builds the prefix for a list of (setting, value) pairs. The last statement it leaves as the unnamed
+ * prepared statement is COMMIT: a client that Binds the unnamed statement without parsing one can only
+ * ever run that, never the set_config with values of its choosing.
  */
 export function buildContextPrefix(settings: ReadonlyArray<readonly [string, string]>): Buffer {
   if (settings.length === 0) throw new TenantContextError('a tenant context needs at least one setting');

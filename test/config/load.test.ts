@@ -54,7 +54,7 @@ describe('defaults', () => {
     expect(c.listen).toEqual({ host: '127.0.0.1', port: 6432, max_client_conn: 1000, startup_timeout_ms: 10000 });
     expect(c.admin).toEqual({ host: '127.0.0.1', port: 9187 });
     expect(c.backend).toEqual({ host: '127.0.0.1', port: 5432, database: 'app', user: 'app_pool', password: 'pw', connect_timeout_ms: 5000 });
-    expect(c.pool).toEqual({ size: 20, acquire_timeout_ms: 5000, max_waiting: 10000, idle_timeout_ms: 600000, reset_timeout_ms: 5000 });
+    expect(c.pool).toEqual({ size: 20, acquire_timeout_ms: 5000, max_waiting: 10000, idle_timeout_ms: 600000, reset_timeout_ms: 5000, mode: 'transaction', max_prepared_statements: 1000, max_prepared_statement_bytes: 16777216 });
     expect(c.auth.jwt).toEqual({ algorithms: ['HS256'], secret: SECRET, tenant_claim: 'tenant_id', max_token_bytes: 8192, clock_tolerance_s: 0 });
     expect(c.tenant.setting).toBe('app.current_tenant');
     expect(c.tenant.search_path).toBeUndefined();
@@ -172,8 +172,8 @@ describe('errors name the key', () => {
   });
 
   it('types and ranges', () => {
-    expectError(MINIMAL + 'listen: { port: 0 }', 'listen.port', '1 to 65535');
-    expectError(MINIMAL + 'listen: { port: 70000 }', 'listen.port', '1 to 65535');
+    expect(cfg('listen: { port: 0 }').listen.port).toBe(0);
+    expectError(MINIMAL + 'listen: { port: 70000 }', 'listen.port', '0 to 65535');
     expectError(MINIMAL + 'listen: { port: "6432" }', 'listen.port', 'integer');
     expectError(MINIMAL + 'admin: { port: -1 }', 'admin.port', '0 to 65535');
     expectError(MINIMAL + 'pool: { size: 0 }', 'pool.size', '1 to 10000');

@@ -40,8 +40,11 @@ for (const [label, server] of servers) {
         PREPARE leak_stmt AS SELECT 1;
         SELECT pg_advisory_lock(4242);
         DECLARE leak_cur CURSOR WITH HOLD FOR SELECT 1;
-        LISTEN leak_channel;
       `);
+      // LISTEN is refused in transaction mode (it would end with the transaction), yet it did run on the
+      // server: the reset must still drop it.
+      const listen = (await a.query('LISTEN leak_channel').catch((e: unknown) => e)) as { code?: string };
+      expect(listen.code).toBe('0A000');
       // Tenant B runs next on the same backend.
       const r = await b.query(`
         SELECT pg_backend_pid() AS pid,

@@ -4,6 +4,7 @@ import pg from 'pg';
 import postgres from 'postgres';
 import pino from 'pino';
 import type { ProxyConfig } from '../../src/config/types.js';
+import { validateConfig } from '../../src/config/load.js';
 import { startProxy, type RunningProxy } from '../../src/server.js';
 import { createFixtureDatabase, type PgServer } from './pg.js';
 
@@ -30,25 +31,20 @@ export interface TestProxy {
 export async function startTestProxy(
   server: PgServer,
   name: string,
-  overrides: { pool?: Partial<ProxyConfig['pool']>; tenant?: Partial<ProxyConfig['tenant']>; listen?: Partial<ProxyConfig['listen']> } = {},
+  /** Config keys as they would be written in YAML, over the test defaults. */
+  overrides: { pool?: Record<string, unknown>; tenant?: Record<string, unknown>; listen?: Record<string, unknown> } = {},
 ): Promise<TestProxy> {
   const fx = await createFixtureDatabase(server, name);
-  const config: ProxyConfig = {
-    listen: { host: '127.0.0.1', port: 0, max_client_conn: 1000, startup_timeout_ms: 10_000, ...overrides.listen },
-    admin: { host: '127.0.0.1', port: 0 },
-    backend: {
-      host: server.host,
-      port: server.port,
-      database: fx.database,
-      user: fx.poolUser,
-      password: fx.poolPassword,
-      connect_timeout_ms: 5000,
-    },
-    pool: { size: 4, acquire_timeout_ms: 5000, max_waiting: 10_000, idle_timeout_ms: 0, reset_timeout_ms: 5000, ...overrides.pool },
-    auth: { jwt: { algorithms: ['HS256'], secret: JWT_SECRET, tenant_claim: 'tenant_id', max_token_bytes: 8192, clock_tolerance_s: 0 } },
-    tenant: { setting: 'app.current_tenant', search_path: 'tenant_{tenant}, public', id_pattern: /^[a-z0-9][a-z0-9_]{0,47}$/, ...overrides.tenant },
+  const tree = {
+    listen: { port: 0, ...overrides.listen },
+    admin: { port: 0 },
+    backend: { host: server.host, port: server.port, database: fx.database, user: fx.poolUser, password: fx.poolPassword },
+    pool: { size: 4, idle_timeout_ms: 0, ...overrides.pool },
+    auth: { jwt: { algorithms: ['HS256'], secret: JWT_SECRET } },
+    tenant: { search_path: 'tenant_{tenant}, public', ...overrides.tenant },
     log: { level: 'silent' },
   };
+  const config: ProxyConfig = validateConfig(tree, process.env, process.cwd());
   const log = pino({ level: process.env.PGTP_TEST_LOG ?? 'silent' });
   const proxy = await startProxy(config, log);
   const opened: Array<{ end(): Promise<unknown> }> = [];

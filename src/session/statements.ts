@@ -1,0 +1,142 @@
+// Protocol-level prepared statements that survive transaction pooling. DISCARD ALL deallocates every
+// statement before a backend is reused, so the proxy keeps each client's Parse messages and prepares a
+// statement again, on whichever backend the client holds, just before a Bind or Describe needs it. The
+// server's answers to those extra Parse messages (ParseComplete) are matched by position and swallowed,
+// so the client sees exactly what a direct connection would show.
+// Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+
+/** A Parse sent to the server and not yet answered. */
+interface PendingParse {
+  /** Sync segment it was sent in: an error skips the rest of its segment, this Parse included. */
+  seg: number;
+  name: string;
+  /** Sent by the proxy (re-prepare): its ParseComplete is not shown to the client. */
+  synthetic: boolean;
+  /** The client's own Parse frame, kept once the server accepts it. */
+  frame: Buffer | null;
+}
+
+export interface StatementLimits {
+  /** Most statements remembered per client; the least recently used is forgotten first. */
+  maxCount: number;
+  /** Most bytes of Parse messages remembered per client. */
+  maxBytes: number;
+}
+
+/** Rebuilds a whole frame from a type and a body that may be a view into a socket chunk. */
+function frameOf(type: number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = type;
+  out.writeUInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+const PARSE = 0x50;
+
+export class StatementCache {
+  /** name → the client's Parse frame; Map order is recency (LRU first). */
+  private readonly defs = new Map<string, Buffer>();
+  private bytes = 0;
+  /** Statements that exist on the backend the client holds now. */
+  private readonly onBackend = new Set<string>();
+  private pending: PendingParse[] = [];
+
+  constructor(private readonly limits: StatementLimits) {}
+
+  /** A new backend: nothing is prepared on it (it is fresh or was reset). */
+  newBackend(): void {
+    this.onBackend.clear();
+    this.pending = [];
+  }
+
+  get size(): number {
+    return this.defs.size;
+  }
+
+  /**
+   * The client sends Parse. Returns a Parse to send before it, or null. When the client redefines a name it
+   * never closed, the old definition is prepared first so the server answers "already exists", as it would
+   * on a direct connection.
+   */
+  clientParse(name: string, body: Buffer, seg: number): Buffer | null {
+    let inject: Buffer | null = null;
+    if (name !== '' && !this.onBackend.has(name) && !this.isPending(name)) inject = this.reprepare(name, seg);
+    this.pending.push({ seg, name, synthetic: false, frame: frameOf(PARSE, body) });
+    return inject;
+  }
+
+  /** The client sends Bind or Describe of statement `name`. Returns a Parse to send first, or null. */
+  clientUses(name: string, seg: number): Buffer | null {
+    if (this.onBackend.has(name) || this.isPending(name)) {
+      this.touch(name);
+      return null;
+    }
+    return this.reprepare(name, seg);
+  }
+
+  /** The client closes statement `name`: forgotten here; the Close still goes to the server. */
+  clientClose(name: string): void {
+    this.forget(name);
+    this.onBackend.delete(name);
+  }
+
+  /** A simple Query destroys the unnamed statement on the server. */
+  simpleQuery(): void {
+    this.forget('');
+    this.onBackend.delete('');
+  }
+
+  /** The server sent ParseComplete: returns true if the client must see it. */
+  parseComplete(): boolean {
+    const p = this.pending.shift();
+    if (!p) return true;
+    this.onBackend.add(p.name);
+    if (p.frame) this.remember(p.name, p.frame);
+    return !p.synthetic;
+  }
+
+  /** The server reported an error while processing segment `seg`: the rest of that segment was skipped. */
+  error(seg: number): void {
+    this.pending = this.pending.filter((p) => p.seg !== seg);
+  }
+
+  private isPending(name: string): boolean {
+    return this.pending.some((p) => p.name === name);
+  }
+
+  private reprepare(name: string, seg: number): Buffer | null {
+    const frame = this.defs.get(name);
+    if (!frame) return null;
+    this.touch(name);
+    this.pending.push({ seg, name, synthetic: true, frame: null });
+    return frame;
+  }
+
+  private touch(name: string): void {
+    const frame = this.defs.get(name);
+    if (frame) {
+      this.defs.delete(name);
+      this.defs.set(name, frame);
+    }
+  }
+
+  private remember(name: string, frame: Buffer): void {
+    this.forget(name);
+    if (frame.length > this.limits.maxBytes) return; // too large to keep: usable in this transaction only
+    this.defs.set(name, frame);
+    this.bytes += frame.length;
+    for (const [oldest, f] of this.defs) {
+      if (this.defs.size <= this.limits.maxCount && this.bytes <= this.limits.maxBytes) break;
+      this.defs.delete(oldest);
+      this.bytes -= f.length;
+    }
+  }
+
+  private forget(name: string): void {
+    const old = this.defs.get(name);
+    if (!old) return;
+    this.defs.delete(name);
+    this.bytes -= old.length;
+  }
+}
