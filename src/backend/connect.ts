@@ -31,7 +31,7 @@ export class BackendConnectError extends Error {
 
 const MAX_STARTUP_FRAME = 1 << 20;
 
-export function connectBackend(cfg: BackendConfig, applicationName = 'pg-tenant-proxy'): Promise<Handshake> {
+export function connectBackend(cfg: BackendConfig): Promise<Handshake> {
   return new Promise<Handshake>((resolve, reject) => {
     const socket = net.connect({ host: cfg.host, port: cfg.port });
     socket.setNoDelay(true);
@@ -143,7 +143,9 @@ export function connectBackend(cfg: BackendConfig, applicationName = 'pg-tenant-
     socket.on('error', onError);
     socket.on('close', onClose);
     socket.on('connect', () => {
-      socket.write(serialize.startup({ user: cfg.user, database: cfg.database, application_name: applicationName }));
+      // No application_name of the proxy's own: the server's default ('') is then also what a client that
+      // sets none should see, and each client's own name is applied per transaction.
+      socket.write(serialize.startup({ user: cfg.user, database: cfg.database }));
     });
   });
 }

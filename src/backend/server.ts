@@ -2,7 +2,7 @@
 // (a client session while assigned, the reset procedure, or the idle watcher while pooled).
 import type net from 'node:net';
 import { Backend } from '../protocol/codes.js';
-import { decodeErrorFields } from '../protocol/decode.js';
+import { decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js';
 import { Action, type FrameSink, FrameScanner } from '../protocol/frames.js';
 import type { Handshake } from './connect.js';
 
@@ -19,6 +19,11 @@ export class ServerConn {
   readonly pid: number;
   readonly secret: Buffer;
   readonly params: Map<string, string>;
+  /**
+   * The last value of each reported setting the server sent on this connection. The server reports a
+   * setting only when it differs from this, so "no report" at a ReadyForQuery means "still this value".
+   */
+  readonly reported: Map<string, string>;
   readonly createdAt = Date.now();
   lastUsedAt = Date.now();
   /** True until a client first sends it anything: such a connection needs no reset. */
@@ -38,12 +43,25 @@ export class ServerConn {
     this.pid = hs.pid;
     this.secret = hs.secret;
     this.params = hs.params;
+    this.reported = new Map(hs.params);
     this.sink = this.idleSink;
     // Frames are dispatched to the owner of the moment: an owner may hand the connection on in the middle
     // of a chunk (e.g. at ReadyForQuery), and the rest of that chunk belongs to the next owner.
+    // ParameterStatus is read here whoever the owner is, to mirror what the server last reported.
+    let ownerAction = Action.Pass;
     const dispatch: FrameSink = {
-      classify: (type, length) => this.sink.classify(type, length),
-      inspect: (type, body) => this.sink.inspect(type, body),
+      classify: (type, length) => {
+        if (type !== Backend.ParameterStatus) return this.sink.classify(type, length);
+        ownerAction = this.sink.classify(type, length);
+        return Action.Inspect;
+      },
+      inspect: (type, body) => {
+        if (type !== Backend.ParameterStatus) return this.sink.inspect(type, body);
+        const [name, value] = decodeParameterStatus(body);
+        this.reported.set(name, value);
+        if (ownerAction === Action.Inspect) return this.sink.inspect(type, body);
+        return ownerAction === Action.Pass;
+      },
       write: (bytes) => this.sink.write(bytes),
     };
     this.socket.on('data', (chunk: Buffer) => {

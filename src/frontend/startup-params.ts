@@ -38,12 +38,17 @@ export function sessionParamsFromStartup(params: Map<string, string>): Map<strin
       continue;
     }
     if (name === 'options') {
-      if (value.trim() === '') continue;
-      throw new StartupParamError(
-        '08P01',
-        'startup "options" are not supported through pg-tenant-proxy',
-        'remove PGOPTIONS / the options connection parameter; set parameters with SET inside transactions instead',
-      );
+      for (const [optName, optValue] of parseOptions(value)) {
+        if (!SESSION_PARAMS.has(optName)) {
+          throw new StartupParamError(
+            '08P01',
+            `startup option -c ${optName.slice(0, 64)} is not allowed through pg-tenant-proxy: options are never forwarded raw to pooled connections`,
+            `allowed: ${[...SESSION_PARAMS].join(', ')}`,
+          );
+        }
+        out.set(optName, optValue);
+      }
+      continue;
     }
     if (name === 'search_path') {
       throw new StartupParamError('42501', 'search_path is set by the proxy from the tenant and cannot be chosen at connect time', 'remove search_path / currentSchema from the connection settings');
@@ -56,4 +61,48 @@ export function sessionParamsFromStartup(params: Map<string, string>): Map<strin
   const fallback = params.get('fallback_application_name');
   if (!out.has('application_name') && fallback) out.set('application_name', fallback);
   return out;
+}
+
+/**
+ * Parses a libpq `options` string: `-c name=value` or `--name=value` pairs separated by whitespace, where
+ * a backslash escapes the next character (so `\ ` is a space inside a value). Anything else is refused.
+ * Reference: https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-OPTIONS
+ */
+export function parseOptions(options: string): Array<[string, string]> {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  for (let i = 0; i < options.length; i++) {
+    const ch = options[i];
+    if (ch === '\\' && i + 1 < options.length) {
+      word += options[++i];
+      inWord = true;
+    } else if (/\s/.test(ch)) {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+    } else {
+      word += ch;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(word);
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i < words.length; i++) {
+    let setting: string;
+    if (words[i] === '-c') {
+      if (i + 1 >= words.length) throw new StartupParamError('08P01', 'startup option -c has no name=value after it');
+      setting = words[++i];
+    } else if (words[i].startsWith('-c')) {
+      setting = words[i].slice(2);
+    } else if (words[i].startsWith('--')) {
+      setting = words[i].slice(2);
+    } else {
+      throw new StartupParamError('08P01', `unsupported startup option "${words[i].slice(0, 64)}": only -c name=value is accepted`);
+    }
+    const eq = setting.indexOf('=');
+    if (eq <= 0) throw new StartupParamError('08P01', `startup option "${setting.slice(0, 64)}" is not name=value`);
+    pairs.push([setting.slice(0, eq).toLowerCase().replace(/-/g, '_'), setting.slice(eq + 1)]);
+  }
+  return pairs;
 }

@@ -129,16 +129,13 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
   // Reported names are mixed case (DateStyle, TimeZone); startup names are matched case-insensitively.
   const reportedName = new Map([...server.keys()].map((k) => [k.toLowerCase(), k]));
   const shown = new Map(server);
-  // The backend's application_name is the proxy's own; the client sees its own name, or none.
-  shown.set('application_name', '');
   for (const [name, value] of sessionParams) {
     const reported = reportedName.get(name);
     if (reported !== undefined) shown.set(reported, value);
   }
   const serverValue = (name: string): string | undefined => {
     const reported = reportedName.get(name);
-    if (reported === undefined) return undefined;
-    return name === 'application_name' ? undefined : server.get(reported);
+    return reported === undefined ? undefined : server.get(reported);
   };
   const leftover = reader.detach();
   return {

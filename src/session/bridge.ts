@@ -10,12 +10,12 @@ import { PoolError } from '../backend/pool.js';
 import type { ServerConn } from '../backend/server.js';
 import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js';
-import { errorResponse, type ErrorFields, readyForQuery } from '../protocol/encode.js';
+import { errorResponse, type ErrorFields, parameterStatus, readyForQuery } from '../protocol/encode.js';
 import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
 import { PIPELINED_DISCARD_ALL } from '../backend/reset.js';
 import { statementErrorHint, listenRefusal, statementName } from './server-messages.js';
 import { StatementCache, type StatementLimits } from './statements.js';
-import { PREFIX_COMMANDS, type TenantContext } from './tenant-context.js';
+import { PREFIX_COMMANDS, TRACKED_REPORTED, type TenantContext } from './tenant-context.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
 const MAX_CLIENT_FRAME = 0x4000_0000;
@@ -266,7 +266,6 @@ export class Session {
           return this.onReadyForQuery(body[0]);
         case Backend.ParameterStatus: {
           const [name, value] = decodeParameterStatus(body);
-          this.o.context.reported(name, value);
           if (this.o.shownParams.get(name) === value) return false;
           this.o.shownParams.set(name, value);
           return true;
@@ -283,6 +282,21 @@ export class Session {
     begin: () => this.o.client.cork(),
     end: () => this.o.client.uncork(),
   };
+
+  /**
+   * End of a transaction: keep the client's own changes to reported settings for its next transactions,
+   * and show it any value its statements now see that it was not told about (a RESET on a backend that had
+   * already reported the default sends no ParameterStatus of its own).
+   */
+  private settleSessionSettings(server: ServerConn): void {
+    this.o.context.settle(server.reported);
+    for (const reported of TRACKED_REPORTED.values()) {
+      const value = server.reported.get(reported);
+      if (value === undefined || this.o.shownParams.get(reported) === value) continue;
+      this.o.shownParams.set(reported, value);
+      this.o.client.write(parameterStatus(reported, value));
+    }
+  }
 
   /** Tracks the client's prepared statements; returns a Parse to send before this message, or null. */
   private statementMessage(type: number, body: Buffer): Buffer | null {
@@ -336,6 +350,7 @@ export class Session {
     this.segDone++;
     if (status === TxStatus.Idle) this.o.hooks.transactionDone();
     if (this.o.mode === 'session') return true;
+    if (status === TxStatus.Idle && this.server) this.settleSessionSettings(this.server);
     if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;
     // The transaction is over and the server owes this client nothing: hand the backend back.
     this.o.client.write(readyForQuery('I'));

@@ -59,7 +59,14 @@ const COMMIT = Buffer.concat([serialize.parse({ text: 'COMMIT' }), serialize.bin
  * Session settings the server reports (ParameterStatus) that a client may change with its own SET; the
  * proxy re-applies the latest value in every later transaction. Lowercase names.
  */
-export const TRACKED_REPORTED = new Set(['application_name', 'client_encoding', 'datestyle', 'intervalstyle', 'timezone', 'standard_conforming_strings']);
+export const TRACKED_REPORTED: ReadonlyMap<string, string> = new Map([
+  ['application_name', 'application_name'],
+  ['client_encoding', 'client_encoding'],
+  ['datestyle', 'DateStyle'],
+  ['intervalstyle', 'IntervalStyle'],
+  ['timezone', 'TimeZone'],
+  ['standard_conforming_strings', 'standard_conforming_strings'],
+]);
 
 /**
  * One client's context: the tenant's settings, plus the session settings it asked for at startup or set
@@ -88,14 +95,21 @@ export class TenantContext {
     return this.cached;
   }
 
-  /** The server reported a setting changed by the client's own statement; keep it for later transactions. */
-  reported(name: string, value: string): void {
-    const key = name.toLowerCase();
-    if (!TRACKED_REPORTED.has(key) || this.session.get(key) === value) return;
-    if (this.session.get(key) === undefined && this.serverValue(key) === value) return;
-    this.session.set(key, value);
-    this.cached = null;
+  /**
+   * At the end of a transaction, given the server's last reported values (ServerConn.reported): a tracked
+   * setting that differs from what this context asked for was changed by the client's own SET, RESET or
+   * DISCARD, and is kept for its later transactions.
+   */
+  settle(actual: ReadonlyMap<string, string>): void {
+    for (const [name, reported] of TRACKED_REPORTED) {
+      const value = actual.get(reported);
+      if (value === undefined || value === (this.session.get(name) ?? this.serverValue(name))) continue;
+      this.session.set(name, value);
+      this.cached = null;
+    }
   }
+
+
 }
 
 /**
