@@ -8,14 +8,14 @@ import type { Logger } from 'pino';
 import type { Pool, ReleaseMode } from '../backend/pool.js';
 import { PoolError } from '../backend/pool.js';
 import type { ServerConn } from '../backend/server.js';
-import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
-import { decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js';
-import { errorResponse, type ErrorFields, parameterStatus, readyForQuery } from '../protocol/encode.js';
+import { Frontend, TxStatus } from '../protocol/codes.js';
+import { errorResponse, type ErrorFields, readyForQuery } from '../protocol/encode.js';
 import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
 import { PIPELINED_DISCARD_ALL } from '../backend/reset.js';
-import { statementErrorHint, listenRefusal, statementName } from './server-messages.js';
+import { type ResponseOwner, ServerResponses } from './responses.js';
+import { statementName } from './server-messages.js';
 import { StatementCache, type StatementLimits } from './statements.js';
-import { PREFIX_COMMANDS, TRACKED_REPORTED, type TenantContext } from './tenant-context.js';
+import type { TenantContext } from './tenant-context.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
 const MAX_CLIENT_FRAME = 0x4000_0000;
@@ -51,12 +51,13 @@ export interface SessionOptions {
 
 type State = 'idle' | 'acquiring' | 'active' | 'closed';
 
-export class Session {
+export class Session implements ResponseOwner {
   private state: State = 'idle';
   private server: ServerConn | null = null;
   private offServerClose: (() => void) | null = null;
   private readonly scanner = new FrameScanner(MAX_CLIENT_FRAME, MAX_CLIENT_INSPECT);
   private readonly statements: StatementCache;
+  private readonly responses: ServerResponses;
   /** Client bytes read while waiting for a backend; the socket is paused meanwhile, so this stays small. */
   private stash: Buffer[] = [];
   /** Sync points (Query, Sync, FunctionCall) sent to this backend, and ReadyForQuery answers received. */
@@ -64,10 +65,6 @@ export class Session {
   private segDone = 0;
   /** Extended-protocol messages sent since the last Sync: the server holds state for this client. */
   private unsynced = false;
-  /** Messages of the context prefix still to be answered (CommandComplete count). */
-  private prefixLeft = 0;
-  /** The prefix starts with the previous client's DISCARD ALL (backend handed over under load). */
-  private resetInPrefix = false;
   /** Dropping client messages until the next sync point, which is then answered ReadyForQuery (like the server after an error). */
   private rejecting = false;
   /** Last transaction status the server reported. */
@@ -77,6 +74,7 @@ export class Session {
 
   constructor(private readonly o: SessionOptions) {
     this.statements = new StatementCache(o.statementLimits);
+    this.responses = new ServerResponses(o.client, this.statements, o.context, o.shownParams, o.mode, this);
     const { client } = o;
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     client.on('drain', () => this.resumeServer());
@@ -142,16 +140,16 @@ export class Session {
     this.state = 'active';
     this.server = server;
     server.fresh = false;
-    server.attach(this.serverSink);
+    server.attach(this.responses);
     this.offServerClose = server.onClose((reason) => this.onServerGone(reason));
-    this.resetInPrefix = server.needsReset;
+    const reset = server.needsReset;
     server.needsReset = false;
-    this.prefixLeft = PREFIX_COMMANDS + (this.resetInPrefix ? 1 : 0);
+    this.responses.startHold(server, reset);
     this.segSent = this.segDone = 0;
     this.statements.newBackend();
     // The reset (if still due), the prefix and the client's first messages leave in one writev.
     server.socket.cork();
-    if (this.resetInPrefix) server.write(PIPELINED_DISCARD_ALL);
+    if (reset) server.write(PIPELINED_DISCARD_ALL);
     server.write(this.o.context.prefix);
     this.drainStash();
     server.socket.uncork();
@@ -241,63 +239,6 @@ export class Session {
     },
   };
 
-  // ---- server → client ------------------------------------------------------------------------
-
-  private readonly serverSink: FrameSink = {
-    classify: (type) => {
-      if (this.prefixLeft > 0) return Action.Inspect;
-      switch (type) {
-        case Backend.ParseComplete:
-          return this.statements.parseComplete() ? Action.Pass : Action.Drop;
-        case Backend.ReadyForQuery:
-        case Backend.ParameterStatus:
-        case Backend.ErrorResponse:
-          return Action.Inspect;
-        case Backend.CommandComplete:
-          return this.o.mode === 'transaction' ? Action.Inspect : Action.Pass;
-        default:
-          return Action.Pass;
-      }
-    },
-    inspect: (type, body) => {
-      if (this.prefixLeft > 0) return this.onPrefixMessage(type, body);
-      switch (type) {
-        case Backend.ReadyForQuery:
-          return this.onReadyForQuery(body[0]);
-        case Backend.ParameterStatus: {
-          const [name, value] = decodeParameterStatus(body);
-          if (this.o.shownParams.get(name) === value) return false;
-          this.o.shownParams.set(name, value);
-          return true;
-        }
-        case Backend.ErrorResponse:
-          return this.onServerError(body);
-        default:
-          return this.onCommandComplete(body);
-      }
-    },
-    write: (bytes) => {
-      if (!this.o.client.write(bytes)) this.pauseServer();
-    },
-    begin: () => this.o.client.cork(),
-    end: () => this.o.client.uncork(),
-  };
-
-  /**
-   * End of a transaction: keep the client's own changes to reported settings for its next transactions,
-   * and show it any value its statements now see that it was not told about (a RESET on a backend that had
-   * already reported the default sends no ParameterStatus of its own).
-   */
-  private settleSessionSettings(server: ServerConn): void {
-    this.o.context.settle(server.reported);
-    for (const reported of TRACKED_REPORTED.values()) {
-      const value = server.reported.get(reported);
-      if (value === undefined || this.o.shownParams.get(reported) === value) continue;
-      this.o.shownParams.set(reported, value);
-      this.o.client.write(parameterStatus(reported, value));
-    }
-  }
-
   /** Tracks the client's prepared statements; returns a Parse to send before this message, or null. */
   private statementMessage(type: number, body: Buffer): Buffer | null {
     const ref = statementName(type, body);
@@ -308,36 +249,15 @@ export class Session {
     return null;
   }
 
-  /** An error skips the rest of its sync segment; some errors get a transaction-pooling hint. */
-  private onServerError(body: Buffer): boolean {
-    this.statements.error(this.segDone);
-    const rewritten = statementErrorHint(body);
-    if (!rewritten) return true;
-    this.o.client.write(rewritten);
-    return false;
+  // ---- the session side of server → client (see responses.ts) -----------------------------------
+
+  get currentSegment(): number {
+    return this.segDone;
   }
 
-  private onCommandComplete(tag: Buffer): boolean {
-    const refusal = listenRefusal(tag);
-    if (!refusal) return true;
-    this.o.client.write(refusal);
-    return false;
-  }
-
-  /** Swallows the context prefix's responses; an error there means the context is not set: fail closed. */
-  private onPrefixMessage(type: number, body: Buffer): boolean {
-    if (type === Backend.CommandComplete) {
-      this.prefixLeft--;
-    } else if (type === Backend.ErrorResponse) {
-      const f = decodeErrorFields(body);
-      const reason = `${f.C ?? ''} ${f.M ?? 'unknown error'}`.trim();
-      if (this.resetInPrefix && this.prefixLeft === PREFIX_COMMANDS + 1) this.failReset(reason);
-      else this.failContext(reason, f.C);
-    } else if (type === Backend.ReadyForQuery) {
-      // Only reachable if the server answered a client Sync while skipping after a prefix error.
-      this.failContext('server skipped the tenant context', undefined);
-    }
-    return false;
+  prefixFailed(kind: 'reset' | 'context', reason: string, sqlstate: string | undefined): void {
+    if (kind === 'reset') this.failReset(reason);
+    else this.failContext(reason, sqlstate);
   }
 
   /** Sync points sent to the backend that it has not answered yet. */
@@ -345,12 +265,11 @@ export class Session {
     return this.segSent - this.segDone;
   }
 
-  private onReadyForQuery(status: number): boolean {
+  readyForQuery(status: number): boolean {
     this.txStatus = status;
     this.segDone++;
     if (status === TxStatus.Idle) this.o.hooks.transactionDone();
     if (this.o.mode === 'session') return true;
-    if (status === TxStatus.Idle && this.server) this.settleSessionSettings(this.server);
     if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;
     // The transaction is over and the server owes this client nothing: hand the backend back.
     this.o.client.write(readyForQuery('I'));
@@ -389,7 +308,6 @@ export class Session {
     const trailing = this.unsynced || !this.scanner.atBoundary;
     this.segDone = this.segSent;
     this.unsynced = false;
-    this.prefixLeft = 0;
     this.releaseServer('broken');
     for (let i = 0; i < groups; i++) this.o.client.write(Buffer.concat([err, readyForQuery('I')]));
     if (trailing) {
@@ -402,6 +320,7 @@ export class Session {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    this.responses.endHold();
     this.offServerClose?.();
     this.offServerClose = null;
     if (this.serverPaused) {
@@ -438,7 +357,7 @@ export class Session {
       // Mid-transaction: a quiet backend inside a transaction block is rolled back and reset. One still
       // working for this client is closed, and its query cancelled first: PostgreSQL does not notice a
       // closed socket while a query runs, and would keep its locks until the query ends.
-      const quiet = this.pendingSyncs === 0 && !this.unsynced && this.scanner.atBoundary && this.prefixLeft === 0;
+      const quiet = this.pendingSyncs === 0 && !this.unsynced && this.scanner.atBoundary && !this.responses.inPrefix;
       if (!quiet) this.o.pool.cancel(this.server);
       this.releaseServer(quiet && this.txStatus !== TxStatus.Idle ? 'in-transaction' : 'broken');
     }
@@ -459,7 +378,7 @@ export class Session {
     this.o.client.resume();
   }
 
-  private pauseServer(): void {
+  pauseServer(): void {
     if (this.serverPaused || !this.server) return;
     this.serverPaused = true;
     this.server.socket.pause();
