@@ -122,7 +122,11 @@ async function main(): Promise<void> {
     rows.push(['direct to PostgreSQL', only === 'proxy' ? NaN : await pgbench(port, 'bench_pool', poolPw)]);
     rows.push([`pg-tenant-proxy (pool ${POOL}, context + DISCARD ALL per transaction)`, await pgbench(proxy.port, 'app', token)]);
 
-    const hasBouncer = only !== 'proxy' && await run('pgbouncer', ['--version']).then(() => true, () => false);
+    // PgBouncer before 1.21 cannot carry protocol-level prepared statements in transaction mode.
+    const bouncerVersion = await run('pgbouncer', ['--version']).then((r) => /PgBouncer (\d+)\.(\d+)/.exec(r.stdout), () => null);
+    const bouncerPrepared = bouncerVersion !== null && (Number(bouncerVersion[1]) > 1 || Number(bouncerVersion[2]) >= 21);
+    if (MODE === 'prepared' && bouncerVersion && !bouncerPrepared) rows.push([`PgBouncer ${bouncerVersion[1]}.${bouncerVersion[2]}: no prepared statements in transaction mode before 1.21`, NaN]);
+    const hasBouncer = only !== 'proxy' && (MODE !== 'prepared' || bouncerPrepared) && await run('pgbouncer', ['--version']).then(() => true, () => false);
     if (hasBouncer) {
       for (const always of [0, 1]) {
         const bport = await freePort();
@@ -141,7 +145,7 @@ async function main(): Promise<void> {
         rows.push([label, await pgbench(bport, 'bench_pool', poolPw)]);
         child.kill('SIGTERM');
       }
-    } else {
+    } else if (!bouncerVersion) {
       rows.push(['PgBouncer: not installed (apt-get install pgbouncer to compare)', NaN]);
     }
     await proxy.close();
