@@ -24,9 +24,9 @@ const POOL = Number(arg('pool', '20'));
 const MODE = arg('mode', 'simple');
 
 
-/** CPU seconds used so far by all PostgreSQL processes (from /proc; Linux only). */
-function serverCpuSeconds(): number {
-  let ticks = 0;
+/** CPU ticks used so far by each PostgreSQL process (from /proc; Linux only). */
+function serverTicks(): Map<string, number> {
+  const out = new Map<string, number>();
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {
@@ -34,23 +34,30 @@ function serverCpuSeconds(): number {
       const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       if (comm !== 'postgres') continue;
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      out.set(pid, Number(fields[11]) + Number(fields[12]));
     } catch {
       // the process ended while we looked
     }
   }
+  return out;
+}
+
+/** CPU seconds PostgreSQL processes used between two readings; processes that exited in between are not counted. */
+function serverCpuSince(before: Map<string, number>): number {
+  let ticks = 0;
+  for (const [pid, now] of serverTicks()) ticks += now - (before.get(pid) ?? 0);
   return ticks / 100;
 }
 
 const cpu: Array<{ server: number; proxy: number }> = [];
 
 async function pgbench(port: number, user: string, password: string, extra: string[] = []): Promise<number> {
-  const s0 = serverCpuSeconds();
+  const s0 = serverTicks();
   const p0 = process.cpuUsage();
   const result = await pgbenchRun(port, user, password, extra);
   const p1 = process.cpuUsage(p0);
   const txns = result * SECONDS;
-  cpu.push({ server: ((serverCpuSeconds() - s0) / txns) * 1e6, proxy: ((p1.user + p1.system) / txns) });
+  cpu.push({ server: (serverCpuSince(s0) / txns) * 1e6, proxy: (p1.user + p1.system) / txns });
   return result;
 }
 

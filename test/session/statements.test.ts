@@ -191,3 +191,27 @@ describe('session pool mode', () => {
     expect(r.rows[0]).toEqual({ clean: true, p: 0, l: 0 });
   });
 });
+
+describe('a client over pool.max_prepared_statements', () => {
+  let t: TestProxy;
+  beforeAll(async () => {
+    t = await startTestProxy(primaryServer(), 'stmts_cap', { pool: { size: 1, max_prepared_statements: 2 } });
+  });
+  afterAll(async () => t?.close());
+
+  it('keeps working: recent statements are re-prepared, a forgotten one gets a clear 26000, the connection stays in sync', async () => {
+    const c = await t.pgClient('acme');
+    const q = (name: string, v: number) => c.query({ name, text: `SELECT $1::int AS v, '${name}' AS name`, values: [v] });
+    for (const name of ['s1', 's2', 's3']) expect((await q(name, 1)).rows[0]).toEqual({ v: 1, name });
+    // s2 and s3 are the two most recent: re-prepared invisibly in later transactions.
+    expect((await q('s3', 2)).rows[0]).toEqual({ v: 2, name: 's3' });
+    expect((await q('s2', 3)).rows[0]).toEqual({ v: 3, name: 's2' });
+    // s1 was forgotten: the driver still believes it is prepared, and gets a clear error, not a wrong result.
+    const e = (await q('s1', 4).catch((err: unknown) => err)) as { code: string; hint?: string };
+    expect(e.code).toBe('26000');
+    expect(e.hint).toMatch(/max_prepared_statements/);
+    // The connection is still in sync and usable.
+    expect((await q('s3', 5)).rows[0]).toEqual({ v: 5, name: 's3' });
+    expect((await c.query("SELECT current_setting('app.current_tenant') AS t")).rows[0].t).toBe('acme');
+  });
+});
