@@ -121,3 +121,36 @@ describe('client killed mid-transaction', () => {
     expect(r.rows[0].pid).not.toBe(pid);
   });
 });
+
+describe('backends that die while pooled', () => {
+  let t: TestProxy;
+  beforeAll(async () => {
+    t = await startTestProxy(primaryServer(), 'pool_terminated', { pool: { size: 2 } });
+  });
+  afterAll(async () => t?.close());
+
+  it('pg_terminate_backend on idle pooled backends: dropped from the pool, the next client gets a fresh one', async () => {
+    const c = await t.pgClient('acme');
+    const before = (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p;
+    const admin = await t.admin();
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [t.poolUser]);
+    await sleep(200);
+    expect(t.proxy.pool.stats().open).toBe(0);
+    const r = await c.query("SELECT pg_backend_pid() AS p, current_setting('app.current_tenant') AS t");
+    expect(r.rows[0].t).toBe('acme');
+    expect(r.rows[0].p).not.toBe(before);
+  });
+
+  it('a backend terminated mid-transaction: the client gets FATAL 08006 (or the server own 57P01), never a silent retry', async () => {
+    const c = await t.pgClient('globex');
+    await c.query('BEGIN');
+    const pid = (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p;
+    const admin = await t.admin();
+    await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+    const e = (await c.query('SELECT 1').catch((err: unknown) => err)) as { code?: string; message: string };
+    expect(e).toBeInstanceOf(Error);
+    expect(['57P01', '08006', undefined]).toContain(e.code);
+    const next = await t.pgClient('globex');
+    expect((await next.query("SELECT current_setting('app.current_tenant') AS t")).rows[0].t).toBe('globex');
+  });
+});

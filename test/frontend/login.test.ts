@@ -156,3 +156,19 @@ describe('client login', () => {
     expect(stdout.trim().split('\n')).toEqual(['globex', '1']);
   });
 });
+
+describe('startup timeout', () => {
+  let t: TestProxy;
+  beforeAll(async () => {
+    t = await startTestProxy(primaryServer(), 'login_timeout', { listen: { startup_timeout_ms: 300 } });
+  });
+  afterAll(async () => t?.close());
+
+  it('a client that connects and says nothing is cut off with 08P01 after startup_timeout_ms', async () => {
+    const started = Date.now();
+    const reply = await rawExchange(t.proxy.port, Buffer.alloc(0));
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(firstError(reply)?.code).toBe('08P01');
+    expect(firstError(reply)?.message).toMatch(/startup did not complete within 300 ms/);
+  });
+});
