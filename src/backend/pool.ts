@@ -54,8 +54,8 @@ export class Pool {
   private idleTimer: NodeJS.Timeout | null = null;
   /** Server ParameterStatus values from the newest handshake, shown to clients at login. */
   private params: Map<string, string> | null = null;
-  /** True while the last connection attempt succeeded (drives /readyz). */
-  reachable = false;
+  /** Why the last attempt to open a backend connection failed, or null if it succeeded or none was made (/readyz). */
+  lastConnectError: string | null = null;
 
   constructor(
     readonly name: string,
@@ -226,7 +226,7 @@ export class Pool {
       this.connect(this.backend).then(
         (hs) => {
           this.connecting--;
-          this.reachable = true;
+          this.lastConnectError = null;
           this.params = hs.params;
           const conn = new ServerConn(hs);
           this.all.add(conn);
@@ -237,7 +237,7 @@ export class Pool {
         },
         (err: Error) => {
           this.connecting--;
-          this.reachable = false;
+          this.lastConnectError = err.message;
           this.events.connectFailed(err);
           // With no connection left to wait for, waiting is pointless: tell the waiters why now.
           if (this.all.size === 0 && this.connecting === 0) {

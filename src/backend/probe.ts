@@ -5,11 +5,11 @@ import type { BackendConfig } from '../config/types.js';
 import type { Pool } from './pool.js';
 
 const CACHE_MS = 2000;
-let last: { at: number; ok: boolean; key: string } | null = null;
+const lastByPool = new WeakMap<Pool, { at: number; ok: boolean }>();
 
 export async function probeBackend(cfg: BackendConfig, pool: Pool): Promise<boolean> {
-  const key = `${cfg.host}:${cfg.port}`;
-  if (last && last.key === key && Date.now() - last.at < CACHE_MS) return last.ok;
+  const last = lastByPool.get(pool);
+  if (last && Date.now() - last.at < CACHE_MS) return last.ok;
   const ok = await new Promise<boolean>((resolve) => {
     const socket = net.connect({ host: cfg.host, port: cfg.port });
     const done = (result: boolean): void => {
@@ -22,6 +22,7 @@ export async function probeBackend(cfg: BackendConfig, pool: Pool): Promise<bool
     socket.on('error', () => done(false));
   });
   // Reachable only if TCP answers and the last real login did not fail (e.g. bad credentials).
-  last = { at: Date.now(), ok: ok && (pool.reachable || pool.stats().open === 0), key };
-  return last.ok;
+  const result = ok && pool.lastConnectError === null;
+  lastByPool.set(pool, { at: Date.now(), ok: result });
+  return result;
 }

@@ -45,9 +45,28 @@ describe('admin endpoint', () => {
     expect(body).toMatch(/pgtp_auth_failures_total\{reason="expired"\} 1/);
   });
 
+  it('/readyz turns 503 while the backend refuses the pool login (e.g. a wrong password)', async () => {
+    const { Pool } = await import('../../src/backend/pool.js');
+    const { connectBackend } = await import('../../src/backend/connect.js');
+    const { probeBackend } = await import('../../src/backend/probe.js');
+    const badCfg = { ...t.config.backend, password: 'wrong-password', port: t.config.backend.port };
+    const noop = () => {};
+    const pool = new Pool('bad', t.config.pool, badCfg, connectBackend, { opened: noop, closed: noop, acquired: noop, resetFailed: noop, reset: noop, connectFailed: noop });
+    const e = (await pool.acquire().catch((err: unknown) => err)) as Error;
+    expect(e.message).toMatch(/password authentication failed/);
+    // TCP answers (the server is up), but the pool's login fails: not ready.
+    expect(await probeBackend(badCfg, pool)).toBe(false);
+    await pool.close();
+  });
+
   it('/readyz turns 503 when the backend is unreachable', async () => {
     const { probeBackend } = await import('../../src/backend/probe.js');
-    const dead = await startAdmin('127.0.0.1', 0, t.proxy.metrics, () => probeBackend({ ...t.config.backend, port: 1 }, t.proxy.pool));
+    const { Pool } = await import('../../src/backend/pool.js');
+    const { connectBackend } = await import('../../src/backend/connect.js');
+    const noop = () => {};
+    const deadCfg = { ...t.config.backend, port: 1 };
+    const deadPool = new Pool('dead', t.config.pool, deadCfg, connectBackend, { opened: noop, closed: noop, acquired: noop, resetFailed: noop, reset: noop, connectFailed: noop });
+    const dead = await startAdmin('127.0.0.1', 0, t.proxy.metrics, () => probeBackend(deadCfg, deadPool));
     try {
       expect((await fetch(`http://127.0.0.1:${dead.port}/readyz`)).status).toBe(503);
     } finally {
