@@ -100,11 +100,16 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         mode: config.pool.mode,
         statementLimits: { maxCount: config.pool.max_prepared_statements, maxBytes: config.pool.max_prepared_statement_bytes },
         shownParams: ok.shown,
+        expiresAtMs: (ok.identity.expiresAt + config.auth.jwt.clock_tolerance_s) * 1000,
         hooks: {
           transactionDone: () => metrics.transactions.inc(),
           contextFailed: () => metrics.contextFailures.inc(),
           resetFailed: () => metrics.resetFailures.inc(),
           acquireFailed: (sqlstate) => metrics.acquireTimeouts.inc({ sqlstate }),
+          tokenExpired: () => {
+            metrics.authFailures.inc({ reason: 'expired' });
+            clog.warn({ event: 'TOKEN_EXPIRED' }, 'token expired on an open connection; client disconnected');
+          },
           closed: () => {
             cancels.unregister(key.pid);
             sessions.delete(session!);

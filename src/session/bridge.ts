@@ -31,6 +31,8 @@ export interface SessionHooks {
   resetFailed(reason: string): void;
   /** No backend could be had (timeout, queue full, database unreachable). */
   acquireFailed(sqlstate: string): void;
+  /** The token expired on an open connection; the client is being disconnected. */
+  tokenExpired(): void;
   /** The session ended; unregister it. */
   closed(): void;
 }
@@ -44,6 +46,8 @@ export interface SessionOptions {
   /** transaction: the backend is released at the end of each transaction; session: when the client leaves. */
   mode: 'transaction' | 'session';
   statementLimits: StatementLimits;
+  /** When the client's token expires (epoch ms, clock tolerance included): no transaction starts after it. */
+  expiresAtMs: number;
   /** ParameterStatus values the client has been shown, to drop repeats caused by the per-transaction context. */
   shownParams: Map<string, string>;
   hooks: SessionHooks;
@@ -123,6 +127,7 @@ export class Session implements ResponseOwner {
   }
 
   private acquire(first: Buffer): void {
+    if (this.tokenExpired()) return;
     this.state = 'acquiring';
     this.stash = [first];
     this.pauseClient();
@@ -130,6 +135,18 @@ export class Session implements ResponseOwner {
       (server) => this.onAcquired(server),
       (err: Error) => this.onAcquireFailed(err),
     );
+  }
+
+  /**
+   * A verified token is checked once at login; a long-lived connection must still stop when it expires.
+   * Called at the start of each transaction, before anything of it reaches a backend: if expired, the
+   * client gets FATAL 28P01 and is disconnected.
+   */
+  private tokenExpired(): boolean {
+    if (Date.now() < this.o.expiresAtMs) return false;
+    this.o.hooks.tokenExpired();
+    this.fatal({ code: '28P01', message: `token expired at ${new Date(this.o.expiresAtMs).toISOString()}; reconnect with a fresh token` });
+    return true;
   }
 
   private onAcquired(server: ServerConn): void {
@@ -182,6 +199,7 @@ export class Session implements ResponseOwner {
 
   private readonly clientSink: FrameSink = {
     classify: (type, length) => {
+      if (this.state === 'closed') return Action.Drop;
       if (type === Frontend.Terminate) {
         queueMicrotask(() => this.onClientGone());
         return Action.Drop;
@@ -201,6 +219,10 @@ export class Session implements ResponseOwner {
         }
         if (type === Frontend.Flush) return Action.Drop;
         return Action.Stall;
+      }
+      // Session mode keeps the backend, so a new transaction there starts here: check the token first.
+      if (this.o.mode === 'session' && this.pendingSyncs === 0 && !this.unsynced && this.txStatus === TxStatus.Idle && this.tokenExpired()) {
+        return Action.Drop;
       }
       switch (type) {
         case Frontend.Query:
@@ -358,8 +380,9 @@ export class Session implements ResponseOwner {
       // working for this client is closed, and its query cancelled first: PostgreSQL does not notice a
       // closed socket while a query runs, and would keep its locks until the query ends.
       const quiet = this.pendingSyncs === 0 && !this.unsynced && this.scanner.atBoundary && !this.responses.inPrefix;
+      // (Idle and quiet happens in session mode: the client simply left; the backend is reset and reused.)
       if (!quiet) this.o.pool.cancel(this.server);
-      this.releaseServer(quiet && this.txStatus !== TxStatus.Idle ? 'in-transaction' : 'broken');
+      this.releaseServer(!quiet ? 'broken' : this.txStatus === TxStatus.Idle ? 'idle' : 'in-transaction');
     }
     this.o.client.destroy();
     this.o.hooks.closed();

@@ -185,6 +185,9 @@ describe('session pool mode', () => {
     expect((await c.query("SELECT current_setting('app.current_tenant') AS t")).rows[0].t).toBe('acme');
     await c.end();
     await other.end();
+    await new Promise((r) => setTimeout(r, 100));
+    // Both backends were reset and kept, not closed.
+    expect(t.proxy.pool.stats()).toMatchObject({ open: 2, idle: 2 });
     // The backend comes back reset: a new client sees none of that state.
     const next = await t.pgClient('globex');
     const r = await next.query("SELECT to_regclass('pg_temp.keep') IS NULL AS clean, (SELECT count(*) FROM pg_prepared_statements)::int AS p, (SELECT count(*) FROM pg_listening_channels())::int AS l");
