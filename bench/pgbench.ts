@@ -110,7 +110,7 @@ async function main(): Promise<void> {
     const secret = randomBytes(32).toString('hex');
     const config = validateConfig(
       {
-        listen: { port: 0, max_client_conn: 10_000 },
+        listen: { port: 0, max_client_conn: 10_000, plaintext_tokens: 'loopback' },
         admin: { port: 0 },
         backend: { port, database: 'bench', user: 'bench_pool', password: poolPw },
         pool: { size: POOL, acquire_timeout_ms: 30_000, idle_timeout_ms: 0 },

@@ -3,9 +3,11 @@ import { readFileSync } from 'node:fs';
 import { createLogger } from './admin/log.js';
 import { loadConfigFile } from './config/load.js';
 import { ConfigError } from './config/types.js';
+import { hashPasswordCommand } from './admin/hash-password.js';
 import { startProxy } from './server.js';
 
 const USAGE = `usage: pg-tenant-proxy --config FILE
+       pg-tenant-proxy hash-password [--iterations N]   (reads the password; prints a users[].scram verifier)
 
   --config FILE   YAML configuration (see config/example.yaml)
   --version       print the version
@@ -18,6 +20,7 @@ function version(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'hash-password') return hashPasswordCommand(argv.slice(1));
   let configPath: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -65,6 +68,11 @@ export async function main(argv: string[]): Promise<number> {
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+    // SIGHUP re-reads reloadable files (listen.tls certificate and key, JWT keys) without dropping connections.
+    process.on('SIGHUP', () => {
+      log.info({ event: 'RELOAD', signal: 'SIGHUP' }, 'reloading');
+      void proxy.reload?.().catch((e: Error) => log.error({ event: 'RELOAD_FAILED', err: e.message }, 'reload failed'));
+    });
   });
   return 0;
 }

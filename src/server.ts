@@ -8,8 +8,11 @@ import { Metrics } from './admin/metrics.js';
 import { createTokenVerifier } from './auth/jwt.js';
 import { connectBackend } from './backend/connect.js';
 import { Pool } from './backend/pool.js';
+import { UserSlots } from './backend/user-slots.js';
 import type { ProxyConfig } from './config/types.js';
+import { FailureLimiter } from './frontend/rate-limit.js';
 import { login, LoginError } from './frontend/startup.js';
+import { createClientTls } from './frontend/tls.js';
 import { errorResponse } from './protocol/encode.js';
 import { Session } from './session/bridge.js';
 import { CancelRegistry } from './session/cancel-registry.js';
@@ -23,6 +26,8 @@ export interface RunningProxy {
   metrics: Metrics;
   log: Logger;
   close(): Promise<void>;
+  /** Re-reads reloadable files (listen.tls certificate and key, JWT key files); the CLI calls it on SIGHUP. */
+  reload?(): Promise<void>;
 }
 
 export async function startProxy(config: ProxyConfig, log: Logger = createLogger(config.log.level)): Promise<RunningProxy> {
@@ -51,8 +56,11 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   metrics = new Metrics(() => pool.stats(), poolName);
   const verify = createTokenVerifier(config.auth.jwt, config.tenant);
   const cancels = new CancelRegistry();
+  const limiter = new FailureLimiter(config.auth.rate_limit);
+  const userSlots = new Map(config.users.map((u) => [u.name, new UserSlots(u.name, u.pool_size, config.pool.acquire_timeout_ms)]));
   const sessions = new Set<Session>();
   const sockets = new Set<net.Socket>();
+  const clientTls = createClientTls(config.listen.tls, log);
 
   const onConnection = async (socket: net.Socket): Promise<void> => {
     socket.setNoDelay(true);
@@ -64,12 +72,23 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       socket.end(errorResponse({ severity: 'FATAL', code: '53300', message: 'sorry, too many clients already', hint: 'raise listen.max_client_conn' }));
       return;
     }
+    const address = socket.remoteAddress ?? 'unknown';
+    const wait = limiter.retryAfter(address);
+    if (wait > 0) {
+      metrics.authFailures.inc({ reason: 'rate_limited' });
+      log.warn({ event: 'AUTH_FAILED', reason: 'rate_limited', client: remote }, 'login refused: too many failures from this address');
+      socket.end(errorResponse({ severity: 'FATAL', code: '28000', message: `too many failed logins from this address; retry in ${Math.ceil(wait / 1000)} s` }));
+      return;
+    }
+    let client: net.Socket = socket; // the TLS socket once the client negotiated TLS
     const timer = setTimeout(() => {
-      socket.end(errorResponse({ severity: 'FATAL', code: '08P01', message: `startup did not complete within ${config.listen.startup_timeout_ms} ms` }));
-      socket.destroy();
+      client.end(errorResponse({ severity: 'FATAL', code: '08P01', message: `startup did not complete within ${config.listen.startup_timeout_ms} ms` }));
+      client.destroy();
     }, config.listen.startup_timeout_ms);
     try {
       const ok = await login(socket, {
+        tls: clientTls,
+        upgraded: (s) => (client = s),
         config,
         verify,
         serverParams: () => pool.serverParams(),
@@ -79,10 +98,15 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         },
       });
       clearTimeout(timer);
-      if (!ok || socket.destroyed) return;
-      const tenant = ok.identity.tenant;
-      const tenantSettings: Array<[string, string]> = [[config.tenant.setting, tenant]];
-      if (config.tenant.search_path) tenantSettings.push(['search_path', renderSearchPath(config.tenant.search_path, tenant)]);
+      if (!ok || ok.socket.destroyed) return;
+      const { tenant, role, staticUser } = ok.principal;
+      const tenantSettings: Array<[string, string]> = [];
+      if (tenant !== null) {
+        tenantSettings.push([config.tenant.setting, tenant]);
+        if (config.tenant.search_path) tenantSettings.push(['search_path', renderSearchPath(config.tenant.search_path, tenant)]);
+      }
+      // SET ROLE inside the injected context; DISCARD ALL undoes it (SET SESSION AUTHORIZATION DEFAULT).
+      if (role) tenantSettings.push(['role', role]);
       const context = new TenantContext(tenantSettings, ok.sessionParams, ok.serverValue);
       let session: Session | null = null;
       const key = cancels.register({
@@ -91,16 +115,17 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
           if (server) pool.cancel(server);
         },
       });
-      const clog = log.child({ tenant, user: ok.user, client: remote, client_pid: key.pid });
+      const clog = log.child({ tenant: tenant ?? 'none', user: ok.user, client: remote, client_pid: key.pid, ...(staticUser ? { static_user: true } : {}) });
       session = new Session({
-        client: socket,
+        client: ok.socket,
         pool,
         log: clog,
         context,
         mode: config.pool.mode,
         statementLimits: { maxCount: config.pool.max_prepared_statements, maxBytes: config.pool.max_prepared_statement_bytes },
         shownParams: ok.shown,
-        expiresAtMs: (ok.identity.expiresAt + config.auth.jwt.clock_tolerance_s) * 1000,
+        expiresAtMs: ok.principal.expiresAtMs,
+        userSlots: staticUser ? userSlots.get(staticUser.name) : undefined,
         hooks: {
           transactionDone: () => metrics.transactions.inc(),
           contextFailed: () => metrics.contextFailures.inc(),
@@ -133,8 +158,9 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
             ? new LoginError('28000', e.message, 'bad_tenant')
             : new LoginError('08006', `internal error during login: ${(e as Error).message}`, 'internal');
       metrics.authFailures.inc({ reason: le.reason });
+      if (le.reason !== 'backend_unavailable' && le.reason !== 'internal') limiter.fail(address);
       log.warn({ event: 'AUTH_FAILED', reason: le.reason, sqlstate: le.sqlstate, client: remote, detail: le.message }, 'login refused');
-      if (!socket.destroyed) socket.end(errorResponse({ severity: 'FATAL', code: le.sqlstate, message: le.message, hint: le.hint }));
+      if (!client.destroyed) client.end(errorResponse({ severity: 'FATAL', code: le.sqlstate, message: le.message, hint: le.hint }));
     }
   };
 
@@ -159,6 +185,11 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     pool,
     metrics,
     log,
+    async reload() {
+      clientTls?.reload();
+      // JWT key files (public_key_file, jwks_file) or the remote JWKS; on failure the old keys stay in use.
+      await verify.reload().catch((e: Error) => log.error({ event: 'RELOAD_FAILED', what: 'auth.jwt keys', err: e.message }, 'JWT key reload failed; old keys kept'));
+    },
     async close() {
       server.close();
       for (const s of [...sessions]) s.terminate({ code: '57P01', message: 'terminating connection: pg-tenant-proxy is shutting down' });

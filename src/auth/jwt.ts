@@ -1,6 +1,7 @@
 // Verifies the JWT a client sends as its password and extracts the tenant id; errors carry a reason and SQLSTATE, never the token.
-import { decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
+import { decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import type { JwtConfig, TenantConfig } from '../config/types.js';
+import { createKeySource, KeysUnavailableError } from './keys.js';
 
 export type AuthFailureReason =
   | 'bad_token'
@@ -10,7 +11,9 @@ export type AuthFailureReason =
   | 'token_too_large'
   | 'bad_signature'
   | 'not_yet_valid'
-  | 'claim_mismatch';
+  | 'claim_mismatch'
+  | 'role_not_allowed'
+  | 'keys_unavailable';
 
 /** A refused login: `reason` is a metrics/log label, `sqlstate` goes in the ErrorResponse, `message` is safe to show the client. */
 export class AuthError extends Error {
@@ -18,8 +21,9 @@ export class AuthError extends Error {
     public readonly reason: AuthFailureReason,
     public readonly sqlstate: string,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'AuthError';
   }
 }
@@ -29,10 +33,17 @@ export interface VerifiedIdentity {
   claims: Record<string, unknown>;
   /** Epoch seconds. */
   expiresAt: number;
+  /** The role_claim value, when auth.jwt.role_claim is configured and the token carries it (always in allowed_roles). */
+  role?: string;
 }
+
+/** Verifies one token; `reload()` re-reads public_key_file / jwks_file (or refetches jwks_url), keeping the old keys on failure. */
+export type TokenVerifier = ((token: string) => Promise<VerifiedIdentity>) & { reload(): Promise<void> };
 
 const INVALID_PASSWORD = '28P01';
 const INVALID_AUTHORIZATION = '28000';
+/** cannot_connect_now: drivers and poolers treat it as "retry later". */
+const CANNOT_CONNECT_NOW = '57P03';
 
 /** JSON-escaped and truncated: for attacker-controlled strings that end up in messages and logs. */
 function quoted(v: string, max = 64): string {
@@ -67,6 +78,12 @@ function mapJoseError(e: unknown, token: string, allowed: string[]): AuthError {
   if (e instanceof errors.JWTExpired) {
     return new AuthError('expired', INVALID_PASSWORD, `token expired at ${isoTime(e.payload.exp)}; get a fresh token`);
   }
+  if (e instanceof errors.JWKSNoMatchingKey) {
+    return new AuthError('bad_signature', INVALID_PASSWORD, 'token key id (kid) is not in the configured key set');
+  }
+  if (e instanceof KeysUnavailableError) {
+    return new AuthError('keys_unavailable', CANNOT_CONNECT_NOW, 'cannot verify tokens right now: the signing keys could not be fetched; try again later', { cause: e });
+  }
   if (e instanceof errors.JWSSignatureVerificationFailed) {
     return new AuthError('bad_signature', INVALID_PASSWORD, 'token signature is not valid for the configured key');
   }
@@ -96,14 +113,41 @@ function mapJoseError(e: unknown, token: string, allowed: string[]): AuthError {
   return new AuthError('bad_token', INVALID_PASSWORD, 'password is not a valid JWT');
 }
 
-/** Builds the per-login verifier: size check, signature and claims (jose), then the tenant claim. */
-export function createTokenVerifier(jwt: JwtConfig, tenant: TenantConfig): (token: string) => Promise<VerifiedIdentity> {
-  const key = new TextEncoder().encode(jwt.secret);
+/**
+ * jwtVerify, except that when the key set has several keys matching the token's header (no kid, or a
+ * rotated key kept for its grace period under the same kid), each is tried in turn.
+ */
+async function verifyWithKeys(token: string, key: Parameters<typeof jwtVerify>[1], options: JWTVerifyOptions): Promise<JWTPayload> {
+  try {
+    return (await jwtVerify(token, key, options)).payload;
+  } catch (e) {
+    if (!(e instanceof errors.JWKSMultipleMatchingKeys)) throw e;
+    let last: unknown = new errors.JWSSignatureVerificationFailed();
+    for await (const candidate of e) {
+      try {
+        return (await jwtVerify(token, candidate, options)).payload;
+      } catch (err) {
+        if (!(err instanceof errors.JWSSignatureVerificationFailed)) throw err;
+        last = err;
+      }
+    }
+    throw last;
+  }
+}
+
+/**
+ * Builds the per-login verifier: size check, signature and claims (jose, with the configured key source),
+ * then the tenant claim and the optional role claim.
+ */
+export function createTokenVerifier(jwt: JwtConfig, tenant: TenantConfig): TokenVerifier {
+  const keys = createKeySource(jwt);
   const algorithms = [...jwt.algorithms];
   const claimName = jwt.tenant_claim;
+  const roleClaim = jwt.role_claim;
+  const allowedRoles = new Set(jwt.allowed_roles ?? []);
   // A copy without g/y flags, which would make test() stateful across logins.
   const idPattern = new RegExp(tenant.id_pattern.source, tenant.id_pattern.flags.replace(/[gy]/g, ''));
-  const options = {
+  const options: JWTVerifyOptions = {
     algorithms,
     requiredClaims: ['exp'],
     clockTolerance: jwt.clock_tolerance_s,
@@ -111,14 +155,14 @@ export function createTokenVerifier(jwt: JwtConfig, tenant: TenantConfig): (toke
     ...(jwt.audience !== undefined ? { audience: jwt.audience } : {}),
   };
 
-  return async (token: string): Promise<VerifiedIdentity> => {
+  const verify = async (token: string): Promise<VerifiedIdentity> => {
     const size = Buffer.byteLength(token, 'utf8');
     if (size > jwt.max_token_bytes) {
       throw new AuthError('token_too_large', INVALID_PASSWORD, `token is ${size} bytes; the limit is ${jwt.max_token_bytes} (auth.jwt.max_token_bytes)`);
     }
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, key, options));
+      payload = await verifyWithKeys(token, keys.key, options);
     } catch (e) {
       throw mapJoseError(e, token, algorithms);
     }
@@ -141,6 +185,19 @@ export function createTokenVerifier(jwt: JwtConfig, tenant: TenantConfig): (toke
         `tenant id ${quoted(id)} in claim "${claimName}" does not match tenant.id_pattern`,
       );
     }
-    return { tenant: id, claims: payload as Record<string, unknown>, expiresAt: payload.exp };
+
+    let role: string | undefined;
+    if (roleClaim !== undefined) {
+      const r = readClaim(payload, roleClaim);
+      if (r !== undefined) {
+        if (typeof r !== 'string' || !allowedRoles.has(r)) {
+          const shown = typeof r === 'string' ? r : String(JSON.stringify(r));
+          throw new AuthError('role_not_allowed', INVALID_AUTHORIZATION, `role ${quoted(shown)} in claim "${roleClaim}" is not in auth.jwt.allowed_roles`);
+        }
+        role = r;
+      }
+    }
+    return { tenant: id, claims: payload as Record<string, unknown>, expiresAt: payload.exp, ...(role !== undefined ? { role } : {}) };
   };
+  return Object.assign(verify, { reload: () => keys.reload() });
 }

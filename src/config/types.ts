@@ -7,7 +7,25 @@ export interface ListenConfig {
   max_client_conn: number;
   /** A client must finish startup and authentication within this many ms. */
   startup_timeout_ms: number;
+  /** TLS for clients (SSLRequest answered 'S'); absent: no TLS, SSLRequest answered 'N'. */
+  tls?: ListenTlsConfig;
+  /**
+   * Whether a token (a cleartext password) may be sent over a connection that is not encrypted: refuse
+   * (default), loopback (only from 127.0.0.0/8 and ::1), or allow. Static users use SCRAM and are exempt.
+   */
+  plaintext_tokens: 'refuse' | 'loopback' | 'allow';
 }
+
+export interface ListenTlsConfig {
+  /** PEM certificate chain (absolute path; relative paths in the file are resolved against its directory). */
+  cert_file: string;
+  /** PEM private key (absolute path). */
+  key_file: string;
+  min_version: 'TLSv1.2' | 'TLSv1.3';
+}
+
+/** libpq's sslmode values the proxy supports for its backend connections. */
+export type BackendSslMode = 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
 export interface AdminConfig {
   host: string;
@@ -23,6 +41,10 @@ export interface BackendConfig {
   password: string;
   /** TCP connect + authentication timeout for a new backend connection. */
   connect_timeout_ms: number;
+  /** TLS to the server, as libpq's sslmode (default prefer). */
+  sslmode: BackendSslMode;
+  /** PEM CA bundle (absolute path) for verifying the server; absent: Node's bundled CAs. */
+  sslrootcert?: string;
 }
 
 export interface PoolConfig {
@@ -45,9 +67,25 @@ export interface PoolConfig {
 }
 
 export interface JwtConfig {
+  /** Either only HS* (shared secret) or only asymmetric algorithms (RS256, PS256, ES256, EdDSA); never both. */
   algorithms: string[];
-  /** Shared secret for HS* algorithms (already resolved from inline/env/file). */
-  secret: string;
+  /** Shared secret for HS* algorithms (already resolved from inline/env/file); set exactly when the algorithms are HS*. */
+  secret?: string;
+  /** Asymmetric algorithms have exactly one key source: */
+  /** Absolute path of a PEM (SPKI) public key file; re-read by the verifier's reload(). */
+  public_key_file?: string;
+  /** Absolute path of a local JWKS (JSON) file; re-read by the verifier's reload(). */
+  jwks_file?: string;
+  /** A remote JWKS (https, or http on a loopback host); the jwks_* timings below are set exactly when this is. */
+  jwks_url?: string;
+  /** An unknown kid refetches the remote set at most once per this many ms. */
+  jwks_cooldown_ms?: number;
+  /** A key that disappears from the remote set stays accepted this long after it was last seen. */
+  jwks_grace_ms?: number;
+  /** Fetch timeout for the remote set. */
+  jwks_timeout_ms?: number;
+  /** The remote set is refetched (on the next login) once it is older than this. */
+  jwks_max_age_ms?: number;
   /** Claim that carries the tenant id. */
   tenant_claim: string;
   /** Largest token accepted, in bytes. */
@@ -55,10 +93,34 @@ export interface JwtConfig {
   clock_tolerance_s: number;
   issuer?: string;
   audience?: string;
+  /** Optional claim (dotted path allowed) carrying a role; set together with allowed_roles. */
+  role_claim?: string;
+  /** Roles a token's role_claim may name; set together with role_claim. */
+  allowed_roles?: string[];
+}
+
+/** Authentication failures tolerated per client address before logins from it are refused for a while. */
+export interface RateLimitConfig {
+  /** Failures per address within window_ms; 0 disables the limit. */
+  max_failures: number;
+  window_ms: number;
+  /** Most addresses remembered (oldest forgotten first), so memory stays bounded under a spray of sources. */
+  max_tracked_addresses: number;
 }
 
 export interface AuthConfig {
   jwt: JwtConfig;
+  rate_limit: RateLimitConfig;
+}
+
+/** A person or job that logs in with a password (SCRAM-SHA-256 against a stored verifier), not a token. */
+export interface StaticUser {
+  name: string;
+  verifier: import('../auth/scram.js').ScramVerifier;
+  /** The tenant it always acts as, or null for a trusted login: no context injected. */
+  tenant: string | null;
+  /** Most backend connections this user may hold at once. */
+  pool_size: number;
 }
 
 export interface TenantConfig {
@@ -84,6 +146,7 @@ export interface ProxyConfig {
   auth: AuthConfig;
   tenant: TenantConfig;
   log: LogConfig;
+  users: StaticUser[];
 }
 
 /** Thrown for any invalid configuration: one message naming the key and what is wrong. */

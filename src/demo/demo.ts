@@ -57,7 +57,8 @@ async function main(): Promise<void> {
   const jwtSecret = randomBytes(32).toString('base64url');
   const config = validateConfig(
     {
-      listen: { port: await freePort(6432) },
+      // The demo's psql commands connect over loopback without TLS.
+      listen: { port: await freePort(6432), plaintext_tokens: 'loopback' },
       admin: { port: await freePort(9187) },
       backend: { port: pgPort, database: 'app', user: 'app_pool', password: poolPassword },
       pool: { size: 5 },

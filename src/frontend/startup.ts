@@ -1,15 +1,16 @@
-// The client login: SSLRequest/GSSENCRequest declined, CancelRequest dispatched, StartupMessage checked,
+// The client login: SSLRequest answered (TLS when listen.tls is set), GSSENCRequest declined, CancelRequest dispatched, StartupMessage checked,
 // the JWT taken as a cleartext password and verified, then AuthenticationOk, ParameterStatus,
 // BackendKeyData and ReadyForQuery.
 // Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
 import type net from 'node:net';
-import { AuthError, type VerifiedIdentity } from '../auth/jwt.js';
+import type { VerifiedIdentity } from '../auth/jwt.js';
+import { authenticate, AuthFailure, type Principal } from './authenticate.js';
 import type { ProxyConfig } from '../config/types.js';
-import { Frontend } from '../protocol/codes.js';
-import { decodePassword, decodeStartup, ProtocolError } from '../protocol/decode.js';
+import { decodeStartup, ProtocolError, type StartupPacket } from '../protocol/decode.js';
 import * as enc from '../protocol/encode.js';
 import { LoginReader } from './packets.js';
 import { sessionParamsFromStartup, StartupParamError } from './startup-params.js';
+import { ACCEPT_SSL, type ClientTls, isLoopback, TlsHandshakeError } from './tls.js';
 
 export interface LoginDeps {
   config: ProxyConfig;
@@ -18,12 +19,18 @@ export interface LoginDeps {
   serverParams(): Promise<Map<string, string>>;
   /** Handles a CancelRequest (the connection carrying it is closed afterwards). */
   cancel(pid: number, secret: Buffer): void;
+  /** Client TLS (listen.tls); null or absent: SSLRequest is declined. */
+  tls?: ClientTls | null;
+  /** Called as soon as the connection is wrapped in TLS: errors must be written to this socket from then on. */
+  upgraded?(socket: net.Socket): void;
 }
 
 export interface LoginOk {
+  /** The socket the session must use: the TLS socket when the client negotiated TLS, else the accepted one. */
+  socket: net.Socket;
   user: string;
   database: string;
-  identity: VerifiedIdentity;
+  principal: Principal;
   /** Session settings the client asked for at startup (lowercase names), applied to each transaction. */
   sessionParams: Map<string, string>;
   /** ParameterStatus values shown to the client. */
@@ -51,24 +58,53 @@ export class LoginError extends Error {
 
 /** Runs the login; resolves null for connections that were not logins (cancel, client went away). */
 export async function login(socket: net.Socket, deps: LoginDeps): Promise<LoginOk | null> {
-  const reader = new LoginReader(socket);
+  const conn: Conn = { socket, reader: new LoginReader(socket), encrypted: false };
   try {
-    return await runLogin(socket, reader, deps);
+    const packet = await negotiateEncryption(conn, deps);
+    return await runLogin(conn.socket, conn.reader, deps, packet, conn.encrypted);
   } catch (e) {
-    reader.detach();
+    conn.reader.detach();
     if (e instanceof ProtocolError) throw new LoginError('08P01', e.message, 'protocol_violation');
+    if (e instanceof TlsHandshakeError) throw new LoginError('08P01', e.message, 'tls_handshake');
     throw e;
   }
 }
 
-async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps): Promise<LoginOk | null> {
-  let packet = decodeStartup(await reader.untyped());
-  // A client may ask for GSS encryption, then TLS, before its startup packet; both are declined here.
+interface Conn {
+  socket: net.Socket;
+  reader: LoginReader;
+  encrypted: boolean;
+}
+
+/**
+ * Answers GSSENCRequest with 'N' and SSLRequest with 'S' (then upgrades `conn` to TLS) when listen.tls is
+ * set, else 'N'; returns the first packet after them. A client that sent anything after its request before
+ * the answer is refused: those bytes were not protected by the handshake that follows (CVE-2021-23214).
+ * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL
+ */
+async function negotiateEncryption(conn: Conn, deps: LoginDeps): Promise<StartupPacket> {
+  let packet = decodeStartup(await conn.reader.untyped());
+  // A client may ask for GSS encryption, then TLS, before its startup packet.
   for (let i = 0; i < 2 && (packet.kind === 'ssl' || packet.kind === 'gssenc'); i++) {
-    if (reader.hasBuffered) throw new ProtocolError('client sent data before the encryption answer');
-    socket.write(enc.declineEncryption());
-    packet = decodeStartup(await reader.untyped());
+    if (conn.reader.hasBuffered) throw new ProtocolError('client sent data after its encryption request before the answer');
+    if (packet.kind === 'ssl' && conn.encrypted) throw new ProtocolError('repeated SSLRequest');
+    if (packet.kind === 'ssl' && deps.tls) {
+      conn.reader.detach();
+      conn.socket.write(ACCEPT_SSL);
+      const secure = await deps.tls.upgrade(conn.socket);
+      conn.socket = secure;
+      conn.reader = new LoginReader(secure);
+      conn.encrypted = true;
+      deps.upgraded?.(secure);
+    } else {
+      conn.socket.write(enc.declineEncryption());
+    }
+    packet = decodeStartup(await conn.reader.untyped());
   }
+  return packet;
+}
+
+async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps, packet: StartupPacket, encrypted: boolean): Promise<LoginOk | null> {
   switch (packet.kind) {
     case 'cancel':
       reader.detach();
@@ -106,18 +142,24 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
   const pqOptions = [...params.keys()].filter((k) => k.startsWith('_pq_.'));
   if (pqOptions.length > 0) socket.write(negotiateProtocolVersion(pqOptions));
 
-  socket.write(enc.authenticationCleartext());
-  const msg = await reader.typed(deps.config.auth.jwt.max_token_bytes + 1);
-  if (msg.type !== Frontend.Password) {
-    throw new LoginError('08P01', `expected a password message, got message type "${String.fromCharCode(msg.type)}"`, 'protocol_violation');
+  // A token is a cleartext password: unless listen.plaintext_tokens allows it, it is never asked for over a
+  // connection that is not encrypted (static users answer SCRAM, which never sends the password).
+  const policy = deps.config.listen.plaintext_tokens;
+  const plaintextOk = policy === 'allow' || (policy === 'loopback' && isLoopback(socket.remoteAddress));
+  if (!encrypted && !plaintextOk && !deps.config.users.some((u) => u.name === user)) {
+    throw new LoginError(
+      '28000',
+      deps.tls
+        ? "this proxy requires TLS for token logins: connect with sslmode=require (or sslmode=verify-full with the proxy's CA as sslrootcert)"
+        : 'this proxy refuses tokens over unencrypted connections and has no TLS configured: configure listen.tls (clients then use sslmode=require), or set listen.plaintext_tokens',
+      'tls_required',
+    );
   }
-  const token = decodePassword(msg.body);
-  if (token.length === 0) throw new LoginError('28P01', 'empty password: send a JWT as the password', 'bad_token');
-  let identity: VerifiedIdentity;
+  let principal: Principal;
   try {
-    identity = await deps.verify(token);
+    principal = await authenticate(socket, reader, user, deps);
   } catch (e) {
-    if (e instanceof AuthError) throw new LoginError(e.sqlstate, e.message, e.reason);
+    if (e instanceof AuthFailure) throw new LoginError(e.sqlstate, e.message, e.reason);
     throw e;
   }
   let server: Map<string, string>;
@@ -139,9 +181,10 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
   };
   const leftover = reader.detach();
   return {
+    socket,
     user,
     database,
-    identity,
+    principal,
     sessionParams,
     shown,
     serverValue,

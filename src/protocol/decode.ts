@@ -84,3 +84,13 @@ export function decodeParameterStatus(body: Buffer): [string, string] {
   const [value] = readCString(body, p1);
   return [name, value];
 }
+
+/** SASLInitialResponse body: mechanism name, then int32 length (-1: none) and the initial data. */
+export function decodeSASLInitial(body: Buffer): { mechanism: string; data: string } {
+  const [mechanism, pos] = readCString(body, 0);
+  if (pos + 4 > body.length) throw new ProtocolError('SASLInitialResponse is too short');
+  const len = body.readInt32BE(pos);
+  if (len === -1) return { mechanism, data: '' };
+  if (len < 0 || pos + 4 + len !== body.length) throw new ProtocolError('SASLInitialResponse has a wrong length');
+  return { mechanism, data: body.toString('utf8', pos + 4) };
+}

@@ -24,6 +24,14 @@ function int32(n: number): Buffer {
 export const authenticationOk = (): Buffer => frame(Backend.Authentication, int32(Auth.Ok));
 export const authenticationCleartext = (): Buffer => frame(Backend.Authentication, int32(Auth.CleartextPassword));
 
+/** AuthenticationSASL with the offered mechanisms, then SASLContinue / SASLFinal carrying SCRAM data. */
+export const authenticationSASL = (mechanisms: string[]): Buffer =>
+  frame(Backend.Authentication, Buffer.concat([int32(Auth.SASL), cstrings(...mechanisms), Buffer.from([0])]));
+export const authenticationSASLContinue = (data: string): Buffer =>
+  frame(Backend.Authentication, Buffer.concat([int32(Auth.SASLContinue), Buffer.from(data, 'utf8')]));
+export const authenticationSASLFinal = (data: string): Buffer =>
+  frame(Backend.Authentication, Buffer.concat([int32(Auth.SASLFinal), Buffer.from(data, 'utf8')]));
+
 export const parameterStatus = (name: string, value: string): Buffer => frame(Backend.ParameterStatus, cstrings(name, value));
 
 export const backendKeyData = (pid: number, secret: number): Buffer =>

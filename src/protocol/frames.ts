@@ -40,6 +40,7 @@ export class FrameScanner {
   /** Body bytes of the current frame not seen yet. */
   private remaining = 0;
   private action: Action = Action.Pass;
+  /** Type of the Inspect frame being assembled. */
   private type = 0;
   /** Body of an Inspect frame that spans chunks. */
   private body: Buffer | null = null;
@@ -57,11 +58,6 @@ export class FrameScanner {
   /** True when no frame is partly read: the stream may change hands here. */
   get atBoundary(): boolean {
     return this.headerLen === 0 && this.remaining === 0;
-  }
-
-  /** Current frame's type while it is partly read (0 at a boundary). */
-  get partialType(): number {
-    return this.atBoundary ? 0 : this.type;
   }
 
   /** Scans `chunk`; returns null when all of it was consumed, or the bytes from a stalled frame on. */

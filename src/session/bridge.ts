@@ -12,6 +12,7 @@ import { Frontend, TxStatus } from '../protocol/codes.js';
 import { errorResponse, type ErrorFields, readyForQuery } from '../protocol/encode.js';
 import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
 import { PIPELINED_DISCARD_ALL } from '../backend/reset.js';
+import type { UserSlots } from '../backend/user-slots.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
 import { statementName } from './server-messages.js';
 import { StatementCache, type StatementLimits } from './statements.js';
@@ -48,6 +49,8 @@ export interface SessionOptions {
   statementLimits: StatementLimits;
   /** When the client's token expires (epoch ms, clock tolerance included): no transaction starts after it. */
   expiresAtMs: number;
+  /** The static user's own cap, taken before the shared pool. */
+  userSlots?: UserSlots;
   /** ParameterStatus values the client has been shown, to drop repeats caused by the per-transaction context. */
   shownParams: Map<string, string>;
   hooks: SessionHooks;
@@ -131,7 +134,16 @@ export class Session implements ResponseOwner {
     this.state = 'acquiring';
     this.stash = [first];
     this.pauseClient();
-    this.o.pool.acquire().then(
+    const slots = this.o.userSlots;
+    const acquired = slots
+      ? slots.acquire().then(() =>
+          this.o.pool.acquire().catch((e: unknown) => {
+            slots.release();
+            throw e;
+          }),
+        )
+      : this.o.pool.acquire();
+    acquired.then(
       (server) => this.onAcquired(server),
       (err: Error) => this.onAcquireFailed(err),
     );
@@ -151,6 +163,7 @@ export class Session implements ResponseOwner {
 
   private onAcquired(server: ServerConn): void {
     if (this.state !== 'acquiring') {
+      this.o.userSlots?.release();
       this.o.pool.release(server, 'idle');
       return;
     }
@@ -352,12 +365,15 @@ export class Session implements ResponseOwner {
     if (this.state === 'active') this.state = 'idle';
     this.txStatus = TxStatus.Idle;
     this.resumeClient();
+    this.o.userSlots?.release();
     this.o.pool.release(server, mode);
   }
 
   private onServerGone(reason: string): void {
     this.server = null;
     this.offServerClose = null;
+    this.responses.endHold();
+    this.o.userSlots?.release();
     this.o.log.warn({ event: 'BACKEND_LOST', reason }, 'backend connection lost during a transaction');
     this.fatal({ code: '08006', message: `the database connection was lost during the transaction (${reason}); reconnect and retry` });
   }

@@ -10,7 +10,7 @@ import { parameterStatus } from '../protocol/encode.js';
 import { Action, type FrameSink } from '../protocol/frames.js';
 import { listenRefusal, statementErrorHint } from './server-messages.js';
 import type { StatementCache } from './statements.js';
-import { PREFIX_COMMANDS, TRACKED_REPORTED, type TenantContext } from './tenant-context.js';
+import { TRACKED_REPORTED, type TenantContext } from './tenant-context.js';
 
 /** What the responses need from their session. */
 export interface ResponseOwner {
@@ -28,6 +28,8 @@ export class ServerResponses implements FrameSink {
   private prefixLeft = 0;
   /** The prefix starts with the previous client's DISCARD ALL (backend handed over under load). */
   private resetInPrefix = false;
+  /** CommandCompletes of the context part of this hold's prefix (0 for a login with no context). */
+  private contextCommands = 0;
   private server: ServerConn | null = null;
 
   constructor(
@@ -44,7 +46,8 @@ export class ServerResponses implements FrameSink {
   startHold(server: ServerConn, resetInPrefix: boolean): void {
     this.server = server;
     this.resetInPrefix = resetInPrefix;
-    this.prefixLeft = PREFIX_COMMANDS + (resetInPrefix ? 1 : 0);
+    this.contextCommands = this.context.commands;
+    this.prefixLeft = this.contextCommands + (resetInPrefix ? 1 : 0);
   }
 
   endHold(): void {
@@ -119,7 +122,7 @@ export class ServerResponses implements FrameSink {
     } else if (type === Backend.ErrorResponse) {
       const f = decodeErrorFields(body);
       const reason = `${f.C ?? ''} ${f.M ?? 'unknown error'}`.trim();
-      const inReset = this.resetInPrefix && this.prefixLeft === PREFIX_COMMANDS + 1;
+      const inReset = this.resetInPrefix && this.prefixLeft === this.contextCommands + 1;
       this.prefixLeft = 0;
       this.owner.prefixFailed(inReset ? 'reset' : 'context', reason, f.C);
     } else if (type === Backend.ReadyForQuery) {

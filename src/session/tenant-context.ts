@@ -86,13 +86,19 @@ export class TenantContext {
     private readonly serverValue: (name: string) => string | undefined,
   ) {}
 
+  /** The messages to write in front of a transaction (empty when there is nothing to set). */
   get prefix(): Buffer {
     if (!this.cached) {
       const settings = [...this.tenantSettings];
       for (const [name, value] of this.session) if (this.serverValue(name) !== value) settings.push([name, value]);
-      this.cached = buildContextPrefix(settings);
+      this.cached = settings.length > 0 ? buildContextPrefix(settings) : Buffer.alloc(0);
     }
     return this.cached;
+  }
+
+  /** CommandCompletes the prefix produces: PREFIX_COMMANDS, or 0 when it is empty. */
+  get commands(): number {
+    return this.prefix.length > 0 ? PREFIX_COMMANDS : 0;
   }
 
   /**

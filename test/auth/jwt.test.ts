@@ -149,3 +149,63 @@ describe('createTokenVerifier', () => {
     await refused(await sign({ tenant_id: 'acme' }), 'claim_mismatch', '28P01', '"iss"', cfg);
   });
 });
+
+describe('role claim', () => {
+  const ROLES: Partial<JwtConfig> = { role_claim: 'db_role', allowed_roles: ['tenant_reader', 'tenant_writer'] };
+
+  it('returns an allowed role, and no role when the token has none', async () => {
+    const verify = createTokenVerifier({ ...JWT, ...ROLES }, TENANT);
+    const id = await verify(await sign({ tenant_id: 'acme', db_role: 'tenant_writer' }));
+    expect(id.role).toBe('tenant_writer');
+    const none = await verify(await sign({ tenant_id: 'acme' }));
+    expect(none.role).toBeUndefined();
+    expect('role' in none).toBe(false);
+  });
+
+  it('reads a nested role claim by dotted path', async () => {
+    const verify = createTokenVerifier({ ...JWT, role_claim: 'app_metadata.role', allowed_roles: ['tenant_reader'] }, TENANT);
+    expect((await verify(await sign({ tenant_id: 'acme', app_metadata: { role: 'tenant_reader' } }))).role).toBe('tenant_reader');
+  });
+
+  it('ignores the role claim when role_claim is not configured', async () => {
+    const id = await createTokenVerifier(JWT, TENANT)(await sign({ tenant_id: 'acme', db_role: 'postgres' }));
+    expect(id.role).toBeUndefined();
+  });
+
+  it('refuses a role outside allowed_roles', async () => {
+    const err = await refused(
+      await sign({ tenant_id: 'acme', db_role: 'postgres' }),
+      'role_not_allowed',
+      '28000',
+      'role "postgres" in claim "db_role" is not in auth.jwt.allowed_roles',
+      ROLES,
+    );
+    expect(err.message).toBe('role "postgres" in claim "db_role" is not in auth.jwt.allowed_roles');
+    await refused(await sign({ tenant_id: 'acme', db_role: 'Tenant_Reader' }), 'role_not_allowed', '28000', '"Tenant_Reader"', ROLES);
+    await refused(await sign({ tenant_id: 'acme', db_role: '' }), 'role_not_allowed', '28000', 'role ""', ROLES);
+    await refused(await sign({ tenant_id: 'acme', db_role: ['tenant_reader'] }), 'role_not_allowed', '28000', 'is not in auth.jwt.allowed_roles', ROLES);
+    await refused(await sign({ tenant_id: 'acme', db_role: null }), 'role_not_allowed', '28000', 'role "null"', ROLES);
+    const long = await refused(await sign({ tenant_id: 'acme', db_role: `x\n${'y'.repeat(200)}` }), 'role_not_allowed', '28000', 'allowed_roles', ROLES);
+    expect(long.message).not.toContain('\n');
+    expect(long.message).not.toContain('y'.repeat(100));
+  });
+
+  it('checks the tenant before the role', async () => {
+    await refused(await sign({ db_role: 'postgres' }), 'no_tenant', '28000', 'no tenant claim', ROLES);
+  });
+});
+
+describe('TokenVerifier', () => {
+  it('is callable and has reload()', async () => {
+    const verify = createTokenVerifier(JWT, TENANT);
+    expect(typeof verify.reload).toBe('function');
+    await verify.reload();
+    expect((await verify(await sign({ tenant_id: 'acme' }))).tenant).toBe('acme');
+  });
+
+  it('refuses to build a verifier without a usable key source', () => {
+    expect(() => createTokenVerifier({ ...JWT, secret: undefined }, TENANT)).toThrow(/secret/);
+    expect(() => createTokenVerifier({ ...JWT, algorithms: ['RS256'], secret: undefined }, TENANT)).toThrow(/public_key_file, jwks_file or jwks_url/);
+    expect(() => createTokenVerifier({ ...JWT, algorithms: ['HS256', 'RS256'] }, TENANT)).toThrow(/mixes/);
+  });
+});

@@ -1,8 +1,10 @@
 // Tests the config loader: defaults, secret forms, and that each invalid input yields a one-line ConfigError naming its key.
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exportJWK, exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile, parseConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/config/types.js';
@@ -51,9 +53,9 @@ auth:
 describe('defaults', () => {
   it('fills every optional key', () => {
     const c = cfg();
-    expect(c.listen).toEqual({ host: '127.0.0.1', port: 6432, max_client_conn: 1000, startup_timeout_ms: 10000 });
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 6432, max_client_conn: 1000, startup_timeout_ms: 10000, plaintext_tokens: 'refuse' });
     expect(c.admin).toEqual({ host: '127.0.0.1', port: 9187 });
-    expect(c.backend).toEqual({ host: '127.0.0.1', port: 5432, database: 'app', user: 'app_pool', password: 'pw', connect_timeout_ms: 5000 });
+    expect(c.backend).toEqual({ host: '127.0.0.1', port: 5432, database: 'app', user: 'app_pool', password: 'pw', connect_timeout_ms: 5000, sslmode: 'prefer' });
     expect(c.pool).toEqual({ size: 20, acquire_timeout_ms: 5000, max_waiting: 10000, idle_timeout_ms: 600000, reset_timeout_ms: 5000, mode: 'transaction', max_prepared_statements: 1000, max_prepared_statement_bytes: 16777216 });
     expect(c.auth.jwt).toEqual({ algorithms: ['HS256'], secret: SECRET, tenant_claim: 'tenant_id', max_token_bytes: 8192, clock_tolerance_s: 0 });
     expect(c.tenant.setting).toBe('app.current_tenant');
@@ -198,7 +200,7 @@ describe('errors name the key', () => {
     expectError(withJwt(`algorithms: [], secret: "${SECRET}"`), 'auth.jwt.algorithms', 'non-empty');
     expectError(withJwt(`algorithms: HS256, secret: "${SECRET}"`), 'auth.jwt.algorithms', 'list');
     expectError(withJwt(`algorithms: [none], secret: "${SECRET}"`), 'auth.jwt.algorithms[0]', 'supported: HS256, HS384, HS512');
-    expectError(withJwt(`algorithms: [HS256, RS256], secret: "${SECRET}"`), 'auth.jwt.algorithms[1]', '"RS256"', 'supported');
+    expectError(withJwt(`algorithms: [HS256, RS999], secret: "${SECRET}"`), 'auth.jwt.algorithms[1]', '"RS999"', 'supported: HS256, HS384, HS512, RS256, PS256, ES256, EdDSA');
   });
 
   it('tenant.setting', () => {
@@ -269,3 +271,131 @@ function expectErrorFromFile(path: string): void {
   expect(err.key).toBe('backend.password.env');
   expect(err.message).toContain('PGTP_BACKEND_PASSWORD');
 }
+
+describe('auth.jwt public-key algorithms and roles', () => {
+  let dir: string;
+  const path = (name: string) => join(dir, name);
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pgtp-config-keys-'));
+    const rsa = await generateKeyPair('RS256', { extractable: true });
+    const ec = await generateKeyPair('ES256', { extractable: true });
+    writeFileSync(path('rsa.pem'), await exportSPKI(rsa.publicKey));
+    writeFileSync(path('rsa-private.pem'), await exportPKCS8(rsa.privateKey));
+    writeFileSync(path('ec.pem'), await exportSPKI(ec.publicKey));
+    writeFileSync(path('small.pem'), generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'pem', type: 'spki' }));
+    writeFileSync(path('garbage.pem'), 'not a key');
+    const rsaJwk = { ...(await exportJWK(rsa.publicKey)), kid: 'r1' };
+    const ecJwk = { ...(await exportJWK(ec.publicKey)), kid: 'e1' };
+    writeFileSync(path('keys.json'), JSON.stringify({ keys: [rsaJwk, ecJwk] }));
+    writeFileSync(path('ec-only.json'), JSON.stringify({ keys: [ecJwk] }));
+    writeFileSync(path('private.json'), JSON.stringify({ keys: [await exportJWK(rsa.privateKey)] }));
+    writeFileSync(path('oct.json'), JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0' }] }));
+    writeFileSync(path('bad.json'), '{ "keys": ');
+    writeFileSync(path('nokeys.json'), '{ "kids": [] }');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const jwt = (fields: string) => parseConfig(withJwt(fields), {}, dir).auth.jwt;
+  const jwtError = (fields: string, key: string, ...fragments: string[]) => {
+    const err = configError(() => parseConfig(withJwt(fields), {}, dir));
+    expect(err.key).toBe(key);
+    for (const f of fragments) expect(err.message).toContain(f);
+    return err;
+  };
+
+  it('public_key_file resolves against the config directory', () => {
+    expect(jwt('algorithms: [RS256, PS256], public_key_file: rsa.pem')).toEqual({
+      algorithms: ['RS256', 'PS256'],
+      public_key_file: path('rsa.pem'),
+      tenant_claim: 'tenant_id',
+      max_token_bytes: 8192,
+      clock_tolerance_s: 0,
+    });
+    expect(jwt('algorithms: [ES256], public_key_file: ec.pem').public_key_file).toBe(path('ec.pem'));
+  });
+
+  it('public_key_file must hold a public key fit for every algorithm', () => {
+    jwtError('algorithms: [RS256], public_key_file: missing.pem', 'auth.jwt.public_key_file', 'ENOENT');
+    jwtError('algorithms: [RS256], public_key_file: garbage.pem', 'auth.jwt.public_key_file', 'BEGIN PUBLIC KEY');
+    jwtError('algorithms: [RS256], public_key_file: rsa-private.pem', 'auth.jwt.public_key_file', 'private key');
+    jwtError('algorithms: [RS256, ES256], public_key_file: rsa.pem', 'auth.jwt.public_key_file', 'RSA key', 'cannot verify ES256');
+    jwtError('algorithms: [EdDSA], public_key_file: ec.pem', 'auth.jwt.public_key_file', 'EC key', 'cannot verify EdDSA');
+    jwtError('algorithms: [RS256], public_key_file: small.pem', 'auth.jwt.public_key_file', '1024 bits', 'at least 2048');
+  });
+
+  it('jwks_file', () => {
+    expect(jwt('algorithms: [RS256, ES256], jwks_file: keys.json')).toMatchObject({ jwks_file: path('keys.json') });
+    jwtError('algorithms: [RS256], jwks_file: ec-only.json', 'auth.jwt.jwks_file', 'no signing key usable with RS256');
+    jwtError('algorithms: [RS256], jwks_file: private.json', 'auth.jwt.jwks_file', 'private key material');
+    jwtError('algorithms: [RS256], jwks_file: oct.json', 'auth.jwt.jwks_file', 'shared-secret (oct)');
+    jwtError('algorithms: [RS256], jwks_file: bad.json', 'auth.jwt.jwks_file', 'not valid JSON');
+    jwtError('algorithms: [RS256], jwks_file: nokeys.json', 'auth.jwt.jwks_file', '"keys" list');
+    jwtError('algorithms: [RS256], jwks_file: nope.json', 'auth.jwt.jwks_file', 'ENOENT');
+  });
+
+  it('jwks_url with its defaults, or explicit timings', () => {
+    expect(jwt('algorithms: [ES256], jwks_url: "https://idp.example.com/.well-known/jwks.json"')).toEqual({
+      algorithms: ['ES256'],
+      jwks_url: 'https://idp.example.com/.well-known/jwks.json',
+      jwks_cooldown_ms: 30000,
+      jwks_grace_ms: 3600000,
+      jwks_timeout_ms: 5000,
+      jwks_max_age_ms: 600000,
+      tenant_claim: 'tenant_id',
+      max_token_bytes: 8192,
+      clock_tolerance_s: 0,
+    });
+    expect(
+      jwt('algorithms: [RS256], jwks_url: "http://127.0.0.1:8080/jwks", jwks_cooldown_ms: 0, jwks_grace_ms: 0, jwks_timeout_ms: 100, jwks_max_age_ms: 60000'),
+    ).toMatchObject({ jwks_url: 'http://127.0.0.1:8080/jwks', jwks_cooldown_ms: 0, jwks_grace_ms: 0, jwks_timeout_ms: 100, jwks_max_age_ms: 60000 });
+    expect(jwt('algorithms: [RS256], jwks_url: "http://localhost/jwks"').jwks_url).toBe('http://localhost/jwks');
+  });
+
+  it('jwks_url must be https (or loopback http) and its timings need it', () => {
+    jwtError('algorithms: [RS256], jwks_url: "http://idp.example.com/jwks"', 'auth.jwt.jwks_url', 'https://');
+    jwtError('algorithms: [RS256], jwks_url: "ftp://idp.example.com/jwks"', 'auth.jwt.jwks_url', 'https://');
+    jwtError('algorithms: [RS256], jwks_url: "not a url"', 'auth.jwt.jwks_url', 'not a valid URL');
+    jwtError('algorithms: [RS256], jwks_url: "https://u:p@idp.example.com/jwks"', 'auth.jwt.jwks_url', 'credentials');
+    jwtError('algorithms: [RS256], jwks_url: "https://idp.example.com/jwks", jwks_cooldown_ms: -1', 'auth.jwt.jwks_cooldown_ms', 'integer');
+    jwtError('algorithms: [RS256], jwks_url: "https://idp.example.com/jwks", jwks_timeout_ms: 0', 'auth.jwt.jwks_timeout_ms', 'integer');
+    jwtError('algorithms: [RS256], public_key_file: rsa.pem, jwks_grace_ms: 1000', 'auth.jwt.jwks_grace_ms', 'only applies with auth.jwt.jwks_url');
+  });
+
+  it('exactly one key source, and no secret, for public-key algorithms', () => {
+    jwtError('algorithms: [RS256]', 'auth.jwt', 'public_key_file, jwks_file or jwks_url');
+    jwtError('algorithms: [RS256], public_key_file: rsa.pem, jwks_file: keys.json', 'auth.jwt.jwks_file', 'only one key source', 'public_key_file');
+    jwtError(`algorithms: [RS256], public_key_file: rsa.pem, secret: "${SECRET}"`, 'auth.jwt.secret', 'only for HS256, HS384, HS512');
+  });
+
+  it('HS* algorithms take the secret, never a key source', () => {
+    jwtError(`algorithms: [HS256], secret: "${SECRET}", public_key_file: rsa.pem`, 'auth.jwt.public_key_file', 'only for public-key algorithms', 'auth.jwt.secret');
+    jwtError(`algorithms: [HS512], secret: "${SECRET}", jwks_url: "https://idp.example.com/jwks"`, 'auth.jwt.jwks_url', 'only for public-key');
+    jwtError(`algorithms: [HS256], secret: "${SECRET}", jwks_timeout_ms: 100`, 'auth.jwt.jwks_timeout_ms', 'only for public-key');
+  });
+
+  it('refuses mixing HS* and public-key algorithms (algorithm confusion)', () => {
+    const err = jwtError(`algorithms: [RS256, HS256], secret: "${SECRET}", public_key_file: rsa.pem`, 'auth.jwt.algorithms', 'mixes', 'HS256', 'RS256', 'algorithm confusion');
+    expect(err.message).toContain('public key as the secret');
+    jwtError('algorithms: [ES256, HS384], jwks_file: keys.json', 'auth.jwt.algorithms', 'algorithm confusion');
+  });
+
+  it('role_claim and allowed_roles', () => {
+    const base = `algorithms: [HS256], secret: "${SECRET}"`;
+    expect(jwt(`${base}, role_claim: app_metadata.role, allowed_roles: [tenant_reader, _w1, tenant_reader]`)).toMatchObject({
+      role_claim: 'app_metadata.role',
+      allowed_roles: ['tenant_reader', '_w1'],
+    });
+    expect('role_claim' in jwt(base)).toBe(false);
+    expect('allowed_roles' in jwt(base)).toBe(false);
+    jwtError(`${base}, role_claim: role`, 'auth.jwt.allowed_roles', 'required with auth.jwt.role_claim');
+    jwtError(`${base}, allowed_roles: [r]`, 'auth.jwt.role_claim', 'required with auth.jwt.allowed_roles');
+    jwtError(`${base}, role_claim: role, allowed_roles: []`, 'auth.jwt.allowed_roles', 'non-empty list');
+    jwtError(`${base}, role_claim: role, allowed_roles: reader`, 'auth.jwt.allowed_roles', 'non-empty list');
+    jwtError(`${base}, role_claim: role, allowed_roles: [reader, Admin]`, 'auth.jwt.allowed_roles[1]', 'lowercase identifier', '"Admin"');
+    jwtError(`${base}, role_claim: role, allowed_roles: ["1x"]`, 'auth.jwt.allowed_roles[0]', 'identifier');
+    jwtError(`${base}, role_claim: role, allowed_roles: ["a-b"]`, 'auth.jwt.allowed_roles[0]', 'identifier');
+    jwtError(`${base}, role_claim: role, allowed_roles: [${'r'.repeat(64)}]`, 'auth.jwt.allowed_roles[0]', 'identifier');
+    expect(jwt(`${base}, role_claim: role, allowed_roles: [${'r'.repeat(63)}]`).allowed_roles).toEqual(['r'.repeat(63)]);
+    jwtError(`${base}, role_claim: "a..b", allowed_roles: [r]`, 'auth.jwt.role_claim', 'dotted path');
+  });
+});

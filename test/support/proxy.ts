@@ -32,15 +32,27 @@ export async function startTestProxy(
   server: PgServer,
   name: string,
   /** Config keys as they would be written in YAML, over the test defaults. */
-  overrides: { pool?: Record<string, unknown>; tenant?: Record<string, unknown>; listen?: Record<string, unknown> } = {},
+  overrides: {
+    pool?: Record<string, unknown>;
+    tenant?: Record<string, unknown>;
+    listen?: Record<string, unknown>;
+    /** Backend keys over the fixture's (e.g. sslmode, sslrootcert). */
+    backend?: Record<string, unknown>;
+    /** Keys of `auth` besides `jwt` (e.g. rate_limit); `jwt` keys go in `jwt`. */
+    auth?: Record<string, unknown>;
+    jwt?: Record<string, unknown>;
+    users?: unknown[];
+  } = {},
 ): Promise<TestProxy> {
   const fx = await createFixtureDatabase(server, name);
   const tree = {
-    listen: { port: 0, ...overrides.listen },
+    // Tests connect over loopback without TLS unless they set listen.tls / plaintext_tokens themselves.
+    listen: { port: 0, plaintext_tokens: 'loopback', ...overrides.listen },
     admin: { port: 0 },
-    backend: { host: server.host, port: server.port, database: fx.database, user: fx.poolUser, password: fx.poolPassword },
+    backend: { host: server.host, port: server.port, database: fx.database, user: fx.poolUser, password: fx.poolPassword, ...overrides.backend },
     pool: { size: 4, idle_timeout_ms: 0, ...overrides.pool },
-    auth: { jwt: { algorithms: ['HS256'], secret: JWT_SECRET } },
+    auth: { jwt: { algorithms: ['HS256'], secret: JWT_SECRET, ...overrides.jwt }, ...overrides.auth },
+    ...(overrides.users ? { users: overrides.users } : {}),
     tenant: { search_path: 'tenant_{tenant}, public', ...overrides.tenant },
     log: { level: 'silent' },
   };
