@@ -2,7 +2,8 @@
 // frontend messages). Reference: https://www.postgresql.org/docs/current/protocol-message-formats.html
 import { Auth, Backend, TxStatus } from './codes.js';
 
-function frame(type: number, body: Buffer): Buffer {
+/** A whole message: type byte, int32 length, body. */
+export function frame(type: number, body: Buffer): Buffer {
   const out = Buffer.allocUnsafe(5 + body.length);
   out[0] = type;
   out.writeUInt32BE(4 + body.length, 1);

@@ -4,6 +4,7 @@
 // server's answers to those extra Parse messages (ParseComplete) are matched by position and swallowed,
 // so the client sees exactly what a direct connection would show.
 // Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+import { frame } from '../protocol/encode.js';
 
 /** A Parse sent to the server and not yet answered. */
 interface PendingParse {
@@ -21,15 +22,6 @@ export interface StatementLimits {
   maxCount: number;
   /** Most bytes of Parse messages remembered per client. */
   maxBytes: number;
-}
-
-/** Rebuilds a whole frame from a type and a body that may be a view into a socket chunk. */
-function frameOf(type: number, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = type;
-  out.writeUInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
 }
 
 const PARSE = 0x50;
@@ -62,7 +54,7 @@ export class StatementCache {
   clientParse(name: string, body: Buffer, seg: number): Buffer | null {
     let inject: Buffer | null = null;
     if (name !== '' && !this.onBackend.has(name) && !this.isPending(name)) inject = this.reprepare(name, seg);
-    this.pending.push({ seg, name, synthetic: false, frame: frameOf(PARSE, body) });
+    this.pending.push({ seg, name, synthetic: false, frame: frame(PARSE, body) });
     return inject;
   }
 

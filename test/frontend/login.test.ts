@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { primaryServer } from '../support/pg.js';
+import { firstError, rawExchange } from '../support/wire.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 
 const run = promisify(execFile);
@@ -14,45 +15,7 @@ const hasPsql = await run('psql', ['--version']).then(
   () => false,
 );
 
-/** Sends raw bytes and collects what the proxy answers until it closes (or 2 s pass). */
-function rawExchange(port: number, payload: Buffer): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    const got: Buffer[] = [];
-    const done = () => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(Buffer.concat(got));
-    };
-    const timer = setTimeout(done, 2000);
-    s.on('data', (d) => got.push(d));
-    s.on('close', done);
-    s.on('error', done);
-    s.on('connect', () => s.write(payload));
-  });
-}
 
-/** Extracts SQLSTATE (C) and message (M) of the first ErrorResponse in a byte stream. */
-function firstError(buf: Buffer): { code: string; message: string } | null {
-  let pos = 0;
-  while (pos + 5 <= buf.length) {
-    const type = buf[pos];
-    const len = buf.readUInt32BE(pos + 1);
-    if (type === 0x45) {
-      const fields: Record<string, string> = {};
-      let p = pos + 5;
-      while (buf[p] !== 0) {
-        const code = String.fromCharCode(buf[p]);
-        const end = buf.indexOf(0, p + 1);
-        fields[code] = buf.toString('utf8', p + 1, end);
-        p = end + 1;
-      }
-      return { code: fields.C, message: fields.M };
-    }
-    pos += 1 + len;
-  }
-  return null;
-}
 
 describe('client login', () => {
   let t: TestProxy;

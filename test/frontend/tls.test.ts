@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { haveOpenssl, makeTestCerts, type TestCerts } from '../support/certs.js';
 import { primaryServer } from '../support/pg.js';
+import { firstError, rawExchange } from '../support/wire.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 
 const run = promisify(execFile);
@@ -33,36 +34,7 @@ function startupPacket(params: Record<string, string>): Buffer {
   return Buffer.concat([len, body]);
 }
 
-/** Sends raw bytes and collects what the proxy answers until it closes (or 2 s pass). */
-function rawExchange(port: number, payload: Buffer): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    const got: Buffer[] = [];
-    const done = (): void => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(Buffer.concat(got));
-    };
-    const timer = setTimeout(done, 2000);
-    s.on('data', (d) => got.push(d));
-    s.on('close', done);
-    s.on('error', done);
-    s.on('connect', () => s.write(payload));
-  });
-}
 
-/** SQLSTATE and message of the first ErrorResponse in `buf` (starting at `from`). */
-function firstError(buf: Buffer, from = 0): { code: string; message: string } | null {
-  if (buf[from] !== 0x45) return null;
-  const fields: Record<string, string> = {};
-  let p = from + 5;
-  while (p < buf.length && buf[p] !== 0) {
-    const end = buf.indexOf(0, p + 1);
-    fields[String.fromCharCode(buf[p])] = buf.toString('utf8', p + 1, end);
-    p = end + 1;
-  }
-  return { code: fields.C, message: fields.M };
-}
 
 /** SSLRequest, 'S', then a TLS handshake only (no login): resolves the certificate the proxy presented. */
 function peerCertificate(port: number, ca: Buffer): Promise<tls.PeerCertificate> {

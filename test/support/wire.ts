@@ -1,0 +1,41 @@
+// Raw-socket helpers for tests that speak the protocol by hand: send bytes, collect the reply, read errors.
+import net from 'node:net';
+
+/** Sends raw bytes and collects what the proxy answers until it closes (or 2 s pass). */
+export function rawExchange(port: number, payload: Buffer): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    const got: Buffer[] = [];
+    const done = (): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(Buffer.concat(got));
+    };
+    const timer = setTimeout(done, 2000);
+    s.on('data', (d) => got.push(d));
+    s.on('close', done);
+    s.on('error', done);
+    s.on('connect', () => s.write(payload));
+  });
+}
+
+/** SQLSTATE (C) and message (M) of the first ErrorResponse in a byte stream of whole messages. */
+export function firstError(buf: Buffer): { code: string; message: string } | null {
+  let pos = 0;
+  while (pos + 5 <= buf.length) {
+    const type = buf[pos];
+    const len = buf.readUInt32BE(pos + 1);
+    if (type === 0x45) {
+      const fields: Record<string, string> = {};
+      let p = pos + 5;
+      while (p < buf.length && buf[p] !== 0) {
+        const end = buf.indexOf(0, p + 1);
+        fields[String.fromCharCode(buf[p])] = buf.toString('utf8', p + 1, end);
+        p = end + 1;
+      }
+      return { code: fields.C, message: fields.M };
+    }
+    pos += 1 + len;
+  }
+  return null;
+}
