@@ -60,7 +60,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const userSlots = new Map(config.users.map((u) => [u.name, new UserSlots(u.name, u.pool_size, config.pool.acquire_timeout_ms)]));
   const sessions = new Set<Session>();
   const sockets = new Set<net.Socket>();
-  const clientTls = createClientTls(config.listen.tls, log);
+  const clientTls = createClientTls(config.listen.tls, log, config.listen.plaintext_tokens);
 
   const onConnection = async (socket: net.Socket): Promise<void> => {
     socket.setNoDelay(true);

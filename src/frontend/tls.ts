@@ -72,12 +72,19 @@ export class TlsHandshakeError extends Error {
 }
 
 /** Builds the client TLS state from config, or null (and a startup warning) when listen.tls is not set. */
-export function createClientTls(config: ListenTlsConfig | undefined, log?: Logger): ClientTls | null {
+export function createClientTls(
+  config: ListenTlsConfig | undefined,
+  log?: Logger,
+  plaintextTokens: 'refuse' | 'loopback' | 'allow' = 'refuse',
+): ClientTls | null {
   if (!config) {
-    log?.warn(
-      { event: 'TLS_DISABLED' },
-      'listen.tls is not configured: clients send their token in cleartext; set listen.tls.cert_file and key_file unless the network path is otherwise protected',
-    );
+    const what =
+      plaintextTokens === 'refuse'
+        ? 'token logins will be refused (listen.plaintext_tokens: refuse); only static SCRAM users can log in'
+        : plaintextTokens === 'loopback'
+          ? 'token logins are accepted in cleartext from loopback addresses only'
+          : 'clients send their token in cleartext (listen.plaintext_tokens: allow)';
+    log?.warn({ event: 'TLS_DISABLED', plaintext_tokens: plaintextTokens }, `listen.tls is not configured: ${what}; set listen.tls.cert_file and key_file`);
     return null;
   }
   return new ClientTls(config, log);
