@@ -68,10 +68,17 @@ export async function main(argv: string[]): Promise<number> {
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
-    // SIGHUP re-reads reloadable files (listen.tls certificate and key, JWT keys) without dropping connections.
+    // SIGHUP re-reads the config file (tenant.deny takes effect at once), the listen.tls certificate and key,
+    // and the JWT keys, without dropping connections. A config file that no longer validates changes nothing.
     process.on('SIGHUP', () => {
       log.info({ event: 'RELOAD', signal: 'SIGHUP' }, 'reloading');
-      void proxy.reload?.().catch((e: Error) => log.error({ event: 'RELOAD_FAILED', err: e.message }, 'reload failed'));
+      let next;
+      try {
+        next = loadConfigFile(configPath);
+      } catch (e) {
+        log.error({ event: 'RELOAD_FAILED', err: (e as Error).message }, 'config file not reloaded; previous settings kept');
+      }
+      void proxy.reload?.(next).catch((e: Error) => log.error({ event: 'RELOAD_FAILED', err: e.message }, 'reload failed'));
     });
   });
   return 0;

@@ -27,7 +27,7 @@ export interface RunningProxy {
   log: Logger;
   close(): Promise<void>;
   /** Re-reads reloadable files (listen.tls certificate and key, JWT key files); the CLI calls it on SIGHUP. */
-  reload?(): Promise<void>;
+  reload?(next?: ProxyConfig): Promise<void>;
 }
 
 export async function startProxy(config: ProxyConfig, log: Logger = createLogger(config.log.level)): Promise<RunningProxy> {
@@ -46,6 +46,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     reset: (mode) => metrics.resets.inc({ mode }),
     resetFailed: (c, reason) => {
       metrics.resetFailures.inc();
+      metrics.securityEvents.inc({ event: 'RESET_FAILED' });
       log.error({ event: 'RESET_FAILED', backend_pid: c.pid, conn: c.id, reason }, 'backend reset failed; connection closed');
     },
     connectFailed: (e) => {
@@ -57,6 +58,8 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const verify = createTokenVerifier(config.auth.jwt, config.tenant);
   const cancels = new CancelRegistry();
   const limiter = new FailureLimiter(config.auth.rate_limit);
+  /** Suspended tenants (tenant.deny); replaced on reload, checked at login and at every transaction start. */
+  let denied = new Set(config.tenant.deny);
   const userSlots = new Map(config.users.map((u) => [u.name, new UserSlots(u.name, u.pool_size, config.pool.acquire_timeout_ms)]));
   const sessions = new Set<Session>();
   const sockets = new Set<net.Socket>();
@@ -76,6 +79,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     const wait = limiter.retryAfter(address);
     if (wait > 0) {
       metrics.authFailures.inc({ reason: 'rate_limited' });
+      metrics.securityEvents.inc({ event: 'AUTH_FAILED' });
       log.warn({ event: 'AUTH_FAILED', reason: 'rate_limited', client: remote }, 'login refused: too many failures from this address');
       socket.end(errorResponse({ severity: 'FATAL', code: '28000', message: `too many failed logins from this address; retry in ${Math.ceil(wait / 1000)} s` }));
       return;
@@ -100,10 +104,12 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       clearTimeout(timer);
       if (!ok || ok.socket.destroyed) return;
       const { tenant, role, staticUser } = ok.principal;
+      if (tenant !== null && denied.has(tenant)) throw new LoginError('28000', `tenant "${tenant}" is suspended`, 'tenant_suspended');
       const tenantSettings: Array<[string, string]> = [];
+      const searchPath = tenant !== null && config.tenant.search_path ? renderSearchPath(config.tenant.search_path, tenant, config.tenant.schema_map) : null;
       if (tenant !== null) {
         tenantSettings.push([config.tenant.setting, tenant]);
-        if (config.tenant.search_path) tenantSettings.push(['search_path', renderSearchPath(config.tenant.search_path, tenant)]);
+        if (searchPath !== null) tenantSettings.push(['search_path', searchPath]);
       }
       // SET ROLE inside the injected context; DISCARD ALL undoes it (SET SESSION AUTHORIZATION DEFAULT).
       if (role) tenantSettings.push(['role', role]);
@@ -125,14 +131,45 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         statementLimits: { maxCount: config.pool.max_prepared_statements, maxBytes: config.pool.max_prepared_statement_bytes },
         shownParams: ok.shown,
         expiresAtMs: ok.principal.expiresAtMs,
+        suspended: tenant === null ? () => false : () => denied.has(tenant),
+        ...(tenant !== null && config.tenant.readback_check
+          ? {
+              readback: {
+                setting: config.tenant.setting,
+                tenant,
+                searchPath,
+                user: role ?? config.backend.user,
+                tampered: (actual: { tenant: string | null; searchPath: string | null; user: string | null }) => {
+                  metrics.securityEvents.inc({ event: 'TENANT_CONTEXT_TAMPERED' });
+                  clog.error(
+                    { event: 'TENANT_CONTEXT_TAMPERED', expected: { tenant, search_path: searchPath, user: role ?? config.backend.user }, actual },
+                    'the tenant context was changed inside a transaction; client disconnected',
+                  );
+                  session?.terminate({
+                    code: '42501',
+                    message: 'the tenant context was changed inside your transaction (tenant setting, search_path or role); the connection is closed',
+                  });
+                },
+                failed: (reason: string) => clog.warn({ event: 'READBACK_FAILED', reason }, 'the tenant context could not be read back after a transaction'),
+              },
+            }
+          : {}),
         userSlots: staticUser ? userSlots.get(staticUser.name) : undefined,
         hooks: {
           transactionDone: () => metrics.transactions.inc(),
           contextFailed: () => metrics.contextFailures.inc(),
-          resetFailed: () => metrics.resetFailures.inc(),
+          resetFailed: () => {
+            metrics.resetFailures.inc();
+            metrics.securityEvents.inc({ event: 'RESET_FAILED' });
+          },
           acquireFailed: (sqlstate) => metrics.acquireTimeouts.inc({ sqlstate }),
+          tenantSuspended: () => {
+            metrics.securityEvents.inc({ event: 'TENANT_SUSPENDED' });
+            clog.warn({ event: 'TENANT_SUSPENDED' }, 'tenant is suspended (tenant.deny); client disconnected at its next transaction');
+          },
           tokenExpired: () => {
             metrics.authFailures.inc({ reason: 'expired' });
+            metrics.securityEvents.inc({ event: 'TOKEN_EXPIRED' });
             clog.warn({ event: 'TOKEN_EXPIRED' }, 'token expired on an open connection; client disconnected');
           },
           closed: () => {
@@ -159,6 +196,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
             : new LoginError('08006', `internal error during login: ${(e as Error).message}`, 'internal');
       metrics.authFailures.inc({ reason: le.reason });
       if (le.reason !== 'backend_unavailable' && le.reason !== 'internal') limiter.fail(address);
+      metrics.securityEvents.inc({ event: 'AUTH_FAILED' });
       log.warn({ event: 'AUTH_FAILED', reason: le.reason, sqlstate: le.sqlstate, client: remote, detail: le.message }, 'login refused');
       if (!client.destroyed) client.end(errorResponse({ severity: 'FATAL', code: le.sqlstate, message: le.message, hint: le.hint }));
     }
@@ -185,7 +223,12 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     pool,
     metrics,
     log,
-    async reload() {
+    async reload(next?: ProxyConfig) {
+      if (next) {
+        const before = denied;
+        denied = new Set(next.tenant.deny);
+        log.info({ event: 'RELOAD', deny: [...denied], newly_suspended: [...denied].filter((t) => !before.has(t)) }, 'tenant deny-list reloaded');
+      }
       clientTls?.reload();
       // JWT key files (public_key_file, jwks_file) or the remote JWKS; on failure the old keys stay in use.
       await verify.reload().catch((e: Error) => log.error({ event: 'RELOAD_FAILED', what: 'auth.jwt keys', err: e.message }, 'JWT key reload failed; old keys kept'));

@@ -6,6 +6,7 @@ import { serialize } from 'pg-protocol';
 import { Backend, TxStatus } from '../protocol/codes.js';
 import { decodeErrorFields } from '../protocol/decode.js';
 import { Action } from '../protocol/frames.js';
+import { checkReadback, dataRowFields, readbackQuery } from './readback.js';
 import type { ServerConn } from './server.js';
 
 const DISCARD_ALL = serialize.query('DISCARD ALL');
@@ -18,7 +19,8 @@ const DISCARD_ALL = serialize.query('DISCARD ALL');
  * next client runs on a connection that was not reset.
  */
 export const PIPELINED_DISCARD_ALL = Buffer.concat([serialize.parse({ text: 'DISCARD ALL' }), serialize.bind({}), serialize.execute({})]);
-const ROLLBACK_THEN_DISCARD = Buffer.concat([serialize.query('ROLLBACK'), DISCARD_ALL]);
+const ROLLBACK = serialize.query('ROLLBACK');
+const EMPTY = Buffer.alloc(0);
 
 export type ResetResult = { ok: true } | { ok: false; reason: string };
 
@@ -28,7 +30,9 @@ export type ResetResult = { ok: true } | { ok: false; reason: string };
  */
 export function resetServer(conn: ServerConn, rollbackFirst: boolean, timeoutMs: number): Promise<ResetResult> {
   return new Promise((resolve) => {
-    let expectedRfq = rollbackFirst ? 2 : 1;
+    const readback = conn.readback;
+    conn.readback = null;
+    let expectedRfq = (rollbackFirst ? 2 : 1) + (readback ? 1 : 0);
     let error: string | null = null;
     let discardCompleted = false;
     let done = false;
@@ -44,9 +48,13 @@ export function resetServer(conn: ServerConn, rollbackFirst: boolean, timeoutMs:
     const offClose = conn.onClose((reason) => finish({ ok: false, reason }));
     conn.attach({
       classify: (type) =>
-        type === Backend.ErrorResponse || type === Backend.CommandComplete || type === Backend.ReadyForQuery ? Action.Inspect : Action.Drop,
+        type === Backend.ErrorResponse || type === Backend.CommandComplete || type === Backend.ReadyForQuery || (readback && type === Backend.DataRow)
+          ? Action.Inspect
+          : Action.Drop,
       inspect: (type, body) => {
-        if (type === Backend.ErrorResponse) {
+        if (type === Backend.DataRow) {
+          if (readback) checkReadback(readback, dataRowFields(body));
+        } else if (type === Backend.ErrorResponse) {
           const f = decodeErrorFields(body);
           error = `${f.C ?? ''} ${f.M ?? ''}`.trim();
         } else if (type === Backend.CommandComplete) {
@@ -64,6 +72,8 @@ export function resetServer(conn: ServerConn, rollbackFirst: boolean, timeoutMs:
       },
       write: () => {},
     });
-    conn.write(rollbackFirst ? ROLLBACK_THEN_DISCARD : DISCARD_ALL);
+    conn.write(
+      Buffer.concat([rollbackFirst ? ROLLBACK : EMPTY, readback ? readbackQuery(readback.setting) : EMPTY, DISCARD_ALL]),
+    );
   });
 }

@@ -5,6 +5,7 @@ import { Backend } from '../protocol/codes.js';
 import { decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js';
 import { Action, type FrameSink, FrameScanner } from '../protocol/frames.js';
 import type { Handshake } from './connect.js';
+import type { Readback } from './readback.js';
 
 /** Largest backend message accepted: PostgreSQL caps a field at 1 GB; this leaves room for the frame. */
 const MAX_BACKEND_FRAME = 0x4000_0000 + 1024;
@@ -31,6 +32,8 @@ export class ServerConn {
   closed = false;
   /** Handed to a waiting client without an eager reset: the client must pipeline DISCARD ALL first. */
   needsReset = false;
+  /** The read-back check still due for the client that last released this backend (see readback.ts). */
+  readback: Readback | null = null;
   /** CancelRequests sent for this backend that the server has not closed yet; it is not reused until 0. */
   cancelsInFlight = 0;
   private cancelWaiters: Array<() => void> = [];

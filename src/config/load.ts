@@ -16,6 +16,7 @@ import {
   loadPublicKeyFile,
 } from '../auth/keys.js';
 import { resolveSecret } from './secrets.js';
+import { validateBool, validateDenyList, validateSchemaMap } from './tenant-extras.js';
 import { validateRateLimit, validateUsers } from './users.js';
 import { ConfigError, type ListenTlsConfig, type LogLevel, type ProxyConfig } from './types.js';
 import { isFullyAnchored, int, join, MAX_TIMER_MS, oneOf, optStr, section, show, str, type Raw } from './validate.js';
@@ -136,7 +137,7 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     baseDir,
   );
 
-  const t = section(root.tenant, 'tenant', ['setting', 'search_path', 'id_pattern']);
+  const t = section(root.tenant, 'tenant', ['setting', 'search_path', 'id_pattern', 'schema_map', 'deny', 'readback_check', 'guard']);
   const setting = str(t, 'tenant', 'setting', 'app.current_tenant');
   if (!GUC_NAME.test(setting)) {
     throw new ConfigError('tenant.setting', `must be a two-part custom setting name like app.current_tenant, got ${show(setting)}`);
@@ -148,12 +149,18 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     ...(search_path !== undefined ? { search_path } : {}),
     id_pattern: compileIdPattern(str(t, 'tenant', 'id_pattern', DEFAULT_ID_PATTERN)),
   };
+  const tenantExtras = {
+    schema_map: validateSchemaMap(t.schema_map, tenant.id_pattern),
+    deny: validateDenyList(t.deny, tenant.id_pattern),
+    readback_check: validateBool(t.readback_check, 'tenant.readback_check', true),
+    guard: validateBool(t.guard, 'tenant.guard', true),
+  };
 
   const lg = section(root.log, 'log', ['level']);
   const log = { level: oneOf(lg, 'log', 'level', LOG_LEVELS, 'info') };
 
   const users = validateUsers(root.users, tenant.id_pattern, pool.size);
-  return { listen, admin, backend, pool, auth: { jwt, rate_limit: validateRateLimit(au.rate_limit) }, tenant, log, users };
+  return { listen, admin, backend, pool, auth: { jwt, rate_limit: validateRateLimit(au.rate_limit) }, tenant: { ...tenant, ...tenantExtras }, log, users };
 }
 
 const JWKS_TIMING_KEYS = ['jwks_cooldown_ms', 'jwks_grace_ms', 'jwks_timeout_ms', 'jwks_max_age_ms'] as const;

@@ -130,6 +130,14 @@ export interface TenantConfig {
   search_path?: string;
   /** Tenant ids outside this pattern are refused at login. */
   id_pattern: RegExp;
+  /** Explicit tenant → schema for the search_path's {tenant} element (one schema per tenant, checked at load). */
+  schema_map: Map<string, string>;
+  /** Suspended tenants: refused at login and at the start of every transaction; re-read on SIGHUP. */
+  deny: string[];
+  /** At the end of each transaction, read back the context and disconnect a client that changed it. */
+  readback_check: boolean;
+  /** Check tenants' statements with the statement guard (libpg-query). */
+  guard: boolean;
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

@@ -12,6 +12,7 @@ import { Frontend, TxStatus } from '../protocol/codes.js';
 import { errorResponse, type ErrorFields, readyForQuery } from '../protocol/encode.js';
 import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
 import { PIPELINED_DISCARD_ALL } from '../backend/reset.js';
+import { type Readback, readbackQuery } from '../backend/readback.js';
 import type { UserSlots } from '../backend/user-slots.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
 import { statementName } from './server-messages.js';
@@ -34,6 +35,8 @@ export interface SessionHooks {
   acquireFailed(sqlstate: string): void;
   /** The token expired on an open connection; the client is being disconnected. */
   tokenExpired(): void;
+  /** The client's tenant was suspended (tenant.deny); the client is being disconnected. */
+  tenantSuspended(): void;
   /** The session ended; unregister it. */
   closed(): void;
 }
@@ -49,6 +52,10 @@ export interface SessionOptions {
   statementLimits: StatementLimits;
   /** When the client's token expires (epoch ms, clock tolerance included): no transaction starts after it. */
   expiresAtMs: number;
+  /** The read-back check for this client's context (tenant.readback_check), if it has one. */
+  readback?: Readback;
+  /** True while the client's tenant is suspended (tenant.deny): no transaction may start. */
+  suspended: () => boolean;
   /** The static user's own cap, taken before the shared pool. */
   userSlots?: UserSlots;
   /** ParameterStatus values the client has been shown, to drop repeats caused by the per-transaction context. */
@@ -130,7 +137,7 @@ export class Session implements ResponseOwner {
   }
 
   private acquire(first: Buffer): void {
-    if (this.tokenExpired()) return;
+    if (this.refusedAtTransactionStart()) return;
     this.state = 'acquiring';
     this.stash = [first];
     this.pauseClient();
@@ -154,7 +161,12 @@ export class Session implements ResponseOwner {
    * Called at the start of each transaction, before anything of it reaches a backend: if expired, the
    * client gets FATAL 28P01 and is disconnected.
    */
-  private tokenExpired(): boolean {
+  private refusedAtTransactionStart(): boolean {
+    if (this.o.suspended()) {
+      this.o.hooks.tenantSuspended();
+      this.fatal({ code: '28000', message: 'this tenant is suspended: new transactions are refused' });
+      return true;
+    }
     if (Date.now() < this.o.expiresAtMs) return false;
     this.o.hooks.tokenExpired();
     this.fatal({ code: '28P01', message: `token expired at ${new Date(this.o.expiresAtMs).toISOString()}; reconnect with a fresh token` });
@@ -174,11 +186,15 @@ export class Session implements ResponseOwner {
     this.offServerClose = server.onClose((reason) => this.onServerGone(reason));
     const reset = server.needsReset;
     server.needsReset = false;
-    this.responses.startHold(server, reset);
+    // The previous owner's read-back check rides in front of the pipelined reset (eager resets do their own).
+    const readback = reset ? server.readback : null;
+    server.readback = null;
+    this.responses.startHold(server, reset, readback);
     this.segSent = this.segDone = 0;
     this.statements.newBackend();
     // The reset (if still due), the prefix and the client's first messages leave in one writev.
     server.socket.cork();
+    if (readback) server.write(readbackQuery(readback.setting));
     if (reset) server.write(PIPELINED_DISCARD_ALL);
     server.write(this.o.context.prefix);
     this.drainStash();
@@ -234,7 +250,7 @@ export class Session implements ResponseOwner {
         return Action.Stall;
       }
       // Session mode keeps the backend, so a new transaction there starts here: check the token first.
-      if (this.o.mode === 'session' && this.pendingSyncs === 0 && !this.unsynced && this.txStatus === TxStatus.Idle && this.tokenExpired()) {
+      if (this.o.mode === 'session' && this.pendingSyncs === 0 && !this.unsynced && this.txStatus === TxStatus.Idle && this.refusedAtTransactionStart()) {
         return Action.Drop;
       }
       switch (type) {
@@ -366,6 +382,8 @@ export class Session implements ResponseOwner {
     this.txStatus = TxStatus.Idle;
     this.resumeClient();
     this.o.userSlots?.release();
+    // What this client's context should still be, checked by whoever resets the backend next.
+    if (mode !== 'broken' && this.o.readback) server.readback = this.o.readback;
     this.o.pool.release(server, mode);
   }
 

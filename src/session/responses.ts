@@ -8,6 +8,7 @@ import { Backend, TxStatus } from '../protocol/codes.js';
 import { decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js';
 import { parameterStatus } from '../protocol/encode.js';
 import { Action, type FrameSink } from '../protocol/frames.js';
+import { checkReadback, dataRowFields, type Readback } from '../backend/readback.js';
 import { listenRefusal, statementErrorHint } from './server-messages.js';
 import type { StatementCache } from './statements.js';
 import { TRACKED_REPORTED, type TenantContext } from './tenant-context.js';
@@ -30,6 +31,8 @@ export class ServerResponses implements FrameSink {
   private resetInPrefix = false;
   /** CommandCompletes of the context part of this hold's prefix (0 for a login with no context). */
   private contextCommands = 0;
+  /** The previous owner's read-back check, answered first in this prefix (pipelined handoff only). */
+  private readback: Readback | null = null;
   private server: ServerConn | null = null;
 
   constructor(
@@ -43,9 +46,10 @@ export class ServerResponses implements FrameSink {
   ) {}
 
   /** A transaction starts on `server`; its first answers belong to the prefix. */
-  startHold(server: ServerConn, resetInPrefix: boolean): void {
+  startHold(server: ServerConn, resetInPrefix: boolean, readback: Readback | null): void {
     this.server = server;
     this.resetInPrefix = resetInPrefix;
+    this.readback = readback;
     this.contextCommands = this.context.commands;
     this.prefixLeft = this.contextCommands + (resetInPrefix ? 1 : 0);
   }
@@ -57,11 +61,11 @@ export class ServerResponses implements FrameSink {
 
   /** The prefix's answers have not all arrived yet. */
   get inPrefix(): boolean {
-    return this.prefixLeft > 0;
+    return this.prefixLeft > 0 || this.readback !== null;
   }
 
   classify(type: number): Action {
-    if (this.prefixLeft > 0) return Action.Inspect;
+    if (this.prefixLeft > 0 || this.readback) return Action.Inspect;
     switch (type) {
       case Backend.ParseComplete:
         return this.statements.parseComplete() ? Action.Pass : Action.Drop;
@@ -77,6 +81,7 @@ export class ServerResponses implements FrameSink {
   }
 
   inspect(type: number, body: Buffer): boolean {
+    if (this.readback) return this.readbackMessage(type, body);
     if (this.prefixLeft > 0) return this.prefixMessage(type, body);
     switch (type) {
       case Backend.ReadyForQuery:
@@ -115,6 +120,19 @@ export class ServerResponses implements FrameSink {
     return false;
   }
 
+  /**
+   * The previous owner's read-back, a simple Query ahead of the pipeline (DISCARD ALL must stay the first
+   * statement of its pipeline). Its answers end with its own ReadyForQuery. A simple Query that fails does
+   * not make the server skip what follows, so an error here is reported, never turned into a refusal.
+   */
+  private readbackMessage(type: number, body: Buffer): boolean {
+    const rb = this.readback!;
+    if (type === Backend.DataRow) checkReadback(rb, dataRowFields(body));
+    else if (type === Backend.ErrorResponse) rb.failed(decodeErrorFields(body).M ?? 'unknown error');
+    else if (type === Backend.ReadyForQuery) this.readback = null;
+    return false;
+  }
+
   /** Swallows the prefix's answers; an error there means the context is not set: fail closed. */
   private prefixMessage(type: number, body: Buffer): boolean {
     if (type === Backend.CommandComplete) {
@@ -122,7 +140,7 @@ export class ServerResponses implements FrameSink {
     } else if (type === Backend.ErrorResponse) {
       const f = decodeErrorFields(body);
       const reason = `${f.C ?? ''} ${f.M ?? 'unknown error'}`.trim();
-      const inReset = this.resetInPrefix && this.prefixLeft === this.contextCommands + 1;
+      const inReset = this.resetInPrefix && this.prefixLeft > this.contextCommands;
       this.prefixLeft = 0;
       this.owner.prefixFailed(inReset ? 'reset' : 'context', reason, f.C);
     } else if (type === Backend.ReadyForQuery) {

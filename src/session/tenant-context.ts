@@ -32,13 +32,17 @@ export class TenantContextError extends Error {
  * Renders a search_path template such as `tenant_{tenant}, public`: an element holding `{tenant}`
  * becomes one quoted identifier (`"tenant_acme"`), the others stay as written.
  */
-export function renderSearchPath(template: string, tenant: string): string {
+export function renderSearchPath(template: string, tenant: string, schemaMap?: ReadonlyMap<string, string>): string {
+  // An explicit map wins; it was checked at load so that no two tenants share a schema.
+  const mapped = schemaMap?.get(tenant);
   return template
     .split(',')
     .map((raw) => {
       const el = raw.trim();
       if (!el.includes('{tenant}')) return el;
-      const ident = el.split('{tenant}').join(tenant);
+      // Verbatim substitution (no normalisation), so distinct ids give distinct schemas: acme-corp and
+      // acme_corp can never meet in one schema. Only truncation could merge them, and that is refused below.
+      const ident = mapped ?? el.split('{tenant}').join(tenant);
       if (Buffer.byteLength(ident, 'utf8') > MAX_IDENTIFIER_BYTES) {
         throw new TenantContextError(
           `schema name for tenant is ${Buffer.byteLength(ident, 'utf8')} bytes; PostgreSQL would truncate it to ${MAX_IDENTIFIER_BYTES} and could merge tenants`,

@@ -13,7 +13,9 @@ for (const [label, server] of servers) {
   describe.runIf(server !== undefined)(`session state does not cross tenants on a shared backend (${label})`, () => {
     let t: TestProxy;
     beforeAll(async () => {
-      t = await startTestProxy(server!, `iso_${label === 'primary' ? 'a' : 'b'}`, { pool: { size: 1 } });
+      // These tests change the context on purpose to prove DISCARD ALL clears it; the read-back check, which
+      // would disconnect that client, has its own test (readback.test.ts).
+      t = await startTestProxy(server!, `iso_${label === 'primary' ? 'a' : 'b'}`, { pool: { size: 1 }, tenant: { readback_check: false } });
     });
     afterAll(async () => t?.close());
 

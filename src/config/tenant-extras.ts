@@ -1,0 +1,42 @@
+// Validation of the tenant section's isolation keys: the explicit tenant → schema map (one schema per
+// tenant, checked at load), the deny-list of suspended tenants, the read-back check and the statement guard.
+import { ConfigError } from './types.js';
+import { isMapping, show, type Raw } from './validate.js';
+
+const SCHEMA = /^[a-z_][a-z0-9_$]{0,62}$/;
+
+/** tenant.schema_map: tenant id → schema. Two tenants may never share a schema. */
+export function validateSchemaMap(raw: unknown, idPattern: RegExp): Map<string, string> {
+  const out = new Map<string, string>();
+  if (raw === undefined || raw === null) return out;
+  if (!isMapping(raw)) throw new ConfigError('tenant.schema_map', 'must be a mapping of tenant id to schema name');
+  const owner = new Map<string, string>();
+  for (const [tenant, schema] of Object.entries(raw as Raw)) {
+    const key = `tenant.schema_map.${tenant}`;
+    if (!idPattern.test(tenant)) throw new ConfigError(key, 'the tenant id does not match tenant.id_pattern');
+    if (typeof schema !== 'string' || !SCHEMA.test(schema)) throw new ConfigError(key, `must be a lowercase schema name, got ${show(schema)}`);
+    const other = owner.get(schema);
+    if (other !== undefined) {
+      throw new ConfigError(key, `schema "${schema}" is already mapped to tenant "${other}": two tenants in one schema would see each other's data`);
+    }
+    owner.set(schema, tenant);
+    out.set(tenant, schema);
+  }
+  return out;
+}
+
+/** tenant.deny: tenant ids refused at login and at the start of every transaction (re-read on SIGHUP). */
+export function validateDenyList(raw: unknown, idPattern: RegExp): string[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw new ConfigError('tenant.deny', 'must be a list of tenant ids');
+  return raw.map((t, i) => {
+    if (typeof t !== 'string' || !idPattern.test(t)) throw new ConfigError(`tenant.deny[${i}]`, `${show(t)} is not a tenant id matching tenant.id_pattern`);
+    return t;
+  });
+}
+
+export function validateBool(raw: unknown, key: string, def: boolean): boolean {
+  if (raw === undefined || raw === null) return def;
+  if (typeof raw !== 'boolean') throw new ConfigError(key, `must be true or false, got ${show(raw)}`);
+  return raw;
+}
