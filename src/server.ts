@@ -15,7 +15,9 @@ import { login, LoginError } from './frontend/startup.js';
 import { createClientTls } from './frontend/tls.js';
 import { errorResponse } from './protocol/encode.js';
 import { Session } from './session/bridge.js';
+import { StatementGuard } from './guard/statement-guard.js';
 import { CancelRegistry } from './session/cancel-registry.js';
+import { GuardHook } from './session/guard-hook.js';
 import { renderSearchPath, TenantContext, TenantContextError } from './session/tenant-context.js';
 import { probeBackend } from './backend/probe.js';
 
@@ -58,6 +60,8 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const verify = createTokenVerifier(config.auth.jwt, config.tenant);
   const cancels = new CancelRegistry();
   const limiter = new FailureLimiter(config.auth.rate_limit);
+  // One guard for the process: the parser (WASM) loads once; verdicts are cached.
+  const statementGuard = config.tenant.guard ? await StatementGuard.create({ tenantSetting: config.tenant.setting }) : null;
   /** Suspended tenants (tenant.deny); replaced on reload, checked at login and at every transaction start. */
   let denied = new Set(config.tenant.deny);
   const userSlots = new Map(config.users.map((u) => [u.name, new UserSlots(u.name, u.pool_size, config.pool.acquire_timeout_ms)]));
@@ -132,6 +136,16 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         shownParams: ok.shown,
         expiresAtMs: ok.principal.expiresAtMs,
         suspended: tenant === null ? () => false : () => denied.has(tenant),
+        // Trusted logins (tenant: none) are not guarded: they are for migrations and SRE work.
+        ...(tenant !== null && statementGuard
+          ? {
+              guard: new GuardHook(statementGuard, (v, sql) => {
+                metrics.securityEvents.inc({ event: 'TENANT_STATEMENT_BLOCKED' });
+                // The rule, not the statement: SQL text can carry client data.
+                clog.warn({ event: 'TENANT_STATEMENT_BLOCKED', rule: v.rule, statement_bytes: Buffer.byteLength(sql) }, 'statement blocked by the guard');
+              }),
+            }
+          : {}),
         ...(tenant !== null && config.tenant.readback_check
           ? {
               readback: {

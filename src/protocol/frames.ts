@@ -21,6 +21,8 @@ export interface FrameSink {
   inspect(type: number, body: Buffer): boolean;
   /** Receives forwarded bytes, in order. Buffers may be views into the input chunk: do not keep them past the call unless written. */
   write(bytes: Buffer): void;
+  /** Optional: called for a Drop frame once everything before it has been written (to write a substitute in order). */
+  dropped?(type: number, length: number): void;
   /** Optional: called before and after each chunk, so a sink can batch its writes (socket cork/uncork). */
   begin?(): void;
   end?(): void;
@@ -151,6 +153,7 @@ export class FrameScanner {
 
       flush(frameStart);
       if (action === Action.Drop) {
+        sink.dropped?.(type, length);
         this.action = Action.Drop;
         this.remaining = bodyLength;
         continue;

@@ -14,6 +14,7 @@ import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/fr
 import { PIPELINED_DISCARD_ALL } from '../backend/reset.js';
 import { type Readback, readbackQuery } from '../backend/readback.js';
 import type { UserSlots } from '../backend/user-slots.js';
+import type { GuardHook } from './guard-hook.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
 import { statementName } from './server-messages.js';
 import { StatementCache, type StatementLimits } from './statements.js';
@@ -21,6 +22,8 @@ import type { TenantContext } from './tenant-context.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
 const MAX_CLIENT_FRAME = 0x4000_0000;
+/** Largest simple Query the statement guard reads; a larger one from a guarded tenant is refused. */
+const MAX_GUARDED_QUERY = (1 << 20) + 1;
 /** Largest client Parse/Bind/Describe/Close the bridge reads for its statement name (64 MB). */
 const MAX_CLIENT_INSPECT = 64 << 20;
 
@@ -52,6 +55,8 @@ export interface SessionOptions {
   statementLimits: StatementLimits;
   /** When the client's token expires (epoch ms, clock tolerance included): no transaction starts after it. */
   expiresAtMs: number;
+  /** The statement guard for this client's Query and Parse messages (tenant logins; not tenant: none). */
+  guard?: GuardHook;
   /** The read-back check for this client's context (tenant.readback_check), if it has one. */
   readback?: Readback;
   /** True while the client's tenant is suspended (tenant.deny): no transaction may start. */
@@ -81,6 +86,8 @@ export class Session implements ResponseOwner {
   private unsynced = false;
   /** Dropping client messages until the next sync point, which is then answered ReadyForQuery (like the server after an error). */
   private rejecting = false;
+  /** The Query being dropped is too large for the guard: a refusal is written in its place. */
+  private oversizedQuery = false;
   /** Last transaction status the server reported. */
   private txStatus: number = TxStatus.Idle;
   private clientPaused = false;
@@ -88,7 +95,7 @@ export class Session implements ResponseOwner {
 
   constructor(private readonly o: SessionOptions) {
     this.statements = new StatementCache(o.statementLimits);
-    this.responses = new ServerResponses(o.client, this.statements, o.context, o.shownParams, o.mode, this);
+    this.responses = new ServerResponses(o.client, this.statements, o.context, o.shownParams, o.mode, this, o.guard);
     const { client } = o;
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     client.on('drain', () => this.resumeServer());
@@ -257,10 +264,15 @@ export class Session implements ResponseOwner {
         case Frontend.Query:
         case Frontend.Sync:
         case Frontend.FunctionCall:
-          if (type === Frontend.Query) this.statements.simpleQuery();
           this.segSent++;
           this.unsynced = false;
-          return Action.Pass;
+          if (type !== Frontend.Query) return Action.Pass;
+          this.statements.simpleQuery();
+          if (!this.o.guard) return Action.Pass;
+          if (length - 4 <= MAX_GUARDED_QUERY) return Action.Inspect;
+          // Too large for the guard to read: refused whole (see dropped()), never forwarded unchecked.
+          this.oversizedQuery = true;
+          return Action.Drop;
         case Frontend.Parse:
         case Frontend.Bind:
         case Frontend.Describe:
@@ -276,9 +288,25 @@ export class Session implements ResponseOwner {
           return Action.Pass; // Flush and COPY messages belong to the sync point already counted.
       }
     },
+    dropped: (_type, length) => {
+      if (!this.oversizedQuery) return;
+      this.oversizedQuery = false;
+      if (this.o.guard) this.server?.write(this.o.guard.oversizedQuery(length));
+    },
     inspect: (type, body) => {
       const server = this.server;
       if (!server) return false;
+      if (this.o.guard && (type === Frontend.Query || type === Frontend.Parse)) {
+        const replacement = type === Frontend.Query ? this.o.guard.query(body) : this.o.guard.parse(body);
+        if (replacement) {
+          // Tracked like the client's own Parse, so the statement bookkeeping stays aligned with the server.
+          const inject = type === Frontend.Parse ? this.statementMessage(type, replacement.subarray(5)) : null;
+          if (inject) server.write(inject);
+          server.write(replacement);
+          return false;
+        }
+        if (type === Frontend.Query) return true;
+      }
       const inject = this.statementMessage(type, body);
       if (inject) server.write(inject);
       return true;

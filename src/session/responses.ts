@@ -9,6 +9,7 @@ import { decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js'
 import { parameterStatus } from '../protocol/encode.js';
 import { Action, type FrameSink } from '../protocol/frames.js';
 import { checkReadback, dataRowFields, type Readback } from '../backend/readback.js';
+import type { GuardHook } from './guard-hook.js';
 import { listenRefusal, statementErrorHint } from './server-messages.js';
 import type { StatementCache } from './statements.js';
 import { TRACKED_REPORTED, type TenantContext } from './tenant-context.js';
@@ -43,6 +44,8 @@ export class ServerResponses implements FrameSink {
     private readonly shown: Map<string, string>,
     private readonly mode: 'transaction' | 'session',
     private readonly owner: ResponseOwner,
+    /** Rewrites the errors of statements the guard replaced. */
+    private readonly guard?: GuardHook,
   ) {}
 
   /** A transaction starts on `server`; its first answers belong to the prefix. */
@@ -95,7 +98,7 @@ export class ServerResponses implements FrameSink {
       }
       case Backend.ErrorResponse:
         this.statements.error(this.owner.currentSegment);
-        return this.replace(statementErrorHint(body));
+        return this.replace(this.guard?.rewrite(body) ?? statementErrorHint(body));
       default:
         return this.replace(listenRefusal(body));
     }

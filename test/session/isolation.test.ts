@@ -14,8 +14,9 @@ for (const [label, server] of servers) {
     let t: TestProxy;
     beforeAll(async () => {
       // These tests change the context on purpose to prove DISCARD ALL clears it; the read-back check, which
-      // would disconnect that client, has its own test (readback.test.ts).
-      t = await startTestProxy(server!, `iso_${label === 'primary' ? 'a' : 'b'}`, { pool: { size: 1 }, tenant: { readback_check: false } });
+      // would disconnect that client, and the statement guard, which would refuse those statements, have
+      // their own tests (readback.test.ts, test/guard/).
+      t = await startTestProxy(server!, `iso_${label === 'primary' ? 'a' : 'b'}`, { pool: { size: 1 }, tenant: { readback_check: false, guard: false } });
     });
     afterAll(async () => t?.close());
 

@@ -64,7 +64,12 @@ describe('transparency', () => {
     const c = await t.pgClient('acme');
     const notices: string[] = [];
     c.on('notice', (n) => notices.push(n.message ?? ''));
-    await c.query("DO $$ BEGIN RAISE NOTICE 'hello from %', current_setting('app.current_tenant'); END $$");
+    // Tenants may not run DO blocks (statement guard), so the notice comes from a function the admin made.
+    const admin = await t.admin();
+    await admin.query(`CREATE OR REPLACE FUNCTION public.hello() RETURNS void LANGUAGE plpgsql AS $$
+      BEGIN RAISE NOTICE 'hello from %', current_setting('app.current_tenant'); END $$;
+      GRANT EXECUTE ON FUNCTION public.hello() TO ${t.poolUser}`);
+    await c.query('SELECT public.hello()');
     expect(notices).toContain('hello from acme');
     const empty = await c.query('');
     expect(empty.rows ?? []).toEqual([]);

@@ -1,0 +1,123 @@
+// The guard suite: every route to the tenant context is blocked, at least as many look-alikes pass, the
+// pre-check never lets a dangerous statement skip the parser, and the cache and input size are bounded.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { needsParse, StatementGuard } from '../../src/guard/statement-guard.js';
+
+const BLOCKED: Array<[string, string]> = [
+  ["SET app.current_tenant = 'globex'", 'set_protected'],
+  ["SET LOCAL app.current_tenant = 'globex'", 'set_protected'],
+  ['RESET app.current_tenant', 'set_protected'],
+  ["sEt App.Current_Tenant TO 'x'", 'set_protected'],
+  [`SET "app"."current_tenant" = 'x'`, 'set_protected'],
+  ["SET /* hidden */ app.current_tenant = 'x'", 'set_protected'],
+  ['SET search_path = tenant_globex', 'set_protected'],
+  [`SET U&"search\\005Fpath" = tenant_globex`, 'set_protected'],
+  ["SET SCHEMA 'tenant_globex'", 'set_protected'],
+  ['SET ROLE postgres', 'set_protected'],
+  ['RESET ROLE', 'set_protected'],
+  ['SET SESSION AUTHORIZATION postgres', 'set_protected'],
+  ['RESET SESSION AUTHORIZATION', 'set_protected'],
+  ['RESET ALL', 'reset_all'],
+  ['DISCARD ALL', 'discard'],
+  ['DISCARD PLANS', 'discard'],
+  ['DISCARD TEMP', 'discard'],
+  ["SELECT set_config('app.current_tenant', 'x', false)", 'set_config'],
+  ["SELECT pg_catalog.set_config('search_path', 'x', false)", 'set_config'],
+  ["SELECT set_config('app.current_tenant'::text, 'x', true)", 'set_config'],
+  ["SELECT set_config($1, 'x', false)", 'set_config'],
+  ["SELECT set_config(lower('APP.CURRENT_TENANT'), 'x', false)", 'set_config'],
+  [`SELECT U&"\\0073et_config"('role', 'x', false)`, 'set_config'],
+  ["WITH a AS (SELECT set_config('app.current_tenant', 'x', false)) SELECT * FROM a", 'set_config'],
+  ["SELECT * FROM (SELECT set_config('app.current_tenant', 'x', false)) s", 'set_config'],
+  ["VALUES (set_config('app.current_tenant', 'x', false))", 'set_config'],
+  ["INSERT INTO t VALUES ((SELECT set_config('app.current_tenant', 'x', false)))", 'set_config'],
+  ["UPDATE t SET a = 1 RETURNING set_config('search_path', 'x', false)", 'set_config'],
+  ["DO $$ BEGIN PERFORM 1; END $$", 'do_block'],
+  ["CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1'", 'function_ddl'],
+  ["CREATE OR REPLACE PROCEDURE p() LANGUAGE sql AS 'select 1'", 'function_ddl'],
+  ['ALTER FUNCTION f() SECURITY DEFINER', 'function_ddl'],
+  ['ALTER PROCEDURE p() SET search_path = x', 'function_ddl'],
+  ['ALTER ROLE app_pool SET search_path = tenant_globex', 'role_db_set'],
+  ['ALTER DATABASE app SET app.current_tenant = globex', 'role_db_set'],
+  ["LOAD 'auto_explain'", 'load'],
+  ["PREPARE p AS SELECT set_config('app.current_tenant', 'x', false)", 'set_config'],
+  ['SELECT 1; SET search_path = x', 'set_protected'],
+];
+
+const ALLOWED = [
+  "SELECT 'set_config'",
+  'SELECT "role" FROM t',
+  'SELECT role FROM t',
+  'UPDATE t SET x = 1',
+  'CREATE TABLE t (role text)',
+  "SELECT set_config('app.other', 'v', false)",
+  "SELECT current_setting('app.current_tenant')",
+  'SELECT * FROM documents',
+  'SELECT 1 -- set search_path = x',
+  'SHOW search_path',
+  "SET work_mem = '8MB'",
+  'SET statement_timeout = 0',
+  "SET TimeZone = 'UTC'",
+  'PREPARE q AS SELECT 1',
+  'SELECT * FROM orders WHERE id = 42',
+  "INSERT INTO notes (body) VALUES ('do set reset')",
+  'SELECT discard_reason FROM t',
+  'BEGIN',
+  'COMMIT',
+  'SAVEPOINT s',
+  'SELEC broken syntax', // the server reports it; nothing runs
+  'VACUUM t',
+  'CREATE TABLE role_assignments (id int)',
+  "SELECT 'DISCARD ALL'",
+  'ANALYZE orders',
+  'LISTEN x',
+  'RESET work_mem',
+  'SET LOCAL lock_timeout = 100',
+  "COPY notes (body) FROM STDIN",
+  'EXPLAIN SELECT 1',
+  'SELECT now()',
+  'DELETE FROM t WHERE session_id = 1',
+  'SELECT * FROM pg_settings',
+  "SELECT set_config('work_mem', '8MB', false)",
+  'TRUNCATE t',
+  'CREATE INDEX ON t (a)',
+  'SELECT 1',
+  'DROP TABLE t',
+];
+
+describe('statement guard', () => {
+  let g: StatementGuard;
+  beforeAll(async () => {
+    g = await StatementGuard.create({ tenantSetting: 'app.current_tenant' });
+  });
+
+  it.each(BLOCKED)('blocks %s (rule %s)', (sql, rule) => {
+    const v = g.check(sql);
+    expect(v).toMatchObject({ allowed: false, rule });
+  });
+
+  it(`allows at least as many look-alikes (${ALLOWED.length} vs ${BLOCKED.length} blocked)`, () => {
+    expect(ALLOWED.length).toBeGreaterThanOrEqual(BLOCKED.length);
+    for (const sql of ALLOWED) expect(g.check(sql), sql).toEqual({ allowed: true });
+  });
+
+  it('the pre-check never lets a blocked statement skip the parser, and skips it for plain queries', () => {
+    for (const [sql] of BLOCKED) expect(needsParse(sql), sql).toBe(true);
+    for (const sql of ['SELECT * FROM orders WHERE id = 42', 'SELECT item FROM orders', 'INSERT INTO notes (body) VALUES ($1)', 'SELECT $1::int + 1 AS n']) {
+      expect(needsParse(sql), sql).toBe(false);
+    }
+    const before = g.stats.parsed;
+    g.check('SELECT * FROM orders WHERE id = 42');
+    expect(g.stats.parsed).toBe(before);
+  });
+
+  it('caches verdicts, bounded, and refuses statements too large to parse safely', async () => {
+    const small = await StatementGuard.create({ tenantSetting: 'app.current_tenant', cacheEntries: 5, maxStatementBytes: 1000 });
+    small.check("SET search_path = x");
+    small.check("SET search_path = x");
+    expect(small.stats.cacheHits).toBe(1);
+    for (let i = 0; i < 20; i++) small.check(`SET work_mem = '${i}MB'`);
+    expect((small as unknown as { cache: Map<string, unknown> }).cache.size).toBeLessThanOrEqual(5);
+    expect(small.check(`SET work_mem = '1MB' -- ${'x'.repeat(2000)}`)).toMatchObject({ allowed: false, rule: 'statement_too_large' });
+  });
+});
