@@ -61,7 +61,9 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const cancels = new CancelRegistry();
   const limiter = new FailureLimiter(config.auth.rate_limit);
   // One guard for the process: the parser (WASM) loads once; verdicts are cached.
-  const statementGuard = config.tenant.guard ? await StatementGuard.create({ tenantSetting: config.tenant.setting }) : null;
+  const statementGuard = config.tenant.guard
+    ? await StatementGuard.create({ tenantSetting: config.tenant.setting, protectedSettings: config.tenant.protected_settings, allowRules: config.tenant.guard_allow })
+    : null;
   /** Suspended tenants (tenant.deny); replaced on reload, checked at login and at every transaction start. */
   let denied = new Set(config.tenant.deny);
   const userSlots = new Map(config.users.map((u) => [u.name, new UserSlots(u.name, u.pool_size, config.pool.acquire_timeout_ms)]));

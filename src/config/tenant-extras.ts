@@ -40,3 +40,29 @@ export function validateBool(raw: unknown, key: string, def: boolean): boolean {
   if (typeof raw !== 'boolean') throw new ConfigError(key, `must be true or false, got ${show(raw)}`);
   return raw;
 }
+
+/** The guard's rule ids; tenant.guard_allow may switch individual ones off. */
+export const GUARD_RULES = ['set_protected', 'reset_all', 'discard', 'set_config', 'do_block', 'function_ddl', 'role_db_set', 'load', 'statement_too_large'] as const;
+
+/** tenant.protected_settings: always includes the tenant setting, search_path, role and session_authorization. */
+export function validateProtected(raw: unknown, tenantSetting: string): string[] {
+  const base = [tenantSetting, 'search_path', 'role', 'session_authorization'];
+  if (raw === undefined || raw === null) return base;
+  if (!Array.isArray(raw) || raw.some((x) => typeof x !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(x))) {
+    throw new ConfigError('tenant.protected_settings', 'must be a list of setting names (added to the tenant setting, search_path, role and session_authorization, which are always protected)');
+  }
+  return [...new Set([...base, ...(raw as string[]).map((x) => x.toLowerCase())])];
+}
+
+/** tenant.guard_allow: guard rules not enforced (the context settings stay protected whatever is listed). */
+export function validateGuardAllow(raw: unknown): string[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw new ConfigError('tenant.guard_allow', `must be a list of rule ids: ${GUARD_RULES.join(', ')}`);
+  return raw.map((r, i) => {
+    if (typeof r !== 'string' || !(GUARD_RULES as readonly string[]).includes(r)) throw new ConfigError(`tenant.guard_allow[${i}]`, `${show(r)} is not a rule; rules: ${GUARD_RULES.join(', ')}`);
+    if (r === 'set_protected' || r === 'set_config' || r === 'reset_all') {
+      throw new ConfigError(`tenant.guard_allow[${i}]`, `rule ${r} protects the tenant context itself and cannot be switched off (use tenant.guard: false to disable the guard)`);
+    }
+    return r;
+  });
+}

@@ -138,6 +138,10 @@ export interface TenantConfig {
   readback_check: boolean;
   /** Check tenants' statements with the statement guard (libpg-query). */
   guard: boolean;
+  /** Settings tenants may not SET, RESET or set_config (always includes the tenant setting, search_path, role, session_authorization). */
+  protected_settings: string[];
+  /** Guard rules not enforced (e.g. do_block); the rules protecting the context itself cannot be listed. */
+  guard_allow: string[];
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

@@ -14,6 +14,8 @@ export interface GuardOptions {
   maxStatementBytes?: number;
   /** Verdicts cached (LRU), for statements up to 4 KiB. */
   cacheEntries?: number;
+  /** Rule ids not enforced. */
+  allowRules?: string[];
 }
 
 const ALLOWED: GuardVerdict = { allowed: true };
@@ -38,6 +40,7 @@ export class StatementGuard {
   private readonly maxBytes: number;
   private readonly cacheEntries: number;
   private readonly cache = new Map<string, GuardVerdict>();
+  private readonly allowRules: Set<string>;
   readonly stats = { prechecked: 0, parsed: 0, cacheHits: 0, blocked: 0 };
 
   private constructor(o: GuardOptions) {
@@ -45,6 +48,7 @@ export class StatementGuard {
     this.protectedSettings = new Set((o.protectedSettings ?? [setting, 'search_path', 'role', 'session_authorization']).map((s) => s.toLowerCase()));
     this.maxBytes = o.maxStatementBytes ?? 1 << 20;
     this.cacheEntries = o.cacheEntries ?? 10_000;
+    this.allowRules = new Set(o.allowRules ?? []);
   }
 
   static async create(o: GuardOptions): Promise<StatementGuard> {
@@ -97,7 +101,7 @@ export class StatementGuard {
       }
       for (const [key, child] of Object.entries(v as Node)) {
         const found = this.rule(key, child as Node);
-        if (found) {
+        if (found && !found.allowed && !this.allowRules.has(found.rule)) {
           verdict = found;
           return;
         }

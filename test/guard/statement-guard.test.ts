@@ -121,3 +121,22 @@ describe('statement guard', () => {
     expect(small.check(`SET work_mem = '1MB' -- ${'x'.repeat(2000)}`)).toMatchObject({ allowed: false, rule: 'statement_too_large' });
   });
 });
+
+describe('guard configuration', () => {
+  it('protects extra settings, and can switch off a rule that does not guard the context itself', async () => {
+    const g = await StatementGuard.create({ tenantSetting: 'app.current_tenant', protectedSettings: ['app.current_tenant', 'search_path', 'role', 'session_authorization', 'app.region'], allowRules: ['do_block'] });
+    expect(g.check("SET app.region = 'eu'")).toMatchObject({ allowed: false, rule: 'set_protected' });
+    expect(g.check("SELECT set_config('app.region', 'eu', false)")).toMatchObject({ allowed: false, rule: 'set_config' });
+    expect(g.check('DO $$ BEGIN PERFORM 1; END $$')).toEqual({ allowed: true });
+    expect(g.check('DISCARD ALL')).toMatchObject({ allowed: false, rule: 'discard' });
+  });
+
+  it('the config refuses switching off the rules that protect the context', async () => {
+    const { parseConfig } = await import('../../src/config/load.js');
+    const base = 'backend: { database: app, user: u, password: p }\nauth: { jwt: { algorithms: [HS256], secret: "0123456789012345678901234567890123456789" } }\n';
+    expect(() => parseConfig(base + 'tenant: { guard_allow: [set_config] }')).toThrow(/tenant.guard_allow\[0\]: rule set_config protects the tenant context itself/);
+    expect(() => parseConfig(base + 'tenant: { guard_allow: [nope] }')).toThrow(/is not a rule/);
+    expect(parseConfig(base + 'tenant: { protected_settings: [App.Region] }').tenant.protected_settings).toContain('app.region');
+    expect(() => parseConfig(base + 'tenant: { schema_map: { acme: shared, globex: shared } }')).toThrow(/tenant.schema_map.globex: schema "shared" is already mapped to tenant "acme"/);
+  });
+});

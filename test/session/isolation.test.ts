@@ -44,6 +44,9 @@ for (const [label, server] of servers) {
         SELECT pg_advisory_lock(4242);
         DECLARE leak_cur CURSOR WITH HOLD FOR SELECT 1;
       `);
+      // A protocol-level (named) prepared statement and a sequence's currval, too.
+      await a.query({ name: 'leak_proto', text: 'SELECT 1 AS x' });
+      await a.query("SELECT nextval('orders_id_seq')");
       // LISTEN is refused in transaction mode (it would end with the transaction), yet it did run on the
       // server: the reset must still drop it.
       const listen = (await a.query('LISTEN leak_channel').catch((e: unknown) => e)) as { code?: string };
@@ -74,6 +77,9 @@ for (const [label, server] of servers) {
         no_temp: true,
       });
       expect((await b.query('SELECT item FROM orders')).rows).toEqual([{ item: 'widget' }]);
+      // currval is per session: defined for A, never for B on the same backend.
+      const cv = (await b.query("SELECT currval('orders_id_seq')").catch((e: unknown) => e)) as { code?: string };
+      expect(cv.code).toBe('55000');
     });
 
     it('a backend handed straight to a waiting tenant (pipelined DISCARD ALL) carries nothing over', async () => {
