@@ -3,22 +3,9 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { primaryServer } from '../support/pg.js';
+import { sendCancel } from '../support/wire.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 
-function sendCancel(port: number, pid: number, secret: number): Promise<void> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => {
-      const b = Buffer.alloc(16);
-      b.writeUInt32BE(16, 0);
-      b.writeUInt32BE(80877102, 4);
-      b.writeUInt32BE(pid, 8);
-      b.writeInt32BE(secret, 12);
-      s.end(b);
-    });
-    s.on('close', () => resolve());
-    s.on('error', () => resolve());
-  });
-}
 
 describe('cancel', () => {
   let t: TestProxy;

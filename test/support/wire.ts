@@ -39,3 +39,19 @@ export function firstError(buf: Buffer): { code: string; message: string } | nul
   }
   return null;
 }
+
+/** Sends a CancelRequest with a (proxy-issued) key; resolves when the proxy has closed the connection. */
+export function sendCancel(port: number, pid: number, secret: number): Promise<void> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      const b = Buffer.alloc(16);
+      b.writeUInt32BE(16, 0);
+      b.writeUInt32BE(80877102, 4);
+      b.writeUInt32BE(pid, 8);
+      b.writeInt32BE(secret, 12);
+      s.end(b);
+    });
+    s.on('close', () => resolve());
+    s.on('error', () => resolve());
+  });
+}
