@@ -5,11 +5,13 @@ import { loadConfigFile } from './config/load.js';
 import { ConfigError } from './config/types.js';
 import { doctorCommand } from './admin/doctor.js';
 import { hashPasswordCommand } from './admin/hash-password.js';
+import { kitCommand } from './admin/kit.js';
 import { startProxy } from './server.js';
 
 const USAGE = `usage: pg-tenant-proxy --config FILE
        pg-tenant-proxy hash-password [--iterations N]   (reads the password; prints a users[].scram verifier)
        pg-tenant-proxy doctor --config FILE [--json]     (what in the database would let a tenant escape)
+       pg-tenant-proxy kit [--apply] [--config FILE] ...  (the database-side boundary; kit --help)
 
   --config FILE   YAML configuration (see config/example.yaml)
   --version       print the version
@@ -24,6 +26,7 @@ function version(): string {
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'hash-password') return hashPasswordCommand(argv.slice(1));
   if (argv[0] === 'doctor') return doctorCommand(argv.slice(1));
+  if (argv[0] === 'kit') return kitCommand(argv.slice(1));
   let configPath: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];

@@ -19,6 +19,7 @@ import { StatementGuard } from './guard/statement-guard.js';
 import { CancelRegistry } from './session/cancel-registry.js';
 import { GuardHook } from './session/guard-hook.js';
 import { renderSearchPath, TenantContext, TenantContextError } from './session/tenant-context.js';
+import { ProofMinter } from './session/tenant-proof.js';
 import { probeBackend } from './backend/probe.js';
 
 export interface RunningProxy {
@@ -119,7 +120,13 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       }
       // SET ROLE inside the injected context; DISCARD ALL undoes it (SET SESSION AUTHORIZATION DEFAULT).
       if (role) tenantSettings.push(['role', role]);
-      const context = new TenantContext(tenantSettings, ok.sessionParams, ok.serverValue);
+      // The proof (tenant.proof_key) lets the database verify the tenant setting: tenancy.current_tenant().
+      const { proof_key } = config.tenant;
+      const proof =
+        tenant !== null && proof_key !== undefined
+          ? new ProofMinter({ setting: config.tenant.proof_setting, key: proof_key, maxTtlS: config.tenant.proof_max_ttl_s }, tenant, ok.principal.expiresAtMs)
+          : undefined;
+      const context = new TenantContext(tenantSettings, ok.sessionParams, ok.serverValue, proof);
       let session: Session | null = null;
       const key = cancels.register({
         cancel: () => {

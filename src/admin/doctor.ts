@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError, type ProxyConfig } from '../config/types.js';
+import { checkBoundary } from './doctor-boundary.js';
 
 export type Level = 'critical' | 'warning' | 'ok';
 export interface Finding {
@@ -40,9 +41,7 @@ export async function runDoctor(cfg: ProxyConfig): Promise<Finding[]> {
   await c.connect();
   const out: Finding[] = [];
   const add = (f: Finding): void => void out.push(f);
-  const setting = cfg.tenant.setting;
-  const { shared, tenantLike } = reachable(cfg);
-  const inReach = `(n.nspname = ANY($1::text[]) OR ($2::text IS NOT NULL AND n.nspname LIKE $2))`;
+  const { shared } = reachable(cfg);
   try {
     // 1. Superuser and BYPASSRLS ignore every policy.
     const r = (await c.query('SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user')).rows[0];
@@ -59,8 +58,42 @@ export async function runDoctor(cfg: ProxyConfig): Promise<Finding[]> {
     for (const t of owned.rows) add({ level: 'critical', check: 'force_rls', subject: `${t.s}.${t.t}`, message: 'owned by the backend role without FORCE ROW LEVEL SECURITY: its owner bypasses the policies', fix: `ALTER TABLE ${t.s}.${t.t} FORCE ROW LEVEL SECURITY (or give the table another owner)` });
     if (owned.rows.length === 0) add({ level: 'ok', check: 'force_rls', message: 'the backend role owns no table without FORCE ROW LEVEL SECURITY' });
 
-    // 3. Tables a tenant can read without RLS: critical in shared schemas, a warning in per-tenant schemas.
-    const norls = await c.query(
+    // 3-4. With a proof key, checkBoundary below holds every reachable table to the verified policy instead.
+    if (cfg.tenant.proof_key === undefined) await checkRawPolicies(c, cfg, add);
+
+    // 5. CREATE on a schema lets the role plant functions or shadow tables on the search_path.
+    const creat = await c.query(`SELECT n.nspname AS s, n.nspname = ANY($1::text[]) AS shared FROM pg_namespace n WHERE has_schema_privilege(current_user, n.oid, 'CREATE') AND ${SYSTEM} ORDER BY 1`, [shared]);
+    const langs = await c.query(`SELECT lanname FROM pg_language WHERE lanpltrusted AND has_language_privilege(current_user, oid, 'USAGE') ORDER BY 1`);
+    for (const s of creat.rows) {
+      add({ level: s.shared ? 'critical' : 'warning', check: 'schema_create', subject: s.s, message: `the backend role can CREATE in this schema${langs.rows.length ? ` and use language(s) ${langs.rows.map((l) => l.lanname).join(', ')}: it can create functions that call set_config` : ''}`, fix: `REVOKE CREATE ON SCHEMA ${s.s} FROM ${b.user}, PUBLIC` });
+    }
+    if (creat.rows.length === 0) add({ level: 'ok', check: 'schema_create', message: 'the backend role cannot CREATE in any schema' });
+
+    // 6. Functions that change settings behind the guard's back (the read-back check catches them afterwards).
+    const fns = await c.query(
+      `SELECT n.nspname AS s, p.proname AS f, p.prosecdef AS secdef FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+        WHERE l.lanname IN ('plpgsql', 'sql') AND p.prosrc ILIKE '%set_config%' AND ${SYSTEM} ORDER BY 1, 2`,
+    );
+    for (const f of fns.rows) {
+      add({ level: f.secdef ? 'critical' : 'warning', check: 'set_config_function', subject: `${f.s}.${f.f}`, message: `${f.secdef ? 'SECURITY DEFINER function' : 'function'} calling set_config: a tenant calling it can change its own context`, fix: 'remove it or revoke EXECUTE from the backend role; keep tenant.readback_check on' });
+    }
+    if (fns.rows.length === 0) add({ level: 'ok', check: 'set_config_function', message: 'no plpgsql/sql function calls set_config' });
+
+    // 7. The database-enforced boundary: kit, key match, verified policies, revocations.
+    await checkBoundary(c, cfg, add);
+  } finally {
+    await c.end();
+  }
+  return out;
+}
+
+/** Without a proof key: tables tenants reach need RLS, and policies must reference the tenant setting and fail closed. */
+async function checkRawPolicies(c: pg.Client, cfg: ProxyConfig, add: (f: Finding) => void): Promise<void> {
+  const setting = cfg.tenant.setting;
+  const { shared, tenantLike } = reachable(cfg);
+  const inReach = `(n.nspname = ANY($1::text[]) OR ($2::text IS NOT NULL AND n.nspname LIKE $2))`;
+  // 3. Tables a tenant can read without RLS: critical in shared schemas, a warning in per-tenant schemas.
+  const norls = await c.query(
       `SELECT n.nspname AS s, c.relname AS t, n.nspname = ANY($1::text[]) AS shared FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p') AND NOT c.relrowsecurity AND ${inReach} AND has_table_privilege(current_user, c.oid, 'SELECT') ORDER BY 1, 2`,
       [shared, tenantLike],
@@ -91,28 +124,6 @@ export async function runDoctor(cfg: ProxyConfig): Promise<Finding[]> {
         add({ level: 'ok', check: 'policy', subject, message: `references ${setting}` });
       }
     }
-
-    // 5. CREATE on a schema lets the role plant functions or shadow tables on the search_path.
-    const creat = await c.query(`SELECT n.nspname AS s, n.nspname = ANY($1::text[]) AS shared FROM pg_namespace n WHERE has_schema_privilege(current_user, n.oid, 'CREATE') AND ${SYSTEM} ORDER BY 1`, [shared]);
-    const langs = await c.query(`SELECT lanname FROM pg_language WHERE lanpltrusted AND has_language_privilege(current_user, oid, 'USAGE') ORDER BY 1`);
-    for (const s of creat.rows) {
-      add({ level: s.shared ? 'critical' : 'warning', check: 'schema_create', subject: s.s, message: `the backend role can CREATE in this schema${langs.rows.length ? ` and use language(s) ${langs.rows.map((l) => l.lanname).join(', ')}: it can create functions that call set_config` : ''}`, fix: `REVOKE CREATE ON SCHEMA ${s.s} FROM ${b.user}, PUBLIC` });
-    }
-    if (creat.rows.length === 0) add({ level: 'ok', check: 'schema_create', message: 'the backend role cannot CREATE in any schema' });
-
-    // 6. Functions that change settings behind the guard's back (the read-back check catches them afterwards).
-    const fns = await c.query(
-      `SELECT n.nspname AS s, p.proname AS f, p.prosecdef AS secdef FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
-        WHERE l.lanname IN ('plpgsql', 'sql') AND p.prosrc ILIKE '%set_config%' AND ${SYSTEM} ORDER BY 1, 2`,
-    );
-    for (const f of fns.rows) {
-      add({ level: f.secdef ? 'critical' : 'warning', check: 'set_config_function', subject: `${f.s}.${f.f}`, message: `${f.secdef ? 'SECURITY DEFINER function' : 'function'} calling set_config: a tenant calling it can change its own context`, fix: 'remove it or revoke EXECUTE from the backend role; keep tenant.readback_check on' });
-    }
-    if (fns.rows.length === 0) add({ level: 'ok', check: 'set_config_function', message: 'no plpgsql/sql function calls set_config' });
-  } finally {
-    await c.end();
-  }
-  return out;
 }
 
 export async function doctorCommand(args: string[]): Promise<number> {

@@ -137,7 +137,7 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     baseDir,
   );
 
-  const t = section(root.tenant, 'tenant', ['setting', 'search_path', 'id_pattern', 'schema_map', 'deny', 'readback_check', 'guard', 'protected_settings', 'guard_allow']);
+  const t = section(root.tenant, 'tenant', ['setting', 'search_path', 'id_pattern', 'schema_map', 'deny', 'readback_check', 'guard', 'protected_settings', 'guard_allow', 'proof_key', 'proof_setting', 'proof_max_ttl_s']);
   const setting = str(t, 'tenant', 'setting', 'app.current_tenant');
   if (!GUC_NAME.test(setting)) {
     throw new ConfigError('tenant.setting', `must be a two-part custom setting name like app.current_tenant, got ${show(setting)}`);
@@ -149,12 +149,14 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     ...(search_path !== undefined ? { search_path } : {}),
     id_pattern: compileIdPattern(str(t, 'tenant', 'id_pattern', DEFAULT_ID_PATTERN)),
   };
+  const proof = validateProof(t, env, baseDir, tenant.setting);
   const tenantExtras = {
+    ...proof,
     schema_map: validateSchemaMap(t.schema_map, tenant.id_pattern),
     deny: validateDenyList(t.deny, tenant.id_pattern),
     readback_check: validateBool(t.readback_check, 'tenant.readback_check', true),
     guard: validateBool(t.guard, 'tenant.guard', true),
-    protected_settings: validateProtected(t.protected_settings, tenant.setting),
+    protected_settings: validateProtected(t.protected_settings, [tenant.setting, proof.proof_setting]),
     guard_allow: validateGuardAllow(t.guard_allow),
   };
 
@@ -163,6 +165,23 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
 
   const users = validateUsers(root.users, tenant.id_pattern, pool.size);
   return { listen, admin, backend, pool, auth: { jwt, rate_limit: validateRateLimit(au.rate_limit) }, tenant: { ...tenant, ...tenantExtras }, log, users };
+}
+
+/** tenant.proof_key / proof_setting / proof_max_ttl_s: the verified tenant context (see sql/tenancy-kit.sql). */
+function validateProof(t: Raw, env: NodeJS.ProcessEnv, baseDir: string, tenantSetting: string): { proof_key?: string; proof_setting: string; proof_max_ttl_s: number } {
+  const proof_setting = str(t, 'tenant', 'proof_setting', 'app.tenant_proof').toLowerCase();
+  if (!GUC_NAME.test(proof_setting)) {
+    throw new ConfigError('tenant.proof_setting', `must be a two-part custom setting name like app.tenant_proof, got ${show(proof_setting)}`);
+  }
+  if (proof_setting === tenantSetting) throw new ConfigError('tenant.proof_setting', `must differ from tenant.setting (${tenantSetting})`);
+  const proof_max_ttl_s = int(t, 'tenant', 'proof_max_ttl_s', { min: 10, max: 7 * 86_400, def: 3600 });
+  if (t.proof_key === undefined || t.proof_key === null) return { proof_setting, proof_max_ttl_s };
+  const proof_key = resolveSecret(t.proof_key, 'tenant.proof_key', env, baseDir, false);
+  const bytes = Buffer.byteLength(proof_key, 'utf8');
+  if (bytes < MIN_SECRET_BYTES) {
+    throw new ConfigError('tenant.proof_key', `must be at least ${MIN_SECRET_BYTES} bytes, got ${bytes}; generate one with: openssl rand -base64 48`);
+  }
+  return { proof_key, proof_setting, proof_max_ttl_s };
 }
 
 const JWKS_TIMING_KEYS = ['jwks_cooldown_ms', 'jwks_grace_ms', 'jwks_timeout_ms', 'jwks_max_age_ms'] as const;

@@ -44,9 +44,9 @@ export function validateBool(raw: unknown, key: string, def: boolean): boolean {
 /** The guard's rule ids; tenant.guard_allow may switch individual ones off. */
 export const GUARD_RULES = ['set_protected', 'reset_all', 'discard', 'set_config', 'do_block', 'function_ddl', 'role_db_set', 'load', 'statement_too_large'] as const;
 
-/** tenant.protected_settings: always includes the tenant setting, search_path, role and session_authorization. */
-export function validateProtected(raw: unknown, tenantSetting: string): string[] {
-  const base = [tenantSetting, 'search_path', 'role', 'session_authorization'];
+/** tenant.protected_settings: always includes the tenant (and proof) setting, search_path, role and session_authorization. */
+export function validateProtected(raw: unknown, contextSettings: readonly string[]): string[] {
+  const base = [...contextSettings, 'search_path', 'role', 'session_authorization'];
   if (raw === undefined || raw === null) return base;
   if (!Array.isArray(raw) || raw.some((x) => typeof x !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(x))) {
     throw new ConfigError('tenant.protected_settings', 'must be a list of setting names (added to the tenant setting, search_path, role and session_authorization, which are always protected)');

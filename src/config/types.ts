@@ -142,6 +142,15 @@ export interface TenantConfig {
   protected_settings: string[];
   /** Guard rules not enforced (e.g. do_block); the rules protecting the context itself cannot be listed. */
   guard_allow: string[];
+  /**
+   * The key of the tenant proof (an HMAC the database verifies in tenancy.current_tenant(), see
+   * sql/tenancy-kit.sql); absent: no proof is set and policies can only trust the raw tenant setting.
+   */
+  proof_key?: string;
+  /** The setting that carries the proof (two-part custom name). */
+  proof_setting: string;
+  /** Longest lifetime of one proof in seconds; it is also capped at the token's exp. */
+  proof_max_ttl_s: number;
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

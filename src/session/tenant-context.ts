@@ -13,6 +13,7 @@
 //  - Values are bound parameters, never spliced into SQL.
 // Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
 import { serialize } from 'pg-protocol';
+import type { ProofMinter } from './tenant-proof.js';
 
 /** PostgreSQL truncates identifiers longer than NAMEDATALEN-1 bytes, which would merge tenants. */
 const MAX_IDENTIFIER_BYTES = 63;
@@ -78,6 +79,8 @@ export const TRACKED_REPORTED: ReadonlyMap<string, string> = new Map([
  */
 export class TenantContext {
   private cached: Buffer | null = null;
+  /** When the cached prefix's proof is half-way to expiry and the prefix must be rebuilt (Infinity: no proof). */
+  private renewAtMs = Infinity;
 
   /**
    * @param tenantSettings the tenant's own settings (tenant.setting, search_path): never client-changeable
@@ -88,12 +91,22 @@ export class TenantContext {
     private readonly tenantSettings: ReadonlyArray<readonly [string, string]>,
     private readonly session: Map<string, string>,
     private readonly serverValue: (name: string) => string | undefined,
+    /** Mints the tenant proof (tenant.proof_key), set in the same statement as the tenant setting. */
+    private readonly proof?: ProofMinter,
   ) {}
 
   /** The messages to write in front of a transaction (empty when there is nothing to set). */
   get prefix(): Buffer {
+    // One clock read per transaction; the prefix itself is rebuilt only when the proof nears its expiry.
+    if (this.cached && this.proof && Date.now() >= this.renewAtMs) this.cached = null;
     if (!this.cached) {
       const settings = [...this.tenantSettings];
+      if (this.proof) {
+        const now = Date.now();
+        const p = this.proof.mint(now);
+        settings.push([this.proof.setting, p.value]);
+        this.renewAtMs = p.renewAtMs;
+      }
       for (const [name, value] of this.session) if (this.serverValue(name) !== value) settings.push([name, value]);
       this.cached = settings.length > 0 ? buildContextPrefix(settings) : Buffer.alloc(0);
     }
@@ -118,8 +131,6 @@ export class TenantContext {
       this.cached = null;
     }
   }
-
-
 }
 
 /**

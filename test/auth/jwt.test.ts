@@ -10,7 +10,7 @@ const KEY = new TextEncoder().encode(SECRET);
 const OTHER_KEY = new TextEncoder().encode('another-secret-that-is-at-least-32-bytes');
 
 const JWT: JwtConfig = { algorithms: ['HS256'], secret: SECRET, tenant_claim: 'tenant_id', max_token_bytes: 8192, clock_tolerance_s: 0 };
-const TENANT: TenantConfig = { setting: 'app.current_tenant', id_pattern: /^[a-z0-9][a-z0-9_]{0,47}$/, schema_map: new Map(), deny: [], readback_check: true, guard: true, protected_settings: ['app.current_tenant', 'search_path', 'role', 'session_authorization'], guard_allow: [] };
+const TENANT: TenantConfig = { setting: 'app.current_tenant', id_pattern: /^[a-z0-9][a-z0-9_]{0,47}$/, schema_map: new Map(), deny: [], readback_check: true, guard: true, protected_settings: ['app.current_tenant', 'search_path', 'role', 'session_authorization'], guard_allow: [], proof_setting: 'app.tenant_proof', proof_max_ttl_s: 3600 };
 
 const now = () => Math.floor(Date.now() / 1000);
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthError, createTokenVerifier, type AuthFailureReason, type TokenVerifier } from '../../src/auth/jwt.js';
 import type { JwtConfig, TenantConfig } from '../../src/config/types.js';
 
-const TENANT: TenantConfig = { setting: 'app.current_tenant', id_pattern: /^[a-z0-9][a-z0-9_]{0,47}$/, schema_map: new Map(), deny: [], readback_check: true, guard: true, protected_settings: ['app.current_tenant', 'search_path', 'role', 'session_authorization'], guard_allow: [] };
+const TENANT: TenantConfig = { setting: 'app.current_tenant', id_pattern: /^[a-z0-9][a-z0-9_]{0,47}$/, schema_map: new Map(), deny: [], readback_check: true, guard: true, protected_settings: ['app.current_tenant', 'search_path', 'role', 'session_authorization'], guard_allow: [], proof_setting: 'app.tenant_proof', proof_max_ttl_s: 3600 };
 const BASE = { tenant_claim: 'tenant_id', max_token_bytes: 8192, clock_tolerance_s: 0 };
 const ASYMMETRIC = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
 type Asym = (typeof ASYMMETRIC)[number];

@@ -399,3 +399,29 @@ describe('auth.jwt public-key algorithms and roles', () => {
     jwtError(`${base}, role_claim: "a..b", allowed_roles: [r]`, 'auth.jwt.role_claim', 'dotted path');
   });
 });
+
+describe('tenant proof keys', () => {
+  const KEY = 'p'.repeat(40);
+  it('defaults: no key, app.tenant_proof, 3600 s; the proof setting is protected from the guard', () => {
+    const c = parseConfig(MINIMAL);
+    expect(c.tenant.proof_key).toBeUndefined();
+    expect(c.tenant.proof_setting).toBe('app.tenant_proof');
+    expect(c.tenant.proof_max_ttl_s).toBe(3600);
+    expect(c.tenant.protected_settings).toContain('app.tenant_proof');
+  });
+
+  it('takes the key inline, from the environment or a file, and never shows it in errors', () => {
+    expect(parseConfig(MINIMAL + `tenant: { proof_key: "${KEY}", proof_setting: My.Proof, proof_max_ttl_s: 60 }`).tenant).toMatchObject({ proof_key: KEY, proof_setting: 'my.proof', proof_max_ttl_s: 60 });
+    expect(parseConfig(MINIMAL + 'tenant: { proof_key: { env: PROOF } }', { PROOF: KEY }).tenant.proof_key).toBe(KEY);
+    const err = expectError(MINIMAL + 'tenant: { proof_key: "short-secret" }', 'tenant.proof_key', 'at least 32 bytes');
+    expect(err.message).not.toContain('short-secret');
+    expectError(MINIMAL + 'tenant: { proof_key: { env: NOPE_PROOF } }', 'tenant.proof_key.env', 'NOPE_PROOF');
+  });
+
+  it('refuses a bad proof setting or lifetime', () => {
+    expectError(MINIMAL + 'tenant: { proof_setting: proof }', 'tenant.proof_setting', 'two-part');
+    expectError(MINIMAL + 'tenant: { proof_setting: app.current_tenant }', 'tenant.proof_setting', 'differ');
+    expectError(MINIMAL + 'tenant: { proof_max_ttl_s: 5 }', 'tenant.proof_max_ttl_s');
+    expectError(MINIMAL + 'tenant: { proof_max_ttl_s: 1000000 }', 'tenant.proof_max_ttl_s');
+  });
+});

@@ -2,7 +2,12 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { sampleSchemaSql } from '../../src/demo/sample-schema.js';
+import { applyKit } from '../../src/admin/kit.js';
+import type { TenantConfig } from '../../src/config/types.js';
+import { sampleSchemaSql, type SampleProtection } from '../../src/demo/sample-schema.js';
+
+/** The proof key fixture databases store and test proxies are configured with (tenant.proof_key). */
+export const TEST_PROOF_KEY = 'test-proof-key-that-is-at-least-32-bytes-long';
 
 /** Connection info of one running PostgreSQL server; `user`/`password` are a superuser's. */
 export interface PgServer {
@@ -59,8 +64,10 @@ export interface FixtureDatabase {
 /**
  * (Re)creates database `name` with the sample multi-tenant schema and a LOGIN role `<name>_pool`
  * (NOSUPERUSER NOBYPASSRLS, SCRAM password) that may use it. Each test file should use its own name.
+ * `verified` (default) installs the tenancy kit with TEST_PROOF_KEY and protects the sample tables with it;
+ * `raw` is the layout before the kit (a policy on the raw tenant setting), to show what the kit stops.
  */
-export async function createFixtureDatabase(server: PgServer, name: string): Promise<FixtureDatabase> {
+export async function createFixtureDatabase(server: PgServer, name: string, protection: SampleProtection = 'verified'): Promise<FixtureDatabase> {
   if (!/^[a-z_][a-z0-9_]{0,57}$/.test(name)) {
     throw new Error(`fixture database name must match /^[a-z_][a-z0-9_]{0,57}$/: ${JSON.stringify(name)}`);
   }
@@ -87,7 +94,11 @@ export async function createFixtureDatabase(server: PgServer, name: string): Pro
 
   const owner = await adminClient(server, name);
   try {
-    await owner.query(sampleSchemaSql(poolUser));
+    if (protection === 'verified') {
+      const tenant = { setting: 'app.current_tenant', proof_setting: 'app.tenant_proof', proof_key: TEST_PROOF_KEY } as TenantConfig;
+      await applyKit(owner, { tenant });
+    }
+    await owner.query(sampleSchemaSql(poolUser, protection));
   } finally {
     await owner.end();
   }

@@ -6,7 +6,8 @@ import pino from 'pino';
 import type { ProxyConfig } from '../../src/config/types.js';
 import { validateConfig } from '../../src/config/load.js';
 import { startProxy, type RunningProxy } from '../../src/server.js';
-import { createFixtureDatabase, type PgServer } from './pg.js';
+import type { SampleProtection } from '../../src/demo/sample-schema.js';
+import { createFixtureDatabase, TEST_PROOF_KEY, type PgServer } from './pg.js';
 
 export const JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long!';
 
@@ -42,9 +43,12 @@ export async function startTestProxy(
     auth?: Record<string, unknown>;
     jwt?: Record<string, unknown>;
     users?: unknown[];
+    /** verified (default): the tenancy kit, and the proxy sets the proof; raw: the old layout, no proof key. */
+    protection?: SampleProtection;
   } = {},
 ): Promise<TestProxy> {
-  const fx = await createFixtureDatabase(server, name);
+  const protection = overrides.protection ?? 'verified';
+  const fx = await createFixtureDatabase(server, name, protection);
   const tree = {
     // Tests connect over loopback without TLS unless they set listen.tls / plaintext_tokens themselves.
     listen: { port: 0, plaintext_tokens: 'loopback', ...overrides.listen },
@@ -53,7 +57,7 @@ export async function startTestProxy(
     pool: { size: 4, idle_timeout_ms: 0, ...overrides.pool },
     auth: { jwt: { algorithms: ['HS256'], secret: JWT_SECRET, ...overrides.jwt }, ...overrides.auth },
     ...(overrides.users ? { users: overrides.users } : {}),
-    tenant: { search_path: 'tenant_{tenant}, public', ...overrides.tenant },
+    tenant: { search_path: 'tenant_{tenant}, public', ...(protection === 'verified' ? { proof_key: TEST_PROOF_KEY } : {}), ...overrides.tenant },
     log: { level: 'silent' },
   };
   const config: ProxyConfig = validateConfig(tree, process.env, process.cwd());
