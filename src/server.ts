@@ -15,6 +15,7 @@ import { login, LoginError } from './frontend/startup.js';
 import { createClientTls } from './frontend/tls.js';
 import { errorResponse } from './protocol/encode.js';
 import { Session } from './session/bridge.js';
+import { guardKeepsSetting } from './guard/rules.js';
 import { StatementGuard } from './guard/statement-guard.js';
 import { CancelRegistry } from './session/cancel-registry.js';
 import { GuardHook } from './session/guard-hook.js';
@@ -62,7 +63,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const limiter = new FailureLimiter(config.auth.rate_limit);
   // One guard for the process: the parser (WASM) loads once; verdicts are cached.
   const statementGuard = config.tenant.guard
-    ? await StatementGuard.create({ tenantSetting: config.tenant.setting, protectedSettings: config.tenant.protected_settings, allowRules: config.tenant.guard_allow })
+    ? await StatementGuard.create({ tenantSetting: config.tenant.setting, protectedSettings: config.tenant.protected_settings, allowRules: config.tenant.guard_allow, poolMode: config.pool.mode })
     : null;
   /** Suspended tenants (tenant.deny); replaced on reload, checked at login and at every transaction start. */
   let denied = new Set(config.tenant.deny);
@@ -119,7 +120,8 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       }
       // SET ROLE inside the injected context; DISCARD ALL undoes it (SET SESSION AUTHORIZATION DEFAULT).
       if (role) tenantSettings.push(['role', role]);
-      const context = new TenantContext(tenantSettings, ok.sessionParams, ok.serverValue);
+      // A guarded tenant never gets an encoding or string setting the guard refuses re-applied.
+      const context = new TenantContext(tenantSettings, ok.sessionParams, ok.serverValue, tenant !== null && statementGuard ? guardKeepsSetting : undefined);
       let session: Session | null = null;
       const key = cancels.register({
         cancel: () => {

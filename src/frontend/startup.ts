@@ -9,7 +9,7 @@ import type { ProxyConfig } from '../config/types.js';
 import { decodeStartup, ProtocolError, type StartupPacket } from '../protocol/decode.js';
 import * as enc from '../protocol/encode.js';
 import { LoginReader } from './packets.js';
-import { sessionParamsFromStartup, StartupParamError } from './startup-params.js';
+import { checkGuardedEncoding, sessionParamsFromStartup, StartupParamError } from './startup-params.js';
 import { ACCEPT_SSL, type ClientTls, isLoopback, TlsHandshakeError } from './tls.js';
 
 export interface LoginDeps {
@@ -161,6 +161,14 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
   } catch (e) {
     if (e instanceof AuthFailure) throw new LoginError(e.sqlstate, e.message, e.reason);
     throw e;
+  }
+  if (principal.tenant !== null && deps.config.tenant.guard) {
+    try {
+      checkGuardedEncoding(sessionParams);
+    } catch (e) {
+      if (e instanceof StartupParamError) throw new LoginError(e.sqlstate, e.message, 'bad_startup_parameter', e.hint);
+      throw e;
+    }
   }
   let server: Map<string, string>;
   try {
