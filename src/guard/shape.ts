@@ -163,6 +163,8 @@ export function statementShape(sql: string): Shape | null {
     afterString = false;
     minusAt = c === 45 ? start : -1;
   }
+  if (parts[parts.length - 1] === ' ') parts.pop(); // trailing whitespace or comment
+  if (parts[0] === ' ') parts.shift();
   return { key: parts.join(''), literals };
 
   function literal(start: number, placeholder: string, minus: number): void {
