@@ -31,7 +31,13 @@ export function statementShape(sql: string): Shape | null {
   const n = sql.length;
   const ascii = !/[^\x00-\x7f]/.test(sql);
   const byteAt = (i: number): number => (ascii ? i : Buffer.byteLength(sql.slice(0, i)));
-  const parts: string[] = [];
+  // The key is built from verbatim slices between replaced spans (literals, comments, whitespace runs).
+  let key = '';
+  let from = 0;
+  const replace = (start: number, end: number, by: string): void => {
+    key += sql.slice(from, start) + by;
+    from = end;
+  };
   const literals: Array<[number, number]> = [];
   let i = 0;
   /** The last significant token was a string literal: another one next could be joined to it by the server. */
@@ -46,6 +52,7 @@ export function statementShape(sql: string): Shape | null {
 
     // Whitespace and comments: one space in the key.
     if (isSpace(c) || (c === 45 && next === 45) || (c === 47 && next === 42)) {
+      const wsStart = i;
       if (c === 45) {
         while (i < n && sql.charCodeAt(i) !== 10 && sql.charCodeAt(i) !== 13) i++;
       } else if (c === 47) {
@@ -63,7 +70,9 @@ export function statementShape(sql: string): Shape | null {
           } else i++;
         } while (depth > 0);
       } else i++;
-      if (!space) parts.push(' ');
+      // A lone space stays as it is; any other run of whitespace and comments becomes one space.
+      if (space) replace(wsStart, i, '');
+      else if (!(c === 32 && i === wsStart + 1)) replace(wsStart, i, ' ');
       space = true;
       continue;
     }
@@ -74,15 +83,14 @@ export function statementShape(sql: string): Shape | null {
       // '...' ('' is a quote inside; backslashes are plain characters with standard_conforming_strings on)
       const end = endOfQuoted(sql, i + 1, false);
       if (end < 0 || afterString) return null;
-      literal(start, STRING, -1);
       i = end;
+      literal(start, STRING, -1);
       afterString = true;
       continue;
     }
     if (c === 34) {
       const end = endOfQuoted(sql, i + 1, false, 34);
       if (end < 0 || end === i + 2) return null; // unterminated, or "" (a zero-length identifier is an error)
-      parts.push(sql.slice(i, end));
       i = end;
       afterString = false;
       minusAt = -1;
@@ -94,7 +102,6 @@ export function statementShape(sql: string): Shape | null {
         i++;
         while (i < n && isDigit(sql.charCodeAt(i))) i++;
         if (i < n && (isIdentCont(sql.charCodeAt(i)) || sql.charCodeAt(i) === 46)) return null; // trailing junk
-        parts.push(sql.slice(start, i));
         afterString = false;
         minusAt = -1;
         continue;
@@ -109,8 +116,8 @@ export function statementShape(sql: string): Shape | null {
       const delim = sql.slice(i, j + 1);
       const close = sql.indexOf(delim, j + 1);
       if (close < 0 || afterString) return null;
-      literal(start, STRING, -1);
       i = close + delim.length;
+      literal(start, STRING, -1);
       afterString = true;
       continue;
     }
@@ -144,31 +151,32 @@ export function statementShape(sql: string): Shape | null {
         // E'...': backslash escapes
         const end = endOfQuoted(sql, i + 1, true);
         if (end < 0 || afterString) return null;
-        literal(start, STRING, -1);
         i = end;
+        literal(start, STRING, -1);
         afterString = true;
         continue;
       }
       if (i - start === 1 && (c === 85 || c === 117) && after === 38) return null; // U&'..' / U&".."
       if (c === 0xfffd || sql.slice(start, i).includes('\ufffd')) return null; // bytes that were not UTF8
-      parts.push(sql.slice(start, i));
       afterString = false;
       minusAt = -1;
       continue;
     }
     // Control characters, backslash, \v: not in anything a tenant needs; let the parser decide.
     if (c < 32 || c === 92 || c === 127) return null;
-    parts.push(sql[i]);
     i++;
     afterString = false;
     minusAt = c === 45 ? start : -1;
   }
-  if (parts[parts.length - 1] === ' ') parts.pop(); // trailing whitespace or comment
-  if (parts[0] === ' ') parts.shift();
-  return { key: parts.join(''), literals };
+  key += sql.slice(from);
+  // Leading and trailing whitespace or comments do not change the tokens (a one-space key part is ours).
+  if (key.charCodeAt(key.length - 1) === 32) key = key.slice(0, -1);
+  if (key.charCodeAt(0) === 32) key = key.slice(1);
+  return { key, literals };
 
+  /** The literal sql[start, i) becomes a placeholder. */
   function literal(start: number, placeholder: string, minus: number): void {
-    parts.push(placeholder);
+    replace(start, i, placeholder);
     const b = byteAt(start);
     literals.push([b, minus >= 0 ? byteAt(minus) : b]);
     minusAt = -1;
