@@ -71,8 +71,16 @@ export function sessionParamsFromStartup(params: Map<string, string>): Map<strin
  * would read a statement differently from the server. 0A000 (feature not supported), not 22023: the value
  * is valid for PostgreSQL; this proxy does not support it for guarded tenants.
  */
-export function checkGuardedEncoding(session: ReadonlyMap<string, string>): void {
-  const encoding = session.get('client_encoding');
+export function checkGuardedEncoding(session: ReadonlyMap<string, string>, server: ReadonlyMap<string, string> = new Map()): void {
+  // The server's own values count when the client sets none (ALTER DATABASE/ROLE ... SET can change them).
+  if (server.get('standard_conforming_strings') === 'off') {
+    throw new StartupParamError(
+      '0A000',
+      'the database runs with standard_conforming_strings off, which the statement guard cannot read safely: tenant logins are refused',
+      'an administrator must turn it back on: ALTER DATABASE ... SET standard_conforming_strings = on (or for the pool role), or in postgresql.conf',
+    );
+  }
+  const encoding = session.get('client_encoding') ?? server.get('client_encoding');
   if (encoding === undefined || isGuardableEncoding(encoding)) return;
   throw new StartupParamError(
     '0A000',

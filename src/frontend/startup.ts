@@ -162,19 +162,19 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
     if (e instanceof AuthFailure) throw new LoginError(e.sqlstate, e.message, e.reason);
     throw e;
   }
-  if (principal.tenant !== null && deps.config.tenant.guard) {
-    try {
-      checkGuardedEncoding(sessionParams);
-    } catch (e) {
-      if (e instanceof StartupParamError) throw new LoginError(e.sqlstate, e.message, 'bad_startup_parameter', e.hint);
-      throw e;
-    }
-  }
   let server: Map<string, string>;
   try {
     server = await deps.serverParams();
   } catch (e) {
     throw new LoginError('08006', `cannot reach the database: ${(e as Error).message}`, 'backend_unavailable');
+  }
+  if (principal.tenant !== null && deps.config.tenant.guard) {
+    try {
+      checkGuardedEncoding(sessionParams, server);
+    } catch (e) {
+      if (e instanceof StartupParamError) throw new LoginError(e.sqlstate, e.message, 'bad_startup_parameter', e.hint);
+      throw e;
+    }
   }
   // Reported names are mixed case (DateStyle, TimeZone); startup names are matched case-insensitively.
   const reportedName = new Map([...server.keys()].map((k) => [k.toLowerCase(), k]));

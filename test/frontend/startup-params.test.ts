@@ -28,4 +28,11 @@ describe('guarded client_encoding', () => {
     expect(() => checkGuardedEncoding(params({ options: '--client-encoding=GBK' }))).toThrow(/client_encoding "GBK"/);
     expect(() => checkGuardedEncoding(params({}))).not.toThrow();
   });
+
+  it('counts the server\'s values when the client sets none, and refuses a database with standard_conforming_strings off', () => {
+    expect(() => checkGuardedEncoding(params({}), new Map([['client_encoding', 'SJIS']]))).toThrow(/client_encoding "SJIS"/);
+    expect(() => checkGuardedEncoding(params({ client_encoding: 'UTF8' }), new Map([['client_encoding', 'SJIS']]))).not.toThrow();
+    expect(() => checkGuardedEncoding(params({}), new Map([['standard_conforming_strings', 'off']]))).toThrow(/standard_conforming_strings off/);
+    expect(() => checkGuardedEncoding(params({}), new Map([['standard_conforming_strings', 'on'], ['client_encoding', 'UTF8']]))).not.toThrow();
+  });
 });
