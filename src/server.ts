@@ -15,6 +15,7 @@ import { login, LoginError } from './frontend/startup.js';
 import { createClientTls } from './frontend/tls.js';
 import { errorResponse } from './protocol/encode.js';
 import { Session } from './session/bridge.js';
+import { guardKeepsSetting } from './guard/rules.js';
 import { StatementGuard } from './guard/statement-guard.js';
 import { CancelRegistry } from './session/cancel-registry.js';
 import { GuardHook } from './session/guard-hook.js';
@@ -63,7 +64,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const limiter = new FailureLimiter(config.auth.rate_limit);
   // One guard for the process: the parser (WASM) loads once; verdicts are cached.
   const statementGuard = config.tenant.guard
-    ? await StatementGuard.create({ tenantSetting: config.tenant.setting, protectedSettings: config.tenant.protected_settings, allowRules: config.tenant.guard_allow })
+    ? await StatementGuard.create({ tenantSetting: config.tenant.setting, protectedSettings: config.tenant.protected_settings, allowRules: config.tenant.guard_allow, poolMode: config.pool.mode })
     : null;
   /** Suspended tenants (tenant.deny); replaced on reload, checked at login and at every transaction start. */
   let denied = new Set(config.tenant.deny);
@@ -126,7 +127,8 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         tenant !== null && proof_key !== undefined
           ? new ProofMinter({ setting: config.tenant.proof_setting, key: proof_key, maxTtlS: config.tenant.proof_max_ttl_s }, tenant, ok.principal.expiresAtMs)
           : undefined;
-      const context = new TenantContext(tenantSettings, ok.sessionParams, ok.serverValue, proof);
+      // A guarded tenant never gets an encoding or string setting the guard refuses re-applied.
+      const context = new TenantContext(tenantSettings, ok.sessionParams, ok.serverValue, proof, tenant !== null && statementGuard ? guardKeepsSetting : undefined);
       let session: Session | null = null;
       const key = cancels.register({
         cancel: () => {

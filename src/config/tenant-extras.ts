@@ -42,7 +42,22 @@ export function validateBool(raw: unknown, key: string, def: boolean): boolean {
 }
 
 /** The guard's rule ids; tenant.guard_allow may switch individual ones off. */
-export const GUARD_RULES = ['set_protected', 'reset_all', 'discard', 'set_config', 'do_block', 'function_ddl', 'role_db_set', 'load', 'statement_too_large'] as const;
+/** Rules that keep the context, or the guard's own reading of statements, intact: never switched off. */
+const FIXED_RULES = [
+  'set_protected',
+  'set_config',
+  'reset_all',
+  'pg_settings_write',
+  'sql_from_string',
+  'encoding',
+  'standard_conforming_strings',
+  'function_call',
+  'statement_too_large',
+  'unparsable',
+  'too_complex',
+  'guard_error',
+];
+export const GUARD_RULES = ['discard', 'do_block', 'function_ddl', 'role_db_set', 'load', 'listen', ...FIXED_RULES] as const;
 
 /** tenant.protected_settings: always includes the tenant (and proof) setting, search_path, role and session_authorization. */
 export function validateProtected(raw: unknown, contextSettings: readonly string[]): string[] {
@@ -60,8 +75,8 @@ export function validateGuardAllow(raw: unknown): string[] {
   if (!Array.isArray(raw)) throw new ConfigError('tenant.guard_allow', `must be a list of rule ids: ${GUARD_RULES.join(', ')}`);
   return raw.map((r, i) => {
     if (typeof r !== 'string' || !(GUARD_RULES as readonly string[]).includes(r)) throw new ConfigError(`tenant.guard_allow[${i}]`, `${show(r)} is not a rule; rules: ${GUARD_RULES.join(', ')}`);
-    if (r === 'set_protected' || r === 'set_config' || r === 'reset_all') {
-      throw new ConfigError(`tenant.guard_allow[${i}]`, `rule ${r} protects the tenant context itself and cannot be switched off (use tenant.guard: false to disable the guard)`);
+    if (FIXED_RULES.includes(r)) {
+      throw new ConfigError(`tenant.guard_allow[${i}]`, `rule ${r} protects the tenant context itself or the guard's own reading of statements, and cannot be switched off (use tenant.guard: false to disable the guard)`);
     }
     return r;
   });

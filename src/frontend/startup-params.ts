@@ -1,6 +1,7 @@
 // Which startup parameters a client may send, and how they become per-transaction session settings.
 // PostgreSQL applies unknown names as settings and fails on bad ones; a pooler must decide each itself.
 // Reference: https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-STARTUPMESSAGE
+import { isGuardableEncoding } from '../guard/rules.js';
 
 /** Settings a client may set at startup; they are applied at the start of each of its transactions. */
 export const SESSION_PARAMS: ReadonlySet<string> = new Set([
@@ -61,6 +62,31 @@ export function sessionParamsFromStartup(params: Map<string, string>): Map<strin
   const fallback = params.get('fallback_application_name');
   if (!out.has('application_name') && fallback) out.set('application_name', fallback);
   return out;
+}
+
+/**
+ * A guarded tenant's client_encoding (startup packet or `options -c`, already merged into `session`): only
+ * UTF8 (or SQL_ASCII, which a UTF8 database validates as UTF8). In SJIS, BIG5, GBK and the like a
+ * character's second byte can be a backslash or a quote to the guard but not to the server, so the guard
+ * would read a statement differently from the server. 0A000 (feature not supported), not 22023: the value
+ * is valid for PostgreSQL; this proxy does not support it for guarded tenants.
+ */
+export function checkGuardedEncoding(session: ReadonlyMap<string, string>, server: ReadonlyMap<string, string> = new Map()): void {
+  // The server's own values count when the client sets none (ALTER DATABASE/ROLE ... SET can change them).
+  if (server.get('standard_conforming_strings') === 'off') {
+    throw new StartupParamError(
+      '0A000',
+      'the database runs with standard_conforming_strings off, which the statement guard cannot read safely: tenant logins are refused',
+      'an administrator must turn it back on: ALTER DATABASE ... SET standard_conforming_strings = on (or for the pool role), or in postgresql.conf',
+    );
+  }
+  const encoding = session.get('client_encoding') ?? server.get('client_encoding');
+  if (encoding === undefined || isGuardableEncoding(encoding)) return;
+  throw new StartupParamError(
+    '0A000',
+    `client_encoding ${JSON.stringify(encoding.slice(0, 32))} is not supported for tenant connections through pg-tenant-proxy: only UTF8`,
+    'connect with client_encoding=UTF8 (PGCLIENTENCODING=UTF8) and convert text in the application',
+  );
 }
 
 /**

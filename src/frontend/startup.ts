@@ -9,7 +9,7 @@ import type { ProxyConfig } from '../config/types.js';
 import { decodeStartup, ProtocolError, type StartupPacket } from '../protocol/decode.js';
 import * as enc from '../protocol/encode.js';
 import { LoginReader } from './packets.js';
-import { sessionParamsFromStartup, StartupParamError } from './startup-params.js';
+import { checkGuardedEncoding, sessionParamsFromStartup, StartupParamError } from './startup-params.js';
 import { ACCEPT_SSL, type ClientTls, isLoopback, TlsHandshakeError } from './tls.js';
 
 export interface LoginDeps {
@@ -167,6 +167,14 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
     server = await deps.serverParams();
   } catch (e) {
     throw new LoginError('08006', `cannot reach the database: ${(e as Error).message}`, 'backend_unavailable');
+  }
+  if (principal.tenant !== null && deps.config.tenant.guard) {
+    try {
+      checkGuardedEncoding(sessionParams, server);
+    } catch (e) {
+      if (e instanceof StartupParamError) throw new LoginError(e.sqlstate, e.message, 'bad_startup_parameter', e.hint);
+      throw e;
+    }
   }
   // Reported names are mixed case (DateStyle, TimeZone); startup names are matched case-insensitively.
   const reportedName = new Map([...server.keys()].map((k) => [k.toLowerCase(), k]));

@@ -1,10 +1,15 @@
 // The statement guard: decides with the real PostgreSQL parser (libpg-query, PG 18 grammar) whether a
-// tenant's statement could change, reset or escape the tenant context. A conservative text pre-check
-// lets ordinary statements through without a parse; verdicts are cached; statement size is bounded
-// because the parser's WASM memory never shrinks.
+// tenant's statement could change, reset or escape the tenant context. It fails closed: a statement it
+// cannot parse, a tree too deep or too large, or any exception is a refusal. A conservative text pre-check
+// lets ordinary statements through without a parse; verdicts are cached by text, and allowed verdicts
+// that no literal decided are also cached by statement shape (literals normalised, see shape.ts), so
+// DML with fresh literals does not pay a parse each time. Statement size is bounded because the parser's
+// WASM memory never shrinks.
 import { loadModule, parseSync } from 'libpg-query';
+import { ALLOWED, type GuardVerdict, judge, type Refusal, type RuleOptions } from './rules.js';
+import { statementShape } from './shape.js';
 
-export type GuardVerdict = { allowed: true } | { allowed: false; rule: string; message: string };
+export type { GuardVerdict } from './rules.js';
 
 export interface GuardOptions {
   tenantSetting: string;
@@ -12,13 +17,14 @@ export interface GuardOptions {
   protectedSettings?: string[];
   /** Longer statements are refused (rule statement_too_large). */
   maxStatementBytes?: number;
-  /** Verdicts cached (LRU), for statements up to 4 KiB. */
+  /** Verdicts cached (LRU) by text and, separately, by shape, for statements up to 4 KiB. */
   cacheEntries?: number;
   /** Rule ids not enforced. */
   allowRules?: string[];
+  /** The pool mode: in transaction mode LISTEN is refused before it runs. Default transaction. */
+  poolMode?: 'transaction' | 'session';
 }
 
-const ALLOWED: GuardVerdict = { allowed: true };
 const CACHEABLE_BYTES = 4096;
 
 /**
@@ -26,29 +32,41 @@ const CACHEABLE_BYTES = 4096;
  * of these as written. Keywords cannot be split by comments (a comment separates tokens), quoted
  * identifiers keep their letters ("set_config"), and the only other way to spell an identifier is a
  * Unicode escape, caught by `u&`. Whole words where a substring would match ordinary text too often.
+ * Function and relation names the rules refuse anywhere are matched as substrings (they may be quoted
+ * or qualified).
  */
-const NEEDS_PARSE = /\b(?:set|reset|discard|do|load|prepare|function|procedure|role|database)\b|set_config|search_path|authorization|u&/i;
+const NEEDS_PARSE_BASE = 'set|reset|discard|do|load|prepare|function|procedure|role|database';
+const NEEDS_PARSE_NAMES = 'set_config|search_path|authorization|pg_settings|query_to_xml|cursor_to_xml|ts_stat|ts_rewrite|crosstab|connectby|u&';
+const NEEDS_PARSE = new RegExp(`\\b(?:${NEEDS_PARSE_BASE})\\b|${NEEDS_PARSE_NAMES}`, 'i');
+/** In transaction mode LISTEN must be parsed too (it is refused there). */
+const NEEDS_PARSE_TX = new RegExp(`\\b(?:${NEEDS_PARSE_BASE}|listen)\\b|${NEEDS_PARSE_NAMES}`, 'i');
 
-export function needsParse(sql: string): boolean {
-  return NEEDS_PARSE.test(sql);
+/** The pre-check for a pool mode (transaction by default). */
+export function needsParse(sql: string, poolMode: 'transaction' | 'session' = 'transaction'): boolean {
+  return (poolMode === 'transaction' ? NEEDS_PARSE_TX : NEEDS_PARSE).test(sql);
 }
 
-type Node = Record<string, unknown>;
-
 export class StatementGuard {
-  private readonly protectedSettings: Set<string>;
+  private readonly rules: RuleOptions;
+  private readonly precheck: RegExp;
   private readonly maxBytes: number;
   private readonly cacheEntries: number;
   private readonly cache = new Map<string, GuardVerdict>();
-  private readonly allowRules: Set<string>;
-  readonly stats = { prechecked: 0, parsed: 0, cacheHits: 0, blocked: 0 };
+  /** Shapes whose statements were allowed with no rule reading a literal. */
+  private readonly shapes = new Map<string, true>();
+  readonly stats = { prechecked: 0, parsed: 0, cacheHits: 0, shapeHits: 0, blocked: 0 };
 
   private constructor(o: GuardOptions) {
     const setting = o.tenantSetting.toLowerCase();
-    this.protectedSettings = new Set((o.protectedSettings ?? [setting, 'search_path', 'role', 'session_authorization']).map((s) => s.toLowerCase()));
+    const poolMode = o.poolMode ?? 'transaction';
+    this.rules = {
+      protectedSettings: new Set((o.protectedSettings ?? [setting, 'search_path', 'role', 'session_authorization']).map((s) => s.toLowerCase())),
+      allowRules: new Set(o.allowRules ?? []),
+      poolMode,
+    };
+    this.precheck = poolMode === 'transaction' ? NEEDS_PARSE_TX : NEEDS_PARSE;
     this.maxBytes = o.maxStatementBytes ?? 1 << 20;
     this.cacheEntries = o.cacheEntries ?? 10_000;
-    this.allowRules = new Set(o.allowRules ?? []);
   }
 
   static async create(o: GuardOptions): Promise<StatementGuard> {
@@ -56,12 +74,23 @@ export class StatementGuard {
     return new StatementGuard(o);
   }
 
+  /** The verdict for one statement text (a simple Query's string or a Parse's text). Never throws; never allows on error. */
   check(sql: string): GuardVerdict {
-    if (!needsParse(sql)) {
+    try {
+      return this.decide(sql);
+    } catch (e) {
+      return this.block({ allowed: false, rule: 'guard_error', message: `the statement guard failed on this statement (${String((e as Error)?.message ?? e).slice(0, 120)}), so it was not run; simplify the statement` });
+    }
+  }
+
+  private decide(sql: string): GuardVerdict {
+    if (!this.precheck.test(sql)) {
       this.stats.prechecked++;
       return ALLOWED;
     }
-    if (Buffer.byteLength(sql) > this.maxBytes) return this.block('statement_too_large', `statements over ${this.maxBytes} bytes that may touch settings are not accepted`);
+    if (sql.length > this.maxBytes || Buffer.byteLength(sql) > this.maxBytes) {
+      return this.block({ allowed: false, rule: 'statement_too_large', message: `statements over ${this.maxBytes} bytes that may touch settings are not accepted` });
+    }
     const cached = this.cache.get(sql);
     if (cached) {
       this.stats.cacheHits++;
@@ -70,101 +99,53 @@ export class StatementGuard {
       if (!cached.allowed) this.stats.blocked++;
       return cached;
     }
+    const cacheable = sql.length <= CACHEABLE_BYTES;
+    const shape = cacheable ? statementShape(sql) : null;
+    if (shape && this.shapes.has(shape.key)) {
+      this.stats.shapeHits++;
+      this.shapes.delete(shape.key);
+      this.shapes.set(shape.key, true);
+      return ALLOWED;
+    }
     this.stats.parsed++;
-    let verdict: GuardVerdict;
+    let tree: unknown;
     try {
-      verdict = this.judge(parseSync(sql) as Node);
-    } catch {
-      verdict = ALLOWED; // a syntax error: the server reports it itself and nothing runs
+      tree = parseSync(sql);
+    } catch (e) {
+      const verdict = unparsable(e);
+      if (cacheable) this.remember(sql, verdict);
+      return this.block(verdict);
     }
-    if (sql.length <= CACHEABLE_BYTES) {
-      this.cache.set(sql, verdict);
-      if (this.cache.size > this.cacheEntries) this.cache.delete(this.cache.keys().next().value as string);
+    const j = judge(tree, this.rules);
+    if (shape && j.verdict.allowed && !j.literalSensitive && shape.literals.every(([at, alt]) => j.constLocations.has(at) || j.constLocations.has(alt))) {
+      // Same shape = same tokens but for literal values, and every literal became a constant no rule read.
+      this.shapes.set(shape.key, true);
+      if (this.shapes.size > this.cacheEntries) this.shapes.delete(this.shapes.keys().next().value as string);
+    } else if (cacheable) {
+      this.remember(sql, j.verdict);
     }
-    if (!verdict.allowed) this.stats.blocked++;
-    return verdict;
+    if (!j.verdict.allowed) this.stats.blocked++;
+    return j.verdict;
   }
 
-  private block(rule: string, message: string): GuardVerdict {
+  private remember(sql: string, verdict: GuardVerdict): void {
+    this.cache.set(sql, verdict);
+    if (this.cache.size > this.cacheEntries) this.cache.delete(this.cache.keys().next().value as string);
+  }
+
+  private block(v: Refusal): GuardVerdict {
     this.stats.blocked++;
-    return { allowed: false, rule, message };
-  }
-
-  /** Walks the whole tree: rules apply to every node, so statements nested in PREPARE, CTEs and subqueries are seen. */
-  private judge(tree: Node): GuardVerdict {
-    let verdict: GuardVerdict = ALLOWED;
-    const visit = (v: unknown): void => {
-      if (!verdict.allowed || v === null || typeof v !== 'object') return;
-      if (Array.isArray(v)) {
-        for (const x of v) visit(x);
-        return;
-      }
-      for (const [key, child] of Object.entries(v as Node)) {
-        const found = this.rule(key, child as Node);
-        if (found && !found.allowed && !this.allowRules.has(found.rule)) {
-          verdict = found;
-          return;
-        }
-        visit(child);
-      }
-    };
-    visit(tree);
-    return verdict;
-  }
-
-  /** The rule a node breaks, if any. `key` is the node type (VariableSetStmt, FuncCall, ...). */
-  private rule(key: string, n: Node): GuardVerdict | null {
-    const no = (rule: string, message: string): GuardVerdict => ({ allowed: false, rule, message });
-    switch (key) {
-      case 'VariableSetStmt': {
-        const kind = n.kind as string;
-        const name = String(n.name ?? '').toLowerCase();
-        if (kind === 'VAR_RESET_ALL') return no('reset_all', 'RESET ALL is not allowed: it would clear the tenant context');
-        if (this.protectedSettings.has(name)) {
-          return no('set_protected', `SET/RESET of "${name}" is not allowed: the tenant context is set by pg-tenant-proxy`);
-        }
-        return null;
-      }
-      case 'DiscardStmt':
-        return no('discard', 'DISCARD is not allowed: pg-tenant-proxy resets connections itself');
-      case 'DoStmt':
-        return no('do_block', 'DO blocks are not allowed for tenants: they could change the tenant context');
-      case 'CreateFunctionStmt':
-      case 'AlterFunctionStmt':
-        return no('function_ddl', 'CREATE/ALTER FUNCTION or PROCEDURE is not allowed for tenants');
-      case 'AlterRoleSetStmt':
-      case 'AlterDatabaseSetStmt':
-        return no('role_db_set', 'ALTER ROLE/DATABASE ... SET is not allowed for tenants');
-      case 'LoadStmt':
-        return no('load', 'LOAD is not allowed for tenants');
-      case 'FuncCall':
-        return this.setConfigCall(n);
-      default:
-        return null;
-    }
-  }
-
-  /** set_config(name, ...) is refused when the name is protected or not a string constant. */
-  private setConfigCall(n: Node): GuardVerdict | null {
-    const names = ((n.funcname as Node[]) ?? []).map((p) => String((p.String as Node | undefined)?.sval ?? '').toLowerCase());
-    const fn = names[names.length - 1];
-    if (fn !== 'set_config' || (names.length === 2 && names[0] !== 'pg_catalog') || names.length > 2) return null;
-    const first = ((n.args as Node[]) ?? [])[0];
-    const constant = constantString(first);
-    if (constant === null) return { allowed: false, rule: 'set_config', message: 'set_config with a setting name that is not a constant is not allowed' };
-    if (this.protectedSettings.has(constant.toLowerCase())) {
-      return { allowed: false, rule: 'set_config', message: `set_config of "${constant}" is not allowed: the tenant context is set by pg-tenant-proxy` };
-    }
-    return null;
+    return v;
   }
 }
 
-/** A string constant, possibly cast (`'x'::text`), else null. */
-function constantString(n: Node | undefined): string | null {
-  if (!n) return null;
-  const c = n.A_Const as Node | undefined;
-  if (c) return ((c.sval as Node | undefined)?.sval as string | undefined) ?? null;
-  const cast = n.TypeCast as Node | undefined;
-  if (cast) return constantString(cast.arg as Node);
-  return null;
+/** A statement the PG 18 grammar rejects: refused, since the server's own major might accept and run it. */
+function unparsable(e: unknown): Refusal {
+  const detail = String((e as Error)?.message ?? e).slice(0, 160);
+  return {
+    allowed: false,
+    rule: 'unparsable',
+    sqlstate: '42601',
+    message: `the statement guard could not parse this statement with the PostgreSQL 18 grammar (${detail}), so it was not run; fix the syntax, or rewrite it in syntax PostgreSQL 18 also accepts`,
+  };
 }

@@ -22,8 +22,6 @@ import type { TenantContext } from './tenant-context.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
 const MAX_CLIENT_FRAME = 0x4000_0000;
-/** Largest simple Query the statement guard reads; a larger one from a guarded tenant is refused. */
-const MAX_GUARDED_QUERY = (1 << 20) + 1;
 /** Largest client Parse/Bind/Describe/Close the bridge reads for its statement name (64 MB). */
 const MAX_CLIENT_INSPECT = 64 << 20;
 
@@ -86,8 +84,8 @@ export class Session implements ResponseOwner {
   private unsynced = false;
   /** Dropping client messages until the next sync point, which is then answered ReadyForQuery (like the server after an error). */
   private rejecting = false;
-  /** The Query being dropped is too large for the guard: a refusal is written in its place. */
-  private oversizedQuery = false;
+  /** Type of the message being dropped because the guard refuses it whole (0: none); see dropped(). */
+  private refusedWhole = 0;
   /** Last transaction status the server reported. */
   private txStatus: number = TxStatus.Idle;
   private clientPaused = false;
@@ -266,14 +264,12 @@ export class Session implements ResponseOwner {
         case Frontend.FunctionCall:
           this.segSent++;
           this.unsynced = false;
-          if (type !== Frontend.Query) return Action.Pass;
-          this.statements.simpleQuery();
-          if (!this.o.guard) return Action.Pass;
-          if (length - 4 <= MAX_GUARDED_QUERY) return Action.Inspect;
-          // Too large for the guard to read: refused whole (see dropped()), never forwarded unchecked.
-          this.oversizedQuery = true;
-          return Action.Drop;
+          if (type === Frontend.Query) this.statements.simpleQuery();
+          return type === Frontend.Sync || !this.o.guard ? Action.Pass : this.screen(type, length);
         case Frontend.Parse:
+          this.unsynced = true;
+          if (this.o.guard) return this.screen(type, length);
+          return length - 4 <= MAX_CLIENT_INSPECT ? Action.Inspect : Action.Pass;
         case Frontend.Bind:
         case Frontend.Describe:
         case Frontend.Close:
@@ -288,10 +284,16 @@ export class Session implements ResponseOwner {
           return Action.Pass; // Flush and COPY messages belong to the sync point already counted.
       }
     },
-    dropped: (_type, length) => {
-      if (!this.oversizedQuery) return;
-      this.oversizedQuery = false;
-      if (this.o.guard) this.server?.write(this.o.guard.oversizedQuery(length));
+    dropped: (type, length) => {
+      // A message the guard refuses unread: its substitute fails in its place (see guard-hook.ts).
+      if (this.refusedWhole !== type || !this.o.guard || !this.server) return;
+      this.refusedWhole = 0;
+      const substitute = this.o.guard.substitute(type, length);
+      if (type === Frontend.FunctionCall) this.statements.simpleQuery(); // its substitute is a simple Query
+      // Tracked like the client's own Parse, so the statement bookkeeping stays aligned with the server.
+      const inject = type === Frontend.Parse ? this.statementMessage(type, substitute.subarray(5)) : null;
+      if (inject) this.server.write(inject);
+      this.server.write(substitute);
     },
     inspect: (type, body) => {
       const server = this.server;
@@ -317,6 +319,15 @@ export class Session implements ResponseOwner {
       if (!server.write(bytes)) this.pauseClient(server);
     },
   };
+
+  /** A guarded tenant's Query, Parse or FunctionCall: read by the guard, or refused whole (see dropped()). */
+  private screen(type: number, length: number): Action {
+    const screen = this.o.guard!.screen(type, length);
+    if (screen === 'inspect') return Action.Inspect;
+    if (screen === 'pass') return Action.Pass;
+    this.refusedWhole = type;
+    return Action.Drop;
+  }
 
   /** Tracks the client's prepared statements; returns a Parse to send before this message, or null. */
   private statementMessage(type: number, body: Buffer): Buffer | null {

@@ -1,11 +1,16 @@
-// Applies the statement guard to a tenant's Query and Parse messages. A blocked statement is not dropped
-// but replaced by a marker statement that fails to parse, so the server raises the error at exactly the
-// right place in the response stream and skips the rest of the pipeline (or of a multi-statement string)
-// as it would for any error; the proxy then rewrites that error into 42501 naming the rule.
-// Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+// Applies the statement guard to a tenant's Query and Parse messages, and refuses the messages it cannot
+// read: FunctionCall (a function called by OID, e.g. set_config) and a Query or Parse too large to read.
+// A refused message is not dropped but replaced by a marker statement that fails to parse, so the server
+// raises the error at exactly the right place in the response stream and skips the rest of the pipeline
+// (or of a multi-statement string) as it would for any error; the proxy then rewrites that error into the
+// guard's refusal (42501 naming the rule, or the rule's own SQLSTATE). A FunctionCall is replaced by a
+// simple Query: both are sync points answered ErrorResponse + ReadyForQuery, so sync accounting holds.
+// References: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+//             https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-FUNCTION-CALL
 import { randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';
 import type { GuardVerdict, StatementGuard } from '../guard/statement-guard.js';
+import { Frontend } from '../protocol/codes.js';
 import { decodeErrorFields, readCString } from '../protocol/decode.js';
 import { errorResponseFromFields } from '../protocol/encode.js';
 
@@ -14,6 +19,15 @@ const NONCE = randomBytes(6).toString('hex');
 const MARKER = new RegExp(`pgtp_blocked_${NONCE}_(\\d+)`);
 /** Blocked verdicts waiting for their error to come back, per session; bounded. */
 const MAX_PENDING = 256;
+/** Largest simple Query body the guard reads; a larger one is refused whole. */
+export const MAX_GUARDED_QUERY = (1 << 20) + 1;
+/** Largest Parse body the guard reads (64 MB, the bridge's inspection limit); a larger one is refused whole. */
+export const MAX_GUARDED_PARSE = 64 << 20;
+/** Rules that protect the context settings themselves: their refusal carries the hint about the context. */
+const CONTEXT_RULES = new Set(['set_protected', 'set_config', 'reset_all', 'discard', 'pg_settings_write', 'role_db_set']);
+
+/** What to do with a guarded tenant's message, from its header alone. */
+export type Screen = 'pass' | 'inspect' | 'refuse';
 
 export type Blocked = Extract<GuardVerdict, { allowed: false }>;
 
@@ -33,9 +47,35 @@ export class GuardHook {
     return marker === null ? null : serialize.query(marker);
   }
 
-  /** A Query too large to read: refused whole (the guard's parser memory stays bounded). */
-  oversizedQuery(length: number): Buffer {
-    return serialize.query(this.block({ allowed: false, rule: 'statement_too_large', message: `a ${length}-byte statement is larger than the statement guard reads` }, ''));
+  /** Query, Parse and FunctionCall from their header: read by the guard, or refused whole. Others pass. */
+  screen(type: number, length: number): Screen {
+    const body = length - 4;
+    if (type === Frontend.Query) return body <= MAX_GUARDED_QUERY ? 'inspect' : 'refuse';
+    if (type === Frontend.Parse) return body <= MAX_GUARDED_PARSE ? 'inspect' : 'refuse';
+    if (type === Frontend.FunctionCall) return 'refuse';
+    return 'pass';
+  }
+
+  /**
+   * The message to send in place of one refused whole by screen(): a simple Query for a Query or a
+   * FunctionCall (the caller accounts for the unnamed statement a Query drops), an unnamed Parse for a Parse.
+   */
+  substitute(type: number, length: number): Buffer {
+    if (type === Frontend.FunctionCall) {
+      return serialize.query(
+        this.block(
+          {
+            allowed: false,
+            rule: 'function_call',
+            message:
+              'the FunctionCall protocol message (fast-path call by function OID, as in libpq PQfn and its lo_* large-object calls) is not accepted for tenants: the guard cannot see which function it calls. Call the function with SQL instead (SELECT f(...))',
+          },
+          '',
+        ),
+      );
+    }
+    const marker = this.block({ allowed: false, rule: 'statement_too_large', message: `a ${length}-byte ${type === Frontend.Parse ? 'Parse' : 'Query'} message is larger than the statement guard reads; send smaller statements (bind large values as parameters)` }, '');
+    return type === Frontend.Parse ? serialize.parse({ name: '', text: marker }) : serialize.query(marker);
   }
 
   /** A Parse body: null if allowed, else the replacement Parse body's frame (same statement name). */
@@ -56,9 +96,11 @@ export class GuardHook {
     return errorResponseFromFields({
       S: 'ERROR',
       V: 'ERROR',
-      C: '42501',
+      C: v?.sqlstate ?? '42501',
       M: v ? `statement blocked by pg-tenant-proxy (rule ${v.rule}): ${v.message}` : 'statement blocked by pg-tenant-proxy',
-      H: 'The tenant context (tenant setting, search_path, role) is set by the proxy for every transaction and cannot be changed by the client.',
+      ...(v && !CONTEXT_RULES.has(v.rule)
+        ? {}
+        : { H: 'The tenant context (tenant setting, search_path, role) is set by the proxy for every transaction and cannot be changed by the client.' }),
     });
   }
 

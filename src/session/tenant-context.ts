@@ -93,6 +93,8 @@ export class TenantContext {
     private readonly serverValue: (name: string) => string | undefined,
     /** Mints the tenant proof (tenant.proof_key), set in the same statement as the tenant setting. */
     private readonly proof?: ProofMinter,
+    /** Whether a value the server reports may be kept and re-applied (the guard's encoding rules); default all. */
+    private readonly keeps: (name: string, value: string) => boolean = () => true,
   ) {}
 
   /** The messages to write in front of a transaction (empty when there is nothing to set). */
@@ -126,7 +128,7 @@ export class TenantContext {
   settle(actual: ReadonlyMap<string, string>): void {
     for (const [name, reported] of TRACKED_REPORTED) {
       const value = actual.get(reported);
-      if (value === undefined || value === (this.session.get(name) ?? this.serverValue(name))) continue;
+      if (value === undefined || value === (this.session.get(name) ?? this.serverValue(name)) || !this.keeps(name, value)) continue;
       this.session.set(name, value);
       this.cached = null;
     }
