@@ -4,7 +4,7 @@
 // ratio and the CPU per transaction of each process, read from /proc: on a shared 2-core box, CPU per
 // transaction is the figure that transfers to production. Compare ratios within one run, never across runs.
 //   npm run bench -- [--seconds 10] [--pool 20] [--workloads select,write,connect] [--rounds 1]
-//                    [--workers N] [--mode simple|extended|prepared] [--direct] [--no-reset-peer]
+//                    [--workers N] [--mode simple|extended|prepared] [--direct] [--no-reset-peer] [--profile DIR]
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -121,13 +121,13 @@ async function main(): Promise<void> {
     onError: () => {},
   });
   const children: ChildProcess[] = [];
-  const stopAll = (): void => {
+  const stopAll = async (): Promise<void> => {
+    // SIGTERM first so a profiling proxy writes its profile; then make sure.
+    for (const c of children) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 1500));
     for (const c of children) c.kill('SIGKILL');
   };
-  process.once('SIGINT', () => {
-    stopAll();
-    process.exit(130);
-  });
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
   try {
     await db.initialise();
     await db.start();
@@ -160,7 +160,10 @@ async function main(): Promise<void> {
         log: { level: 'warn' },
       }),
     );
-    const proxy = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--config', cfgFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // --profile DIR: the proxy writes a V8 CPU profile there when it exits (open it in Chrome DevTools).
+    const profile = arg('profile', '');
+    const nodeFlags = profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profile)] : [];
+    const proxy = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', 'src/main.ts', '--config', cfgFile], { stdio: ['ignore', 'ignore', 'inherit'] });
     children.push(proxy);
     await waitForPort(proxyPort, 20_000);
     const token = await new SignJWT({ tenant_id: 'acme' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('2h').sign(new TextEncoder().encode(secret));
@@ -231,7 +234,7 @@ async function main(): Promise<void> {
       console.log(`\nproxy CPU per transaction (${chosen[0].name}), all workers together: ${fmt(us)} µs → about ${fmt(1e6 / us)} transactions/s per core`);
     }
   } finally {
-    stopAll();
+    await stopAll();
     await db.stop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
