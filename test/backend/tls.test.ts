@@ -138,7 +138,10 @@ describe.runIf(haveOpenssl)('backend TLS against a server with ssl=on', () => {
 
   it('verify-full with the CA: backend sessions through the proxy are encrypted', async () => {
     const c = await t.pgClient('acme');
-    const r = await c.query('SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+    // pg_stat_ssl is closed to the pool role by the tenancy kit (it reads pg_stat_get_activity): ask as a superuser.
+    const pid = (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p;
+    const admin = await t.admin();
+    const r = await admin.query('SELECT ssl, version FROM pg_stat_ssl WHERE pid = $1', [pid]);
     expect(r.rows[0].ssl).toBe(true);
     expect(r.rows[0].version).toMatch(/^TLSv1\.[23]$/);
     expect((await c.query("SELECT current_setting('app.current_tenant') AS t")).rows[0].t).toBe('acme');

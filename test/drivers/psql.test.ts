@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { primaryServer } from '../support/pg.js';
+import { primaryServer, testProof } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 import { canRun, marker, run, scenario, TIMEZONE, type Target } from './scenarios.js';
 
@@ -12,7 +12,7 @@ const hasPsql = await canRun('psql', ['--version']);
 
 /** Emulates the proxy's tenant context on a direct session; \gset keeps it out of the output. */
 const DIRECT_CONTEXT =
-  "SELECT set_config('app.current_tenant', :'tenant', false) AS _t, set_config('search_path', '\"tenant_' || :'tenant' || '\", public', false) AS _p \\gset\n";
+  "SELECT set_config('app.current_tenant', :'tenant', false) AS _t, set_config('app.tenant_proof', :'proof', false) AS _q, set_config('search_path', '\"tenant_' || :'tenant' || '\", public', false) AS _p \\gset\n";
 
 const TIMEZONE_SCRIPT = `SET TimeZone = '${TIMEZONE}';
 SELECT current_setting('TimeZone');
@@ -66,7 +66,7 @@ describe.runIf(hasPsql)('psql scripts (proxy vs direct)', () => {
       target === 'proxy'
         ? { PGHOST: '127.0.0.1', PGPORT: String(t.proxy.port), PGUSER: 'app', PGPASSWORD: await t.token('acme') }
         : { PGHOST: t.server.host, PGPORT: String(t.server.port), PGUSER: t.poolUser, PGPASSWORD: t.poolPassword };
-    const args = ['-X', '-At', '-q', '-v', 'ON_ERROR_STOP=1', '-v', 'tenant=acme', '-v', `m=${marker('psql')}`, '-d', t.database, '-f', file];
+    const args = ['-X', '-At', '-q', '-v', 'ON_ERROR_STOP=1', '-v', 'tenant=acme', '-v', `proof=${testProof('acme')}`, '-v', `m=${marker('psql')}`, '-d', t.database, '-f', file];
     try {
       const { stdout } = await run('psql', args, { env: { ...process.env, ...env, PGSSLMODE: 'disable' }, timeout: 60_000 });
       return stdout.trimEnd().split('\n');

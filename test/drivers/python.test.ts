@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { primaryServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
+import { testProof } from '../support/pg.js';
 import { canRun, dsnFor, EXPECTED_INTERLEAVED, EXPECTED_PARAM_TYPES, run, scenario, TIMEZONE, type Target } from './scenarios.js';
 
 // The Debian interpreter: python3-psycopg / python3-asyncpg are installed for it, not for a pyenv python3 on PATH.
@@ -25,7 +26,7 @@ describe.runIf(available.psycopg || available.asyncpg)('python drivers (proxy vs
   /** One scenario in a fresh interpreter: acme on --dsn, globex on --dsn2. */
   async function runScript(driver: string, target: Target, name: string): Promise<unknown> {
     const args = [SCRIPT, '--driver', driver, '--only', name, '--dsn', await dsnFor(t, target, 'acme'), '--dsn2', await dsnFor(t, target, 'globex')];
-    if (target === 'direct') args.push('--set-context', 'acme', '--set-context2', 'globex');
+    if (target === 'direct') args.push('--set-context', 'acme', '--set-context2', 'globex', '--proof', testProof('acme'), '--proof2', testProof('globex'));
     const { stdout } = await run(PYTHON, args, { timeout: 90_000, maxBuffer: 1 << 24 });
     const result = (JSON.parse(stdout) as Record<string, unknown>)[name];
     const err = (result as { error?: unknown } | null)?.error;

@@ -7,6 +7,7 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { expect, it } from 'vitest';
 import type { TestProxy } from '../support/proxy.js';
+import { testProof } from '../support/pg.js';
 
 export const run = promisify(execFile);
 
@@ -18,9 +19,9 @@ export async function canRun(cmd: string, args: string[]): Promise<boolean> {
   );
 }
 
-/** What the proxy injects per transaction, done once per direct session (search_path as the test config's template). */
+/** What the proxy injects per transaction, done once per direct session (search_path as the test config's template; $2 the proof). */
 export const SET_CONTEXT_SQL =
-  "SELECT set_config('app.current_tenant', $1, false), set_config('search_path', '\"tenant_' || $1 || '\", public', false)";
+  "SELECT set_config('app.current_tenant', $1, false), set_config('app.tenant_proof', $2, false), set_config('search_path', '\"tenant_' || $1 || '\", public', false)";
 
 export const PREPARED_REUSE_SQL = "SELECT $1::int + 1 AS n, current_setting('app.current_tenant') AS t";
 export const INTERLEAVED_SQL =
@@ -98,7 +99,7 @@ export async function directPg(t: TestProxy, tenant: string): Promise<pg.Client>
   c.on('error', () => {});
   await c.connect();
   directOpened.push(c);
-  await c.query(SET_CONTEXT_SQL, [tenant]);
+  await c.query(SET_CONTEXT_SQL, [tenant, testProof(tenant)]);
   return c;
 }
 
@@ -113,7 +114,7 @@ export async function sqlFor(t: TestProxy, target: Target, tenant: string): Prom
   if (target === 'proxy') return t.sql(tenant, opts);
   const sql = postgres({ host: t.server.host, port: t.server.port, database: t.database, username: t.poolUser, password: t.poolPassword, ...opts });
   directOpened.push(sql);
-  await sql.unsafe(SET_CONTEXT_SQL, [tenant]);
+  await sql.unsafe(SET_CONTEXT_SQL, [tenant, testProof(tenant)]);
   return sql;
 }
 

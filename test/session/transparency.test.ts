@@ -10,19 +10,25 @@ describe('transparency', () => {
   let t: TestProxy;
   beforeAll(async () => {
     t = await startTestProxy(primaryServer(), 'transparency', { pool: { size: 2 } });
+    // PostgreSQL refuses COPY FROM into a table under row-level security (every table the tenancy kit
+    // protects), so COPY loads a staging table of the same name in each tenant schema, found by search_path.
+    const admin = await t.admin();
+    for (const s of ['tenant_acme', 'tenant_globex']) {
+      await admin.query(`CREATE TABLE ${s}.imports (id serial PRIMARY KEY, body text); GRANT SELECT, INSERT ON ${s}.imports TO ${t.poolUser}; GRANT USAGE ON SEQUENCE ${s}.imports_id_seq TO ${t.poolUser}`);
+    }
   });
   afterAll(async () => t?.close());
 
   it('COPY FROM STDIN and COPY TO STDOUT land in the tenant schema', async () => {
     const sql = await t.sql('acme');
     const rows = Array.from({ length: 5000 }, (_, i) => `copied-${i}\n`).join('');
-    const writable = await sql`COPY notes (body) FROM STDIN`.writable();
+    const writable = await sql`COPY imports (body) FROM STDIN`.writable();
     await pipeline(Readable.from([rows]), writable);
     const admin = await t.admin();
-    const counts = await admin.query("SELECT (SELECT count(*) FROM tenant_acme.notes WHERE body LIKE 'copied-%')::int AS acme, (SELECT count(*) FROM tenant_globex.notes WHERE body LIKE 'copied-%')::int AS globex");
+    const counts = await admin.query("SELECT (SELECT count(*) FROM tenant_acme.imports WHERE body LIKE 'copied-%')::int AS acme, (SELECT count(*) FROM tenant_globex.imports WHERE body LIKE 'copied-%')::int AS globex");
     expect(counts.rows[0]).toEqual({ acme: 5000, globex: 0 });
     const out: Buffer[] = [];
-    const readable = await sql`COPY (SELECT body FROM notes WHERE body LIKE 'copied-%' ORDER BY id) TO STDOUT`.readable();
+    const readable = await sql`COPY (SELECT body FROM imports WHERE body LIKE 'copied-%' ORDER BY id) TO STDOUT`.readable();
     await pipeline(
       readable,
       new Writable({

@@ -1,7 +1,7 @@
 // Proves the harness: fixture DB + pool role on each provided server, with fail-closed row-level security.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminClient, createFixtureDatabase, type FixtureDatabase, type PgServer, primaryServer, secondServer } from './pg.js';
+import { adminClient, createFixtureDatabase, type FixtureDatabase, type PgServer, primaryServer, secondServer, testProof } from './pg.js';
 
 async function serverMajor(server: PgServer): Promise<number> {
   const admin = await adminClient(server);
@@ -59,10 +59,14 @@ function checks(label: string, getServer: () => PgServer) {
       expect((await pool.query('SELECT * FROM public.orders')).rows).toEqual([]);
       await pool.query(`SELECT set_config('app.current_tenant', '', false)`);
       expect((await pool.query('SELECT * FROM public.orders')).rows).toEqual([]);
+      // A tenant without its proof is no tenant: the policies use the verified tenancy.current_tenant().
+      await pool.query(`SELECT set_config('app.current_tenant', 'acme', false)`);
+      expect((await pool.query('SELECT * FROM public.orders')).rows).toEqual([]);
+      await pool.query(`SELECT set_config('app.current_tenant', '', false)`);
     });
 
-    it('with app.current_tenant = acme sees only acme orders and can only write acme rows', async () => {
-      await pool.query(`SELECT set_config('app.current_tenant', 'acme', false)`);
+    it('with app.current_tenant = acme (and its proof) sees only acme orders and can only write acme rows', async () => {
+      await pool.query(`SELECT set_config('app.current_tenant', 'acme', false), set_config('app.tenant_proof', $1, false)`, [testProof('acme')]);
       const { rows } = await pool.query<{ tenant_id: string; item: string }>(
         'SELECT tenant_id, item FROM public.orders ORDER BY id',
       );

@@ -3,11 +3,17 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { applyKit } from '../../src/admin/kit.js';
+import { mintProof, proofKeyId } from '../../src/session/tenant-proof.js';
 import type { TenantConfig } from '../../src/config/types.js';
 import { sampleSchemaSql, type SampleProtection } from '../../src/demo/sample-schema.js';
 
 /** The proof key fixture databases store and test proxies are configured with (tenant.proof_key). */
 export const TEST_PROOF_KEY = 'test-proof-key-that-is-at-least-32-bytes-long';
+
+/** A proof for `tenant` under TEST_PROOF_KEY, as the proxy sets it: for direct sessions emulating the proxy. */
+export function testProof(tenant: string, ttlS = 3600): string {
+  return mintProof(TEST_PROOF_KEY, proofKeyId(TEST_PROOF_KEY), tenant, Math.floor(Date.now() / 1000) + ttlS);
+}
 
 /** Connection info of one running PostgreSQL server; `user`/`password` are a superuser's. */
 export interface PgServer {

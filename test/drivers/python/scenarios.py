@@ -4,7 +4,8 @@
 Run with the Debian interpreter (/usr/bin/python3), which has python3-psycopg and python3-asyncpg:
   scenarios.py --driver psycopg|asyncpg --dsn DSN [--set-context TENANT] [--dsn2 DSN --set-context2 TENANT]
                [--only NAME[,NAME...]]
---set-context emulates the proxy's tenant context on a direct connection (session-level set_config).
+--set-context emulates the proxy's tenant context on a direct connection (session-level set_config);
+--proof / --proof2 give the tenant proof the database verifies (app.tenant_proof).
 A scenario that raises reports {"error": {"sqlstate": ..., "type": ..., "message": ...}} instead of a result.
 """
 import argparse
@@ -16,7 +17,7 @@ import json
 import secrets
 import sys
 
-SET_CONTEXT_SQL = ("SELECT set_config('app.current_tenant', $1, false), "
+SET_CONTEXT_SQL = ("SELECT set_config('app.current_tenant', $1, false), set_config('app.tenant_proof', $2, false), "
                    "set_config('search_path', '\"tenant_' || $1 || '\", public', false)")
 PREPARED_REUSE_SQL = "SELECT $1::int + 1 AS n, current_setting('app.current_tenant') AS t"
 INTERLEAVED_SQL = ("SELECT current_setting('app.current_tenant') AS t, (SELECT count(*) FROM orders)::int AS orders, "
@@ -92,10 +93,10 @@ class Psycopg:
         self.args = args
 
     def connect(self, second=False):
-        dsn, tenant = (self.args.dsn2, self.args.set_context2) if second else (self.args.dsn, self.args.set_context)
+        dsn, tenant, proof = (self.args.dsn2, self.args.set_context2, self.args.proof2) if second else (self.args.dsn, self.args.set_context, self.args.proof)
         conn = self.psycopg.connect(dsn, autocommit=True, connect_timeout=10)
         if tenant:
-            conn.execute(SET_CONTEXT_SQL.replace("$1", "%(t)s"), {"t": tenant})
+            conn.execute(SET_CONTEXT_SQL.replace("$1", "%(t)s").replace("$2", "%(p)s"), {"t": tenant, "p": proof or ""})
         return conn
 
     def prepared_reuse(self):
@@ -176,10 +177,10 @@ class Asyncpg:
         self.args = args
 
     async def connect(self, second=False):
-        dsn, tenant = (self.args.dsn2, self.args.set_context2) if second else (self.args.dsn, self.args.set_context)
+        dsn, tenant, proof = (self.args.dsn2, self.args.set_context2, self.args.proof2) if second else (self.args.dsn, self.args.set_context, self.args.proof)
         conn = await self.asyncpg.connect(dsn, timeout=10)
         if tenant:
-            await conn.execute(SET_CONTEXT_SQL, tenant)
+            await conn.execute(SET_CONTEXT_SQL, tenant, proof or "")
         return conn
 
     async def prepared_reuse(self):
@@ -271,6 +272,8 @@ def main():
     p.add_argument("--set-context", dest="set_context")
     p.add_argument("--dsn2", help="the other tenant, for interleaved_tenants (default: --dsn)")
     p.add_argument("--set-context2", dest="set_context2")
+    p.add_argument("--proof", help="the tenant proof for --set-context (app.tenant_proof)")
+    p.add_argument("--proof2", help="the tenant proof for --set-context2")
     p.add_argument("--only", help="comma-separated scenario names (default: all)")
     args = p.parse_args()
     args.dsn2 = args.dsn2 or args.dsn
