@@ -5,15 +5,15 @@
 //             https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-READYFORQUERY
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import type { Pool, ReleaseMode } from '../backend/pool.js';
+import type { Handover } from '../backend/handover.js';
+import type { Pool, PoolWaiter, ReleaseMode } from '../backend/pool.js';
 import { PoolError } from '../backend/pool.js';
 import type { ServerConn } from '../backend/server.js';
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import { errorResponse, type ErrorFields, readyForQuery } from '../protocol/encode.js';
 import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
-import { PIPELINED_DISCARD_ALL } from '../backend/reset.js';
-import { type Readback, readbackQuery } from '../backend/readback.js';
-import type { UserSlots } from '../backend/user-slots.js';
+import type { Readback } from '../backend/readback.js';
+import type { SlotWaiter, UserSlots } from '../backend/user-slots.js';
 import type { GuardHook } from './guard-hook.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
 import { statementName } from './server-messages.js';
@@ -92,6 +92,20 @@ export class Session implements ResponseOwner {
   private txStatus: number = TxStatus.Idle;
   private clientPaused = false;
   private serverPaused = false;
+  /** What this session waits on while 'acquiring': its user's slot first (if capped), then the pool. */
+  private waitingOn: 'slot' | 'pool' | null = null;
+  /** This session as a waiter, made once (no allocation per transaction). */
+  private readonly poolWaiter: PoolWaiter = {
+    granted: (server, handover) => this.onAcquired(server, handover),
+    failed: (err) => this.onAcquireFailed(err),
+  };
+  private readonly slotWaiter: SlotWaiter = {
+    granted: () => {
+      this.waitingOn = 'pool';
+      this.o.pool.request(this.poolWaiter);
+    },
+    failed: (err) => this.onAcquireFailed(err),
+  };
 
   constructor(private readonly o: SessionOptions) {
     this.statements = new StatementCache(o.statementLimits);
@@ -147,20 +161,15 @@ export class Session implements ResponseOwner {
     if (this.refusedAtTransactionStart()) return;
     this.state = 'acquiring';
     this.stash = [first];
-    this.pauseClient();
-    const slots = this.o.userSlots;
-    const acquired = slots
-      ? slots.acquire().then(() =>
-          this.o.pool.acquire().catch((e: unknown) => {
-            slots.release();
-            throw e;
-          }),
-        )
-      : this.o.pool.acquire();
-    acquired.then(
-      (server) => this.onAcquired(server),
-      (err: Error) => this.onAcquireFailed(err),
-    );
+    // An idle backend (and a free slot) is granted synchronously, inside these calls.
+    if (this.o.userSlots) {
+      this.waitingOn = 'slot';
+      this.o.userSlots.request(this.slotWaiter);
+    } else {
+      this.waitingOn = 'pool';
+      this.o.pool.request(this.poolWaiter);
+    }
+    if (this.state === 'acquiring') this.pauseClient();
   }
 
   /**
@@ -180,10 +189,22 @@ export class Session implements ResponseOwner {
     return true;
   }
 
-  private onAcquired(server: ServerConn): void {
+  private onAcquired(server: ServerConn, handover: Handover | null): void {
+    this.waitingOn = null;
     if (this.state !== 'acquiring') {
+      // Unreachable while waiters are withdrawn when their client goes (onClientGone); kept fail-safe.
       this.o.userSlots?.release();
-      this.o.pool.release(server, 'idle');
+      if (handover) {
+        handover.abandon('the waiting client went away');
+        this.o.pool.release(server, 'broken', null);
+      } else this.o.pool.release(server, 'idle', null);
+      return;
+    }
+    if (server.closed) {
+      // Died between its release and now: nothing of this client was sent; wait for another backend.
+      handover?.abandon(server.closeReason);
+      this.waitingOn = 'pool';
+      this.o.pool.request(this.poolWaiter);
       return;
     }
     this.state = 'active';
@@ -191,18 +212,12 @@ export class Session implements ResponseOwner {
     server.fresh = false;
     server.attach(this.responses);
     this.offServerClose = server.onClose((reason) => this.onServerGone(reason));
-    const reset = server.needsReset;
-    server.needsReset = false;
-    // The previous owner's read-back check rides in front of the pipelined reset (eager resets do their own).
-    const readback = reset ? server.readback : null;
-    server.readback = null;
-    this.responses.startHold(server, reset, readback);
+    this.responses.startHold(server, handover);
     this.segSent = this.segDone = 0;
     this.statements.newBackend();
-    // The reset (if still due), the prefix and the client's first messages leave in one writev.
+    // The hand-over (if one is due), the prefix and the client's first messages leave in one writev.
     server.socket.cork();
-    if (readback) server.write(readbackQuery(readback.setting));
-    if (reset) server.write(PIPELINED_DISCARD_ALL);
+    if (handover) server.write(handover.bytes('pipelined'));
     server.write(this.o.context.prefix);
     this.drainStash();
     server.socket.uncork();
@@ -210,6 +225,9 @@ export class Session implements ResponseOwner {
 
   private onAcquireFailed(err: Error): void {
     if (this.state !== 'acquiring') return;
+    // A slot already taken goes back when the pool cannot serve.
+    if (this.waitingOn === 'pool') this.o.userSlots?.release();
+    this.waitingOn = null;
     this.state = 'idle';
     const pe = err instanceof PoolError ? err : new PoolError(err.message, '08006');
     this.o.hooks.acquireFailed(pe.sqlstate);
@@ -410,9 +428,8 @@ export class Session implements ResponseOwner {
     this.txStatus = TxStatus.Idle;
     this.resumeClient();
     this.o.userSlots?.release();
-    // What this client's context should still be, checked by whoever resets the backend next.
-    if (mode !== 'broken' && this.o.readback) server.readback = this.o.readback;
-    this.o.pool.release(server, mode);
+    // What this client's context should still be: checked by the backend's hand-over (or said to be skipped).
+    this.o.pool.release(server, mode, this.o.readback ?? null);
   }
 
   private onServerGone(reason: string): void {
@@ -435,6 +452,7 @@ export class Session implements ResponseOwner {
   private onClientGone(): void {
     if (this.state === 'closed') return;
     const wasActive = this.state === 'active';
+    if (this.state === 'acquiring') this.withdraw();
     this.state = 'closed';
     this.stash = [];
     if (wasActive && this.server) {
@@ -448,6 +466,13 @@ export class Session implements ResponseOwner {
     }
     this.o.client.destroy();
     this.o.hooks.closed();
+  }
+
+  /** A client that goes while waiting leaves the queues at once: no slot or backend is ever granted to it. */
+  private withdraw(): void {
+    if (this.waitingOn === 'slot') this.o.userSlots?.cancelRequest(this.slotWaiter);
+    else if (this.waitingOn === 'pool' && this.o.pool.cancelRequest(this.poolWaiter)) this.o.userSlots?.release();
+    this.waitingOn = null;
   }
 
   private pauseClient(server?: ServerConn): void {
