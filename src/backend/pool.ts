@@ -71,6 +71,8 @@ export class Pool {
   private idleTimer: NodeJS.Timeout | null = null;
   /** Server ParameterStatus values from the newest handshake, shown to clients at login. */
   private params: Map<string, string> | null = null;
+  /** Parse bytes kept for re-preparing across all clients of this pool (pool.max_prepared_statement_bytes_total). */
+  readonly retainedStatements: { used: number; readonly limit: number };
   /** Why the last attempt to open a backend connection failed, or null if it succeeded or none was made (/readyz). */
   lastConnectError: string | null = null;
   private readonly handoverEvents = {
@@ -84,6 +86,7 @@ export class Pool {
     private readonly connect: (cfg: BackendConfig) => Promise<Handshake>,
     private readonly events: PoolEvents,
   ) {
+    this.retainedStatements = { used: 0, limit: cfg.max_prepared_statement_bytes_total };
     if (cfg.idle_timeout_ms > 0) {
       this.idleTimer = setInterval(() => this.closeIdle(), Math.min(cfg.idle_timeout_ms, 10_000));
       this.idleTimer.unref();

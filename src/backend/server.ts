@@ -55,11 +55,11 @@ export class ServerConn {
         ownerAction = this.sink.classify(type, length);
         return Action.Inspect;
       },
-      inspect: (type, body) => {
-        if (type !== Backend.ParameterStatus) return this.sink.inspect(type, body);
+      inspect: (type, body, own) => {
+        if (type !== Backend.ParameterStatus) return this.sink.inspect(type, body, own);
         const [name, value] = decodeParameterStatus(body);
         this.reported.set(name, value);
-        if (ownerAction === Action.Inspect) return this.sink.inspect(type, body);
+        if (ownerAction === Action.Inspect) return this.sink.inspect(type, body, own);
         return ownerAction === Action.Pass;
       },
       write: (bytes) => this.sink.write(bytes),

@@ -10,7 +10,7 @@ import type { Pool, PoolWaiter, ReleaseMode } from '../backend/pool.js';
 import { PoolError } from '../backend/pool.js';
 import type { ServerConn } from '../backend/server.js';
 import { Frontend, TxStatus } from '../protocol/codes.js';
-import { errorResponse, type ErrorFields, readyForQuery } from '../protocol/encode.js';
+import { errorResponse, type ErrorFields, frame, readyForQuery } from '../protocol/encode.js';
 import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
 import type { Readback } from '../backend/readback.js';
 import type { SlotWaiter, UserSlots } from '../backend/user-slots.js';
@@ -24,8 +24,15 @@ import type { TenantContext } from './tenant-context.js';
 const MAX_CLIENT_FRAME = 0x4000_0000;
 /** Largest simple Query the statement guard reads; a larger one from a guarded tenant is refused. */
 const MAX_GUARDED_QUERY = (1 << 20) + 1;
-/** Largest client Parse/Bind/Describe/Close the bridge reads for its statement name (64 MB). */
+/** Largest client Parse the bridge assembles for the statement guard (64 MB). */
 const MAX_CLIENT_INSPECT = 64 << 20;
+/**
+ * Bytes of a Parse/Bind/Describe/Close read for its statement names: the rest streams through unassembled.
+ * A name not complete within them is not tracked (that statement is usable within its transaction only).
+ */
+const PEEK_BYTES = 1024;
+/** ReadyForQuery 'I', answered locally to a Sync while no backend is held: one buffer, never re-made. */
+const READY_IDLE = readyForQuery('I');
 
 export interface SessionHooks {
   /** A transaction ended on the server (ReadyForQuery 'I'). */
@@ -74,7 +81,9 @@ export class Session implements ResponseOwner {
   private state: State = 'idle';
   private server: ServerConn | null = null;
   private offServerClose: (() => void) | null = null;
-  private readonly scanner = new FrameScanner(MAX_CLIENT_FRAME, MAX_CLIENT_INSPECT);
+  private readonly scanner = new FrameScanner(MAX_CLIENT_FRAME, MAX_CLIENT_INSPECT, PEEK_BYTES);
+  /** Largest Parse body assembled to be kept for re-preparing; larger ones are only peeked at. */
+  private readonly maxKeptParse: number;
   private readonly statements: StatementCache;
   private readonly responses: ServerResponses;
   /** Client bytes read while waiting for a backend; the socket is paused meanwhile, so this stays small. */
@@ -91,6 +100,8 @@ export class Session implements ResponseOwner {
   /** Last transaction status the server reported. */
   private txStatus: number = TxStatus.Idle;
   private clientPaused = false;
+  /** The client was paused because it does not read the proxy's own answers (see answerLocally). */
+  private pausedForClientOutput = false;
   private serverPaused = false;
   /** What this session waits on while 'acquiring': its user's slot first (if capped), then the pool. */
   private waitingOn: 'slot' | 'pool' | null = null;
@@ -108,11 +119,18 @@ export class Session implements ResponseOwner {
   };
 
   constructor(private readonly o: SessionOptions) {
-    this.statements = new StatementCache(o.statementLimits);
+    this.statements = new StatementCache(o.statementLimits, o.pool.retainedStatements);
+    this.maxKeptParse = Math.min(o.statementLimits.maxBytes - 5, MAX_CLIENT_INSPECT);
     this.responses = new ServerResponses(o.client, this.statements, o.context, o.shownParams, o.mode, this, o.guard);
     const { client } = o;
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
-    client.on('drain', () => this.resumeServer());
+    client.on('drain', () => {
+      this.resumeServer();
+      if (this.pausedForClientOutput) {
+        this.pausedForClientOutput = false;
+        this.resumeClient();
+      }
+    });
     client.on('close', () => this.onClientGone());
     client.on('error', () => this.onClientGone());
   }
@@ -261,14 +279,14 @@ export class Session implements ResponseOwner {
       if (this.rejecting) {
         if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) {
           this.rejecting = false;
-          this.o.client.write(readyForQuery('I'));
+          this.answerLocally(READY_IDLE);
         }
         return Action.Drop;
       }
       if (this.state === 'idle') {
         // Nothing is pending on any backend here, so a lone Sync or Flush can be answered locally.
         if (type === Frontend.Sync) {
-          this.o.client.write(readyForQuery('I'));
+          this.answerLocally(READY_IDLE);
           return Action.Drop;
         }
         if (type === Frontend.Flush) return Action.Drop;
@@ -292,13 +310,17 @@ export class Session implements ResponseOwner {
           this.oversizedQuery = true;
           return Action.Drop;
         case Frontend.Parse:
+          // The guard reads the whole statement; a Parse small enough to be kept for re-preparing is
+          // assembled once; any other is only peeked at for its name (usable within its transaction).
+          this.unsynced = true;
+          if (this.o.guard) return length - 4 <= MAX_CLIENT_INSPECT ? Action.Inspect : Action.Peek;
+          return length - 4 <= this.maxKeptParse ? Action.Inspect : Action.Peek;
         case Frontend.Bind:
         case Frontend.Describe:
         case Frontend.Close:
-          // Their statement names decide whether a statement must be prepared again first. Larger
-          // messages pass unread: their statements are usable within the transaction only.
+          // Their statement names (at the start) decide whether a statement must be prepared again first.
           this.unsynced = true;
-          return length - 4 <= MAX_CLIENT_INSPECT ? Action.Inspect : Action.Pass;
+          return Action.Peek;
         case Frontend.Execute:
           this.unsynced = true;
           return Action.Pass;
@@ -311,23 +333,29 @@ export class Session implements ResponseOwner {
       this.oversizedQuery = false;
       if (this.o.guard) this.server?.write(this.o.guard.oversizedQuery(length));
     },
-    inspect: (type, body) => {
+    inspect: (type, body, own) => {
       const server = this.server;
       if (!server) return false;
       if (this.o.guard && (type === Frontend.Query || type === Frontend.Parse)) {
         const replacement = type === Frontend.Query ? this.o.guard.query(body) : this.o.guard.parse(body);
         if (replacement) {
           // Tracked like the client's own Parse, so the statement bookkeeping stays aligned with the server.
-          const inject = type === Frontend.Parse ? this.statementMessage(type, replacement.subarray(5)) : null;
+          const inject = type === Frontend.Parse ? this.statementMessage(type, replacement.subarray(5), replacement, true) : null;
           if (inject) server.write(inject);
           server.write(replacement);
           return false;
         }
         if (type === Frontend.Query) return true;
       }
-      const inject = this.statementMessage(type, body);
+      const inject = this.statementMessage(type, body, own, true);
       if (inject) server.write(inject);
       return true;
+    },
+    peek: (type, head, bodyLength) => {
+      const server = this.server;
+      if (!server) return;
+      const inject = this.statementMessage(type, head, null, head.length === bodyLength);
+      if (inject) server.write(inject);
     },
     write: (bytes) => {
       const server = this.server;
@@ -336,11 +364,26 @@ export class Session implements ResponseOwner {
     },
   };
 
-  /** Tracks the client's prepared statements; returns a Parse to send before this message, or null. */
-  private statementMessage(type: number, body: Buffer): Buffer | null {
-    const ref = statementName(type, body);
+  /**
+   * Tracks the client's prepared statements; returns a Parse to send before this message, or null.
+   * `body` may be only the message's first bytes (`whole` false); `own` is the whole frame if the scanner
+   * assembled it in a buffer of its own (kept without another copy).
+   */
+  private statementMessage(type: number, body: Buffer, own: Buffer | null, whole: boolean): Buffer | null {
+    let ref: ReturnType<typeof statementName>;
+    try {
+      ref = statementName(type, body);
+    } catch {
+      if (whole) throw new FrameError(`malformed message type 0x${type.toString(16)}: a name is not NUL-terminated`);
+      // A name longer than the bytes peeked at: not tracked. A Parse still takes its place in the queue.
+      if (type === Frontend.Parse) this.statements.clientParse(null, null, this.segSent);
+      return null;
+    }
     if (!ref) return null;
-    if (ref.kind === 'parse') return this.statements.clientParse(ref.name, body, this.segSent);
+    if (ref.kind === 'parse') {
+      const keep = whole ? (own ?? frame(Frontend.Parse, body)) : null;
+      return this.statements.clientParse(ref.name, keep, this.segSent);
+    }
     if (ref.kind === 'use') return this.statements.clientUses(ref.name, this.segSent);
     this.statements.clientClose(ref.name);
     return null;
@@ -453,6 +496,7 @@ export class Session implements ResponseOwner {
     if (this.state === 'closed') return;
     const wasActive = this.state === 'active';
     if (this.state === 'acquiring') this.withdraw();
+    this.statements.dispose();
     this.state = 'closed';
     this.stash = [];
     if (wasActive && this.server) {
@@ -473,6 +517,18 @@ export class Session implements ResponseOwner {
     if (this.waitingOn === 'slot') this.o.userSlots?.cancelRequest(this.slotWaiter);
     else if (this.waitingOn === 'pool' && this.o.pool.cancelRequest(this.poolWaiter)) this.o.userSlots?.release();
     this.waitingOn = null;
+  }
+
+  /**
+   * Writes an answer the proxy gives itself (no backend involved). If the client is not reading, stop
+   * reading from it until its socket drains: a client streaming Syncs without reading can make the proxy
+   * hold at most one chunk's worth of answers.
+   */
+  private answerLocally(bytes: Buffer): void {
+    if (this.o.client.write(bytes) || this.clientPaused) return;
+    this.clientPaused = true;
+    this.pausedForClientOutput = true;
+    this.o.client.pause();
   }
 
   private pauseClient(server?: ServerConn): void {
