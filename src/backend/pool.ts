@@ -81,7 +81,7 @@ export class Pool {
 
   constructor(
     readonly name: string,
-    private readonly cfg: PoolConfig,
+    readonly cfg: PoolConfig,
     private readonly backend: BackendConfig,
     private readonly connect: (cfg: BackendConfig) => Promise<Handshake>,
     private readonly events: PoolEvents,

@@ -102,6 +102,8 @@ export class Session implements ResponseOwner {
   private clientPaused = false;
   /** The client was paused because it does not read the proxy's own answers (see answerLocally). */
   private pausedForClientOutput = false;
+  /** Armed while the client holds a backend with a message half sent (see watchPartialMessage). */
+  private partialTimer: NodeJS.Timeout | null = null;
   private serverPaused = false;
   /** What this session waits on while 'acquiring': its user's slot first (if capped), then the pool. */
   private waitingOn: 'slot' | 'pool' | null = null;
@@ -173,6 +175,40 @@ export class Session implements ResponseOwner {
       server?.socket.uncork();
     }
     if (rest && this.state === 'idle') this.acquire(rest);
+    else this.watchPartialMessage();
+  }
+
+  /**
+   * A client holding a backend with half a message sent keeps that backend (and whatever it subscribed to)
+   * for as long as it stays quiet. Bounded: after pool.partial_message_timeout_ms without a byte, the
+   * client gets FATAL 08P01 (the server's own code for an incomplete message) and the backend is closed,
+   * since a half-received message cannot be reset. Any byte from the client restarts the wait.
+   */
+  private watchPartialMessage(): void {
+    if (this.state !== 'active' || this.scanner.atBoundary) {
+      if (this.partialTimer) {
+        clearTimeout(this.partialTimer);
+        this.partialTimer = null;
+      }
+      return;
+    }
+    if (this.partialTimer) {
+      this.partialTimer.refresh();
+      return;
+    }
+    const ms = this.o.pool.cfg.partial_message_timeout_ms;
+    this.partialTimer = setTimeout(() => {
+      this.partialTimer = null;
+      if (this.state !== 'active' || this.scanner.atBoundary) return;
+      // Not reading it was the proxy's choice (backpressure from the server): that is no quiet client.
+      if (this.clientPaused) return this.watchPartialMessage();
+      this.o.log.warn({ event: 'PARTIAL_MESSAGE_TIMEOUT', ms }, 'client sent part of a message and went quiet while holding a backend; disconnected');
+      this.fatal({
+        code: '08P01',
+        message: `incomplete message from client: part of a message was sent, then nothing for ${ms} ms while a database connection was held; the connection is closed`,
+        hint: 'Check the client for a stalled write or a broken network path (pool.partial_message_timeout_ms).',
+      });
+    }, ms);
   }
 
   private acquire(first: Buffer): void {
@@ -239,6 +275,7 @@ export class Session implements ResponseOwner {
     server.write(this.o.context.prefix);
     this.drainStash();
     server.socket.uncork();
+    this.watchPartialMessage();
   }
 
   private onAcquireFailed(err: Error): void {
@@ -497,6 +534,7 @@ export class Session implements ResponseOwner {
     const wasActive = this.state === 'active';
     if (this.state === 'acquiring') this.withdraw();
     this.statements.dispose();
+    if (this.partialTimer) clearTimeout(this.partialTimer);
     this.state = 'closed';
     this.stash = [];
     if (wasActive && this.server) {
