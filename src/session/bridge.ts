@@ -31,6 +31,8 @@ const MAX_CLIENT_INSPECT = 64 << 20;
  * A name not complete within them is not tracked (that statement is usable within its transaction only).
  */
 const PEEK_BYTES = 1024;
+/** How long an ended client socket may take to flush its FATAL before it is destroyed anyway. */
+const FATAL_FLUSH_MS = 2000;
 /** ReadyForQuery 'I', answered locally to a Sync while no backend is held: one buffer, never re-made. */
 const READY_IDLE = readyForQuery('I');
 
@@ -149,9 +151,7 @@ export class Session implements ResponseOwner {
 
   /** Ends the session from outside (shutdown): FATAL to the client, backend cleaned or closed. */
   terminate(fields: ErrorFields): void {
-    if (this.state === 'closed') return;
-    this.o.client.end(errorResponse({ ...fields, severity: 'FATAL' }));
-    this.onClientGone();
+    this.fatal(fields);
   }
 
   // ---- client → server ------------------------------------------------------------------------
@@ -287,9 +287,12 @@ export class Session implements ResponseOwner {
     const pe = err instanceof PoolError ? err : new PoolError(err.message, '08006');
     this.o.hooks.acquireFailed(pe.sqlstate);
     this.o.log.warn({ event: 'ACQUIRE_FAILED', sqlstate: pe.sqlstate, err: pe.message }, 'no backend for client');
-    this.o.client.write(errorResponse({ code: pe.sqlstate, message: pe.message }));
-    this.rejecting = true;
-    this.drainStash();
+    // FATAL, and the connection closed: what the server itself does with 53300 ("too many clients") and
+    // 08006 (connection lost), and what PgBouncer does on query_wait_timeout. A non-fatal error here lands
+    // on whatever statement started the transaction, typically BEGIN, which a real server never fails
+    // that way: psycopg 3.1's `with conn.transaction()` then counts a transaction that never began and
+    // raises AssertionError on that connection forever. A closed connection every driver and pool handles.
+    this.fatal({ code: pe.sqlstate, message: pe.message, hint: 'Reconnect and retry; the connection was closed because no database connection could be had for it.' });
   }
 
   private drainStash(): void {
@@ -523,13 +526,23 @@ export class Session implements ResponseOwner {
 
   // ---- lifecycle and flow control ----------------------------------------------------------------
 
+  /**
+   * FATAL to the client, then the session ends. The socket is ended (flushing the error, also through TLS
+   * and a full send buffer) and destroyed only once closed, or after a grace period if the client never
+   * reads: destroying it at once could drop the FATAL unsent.
+   */
   private fatal(fields: ErrorFields): void {
     if (this.state === 'closed') return;
-    this.o.client.end(errorResponse({ ...fields, severity: 'FATAL' }));
-    this.onClientGone();
+    const client = this.o.client;
+    client.end(errorResponse({ ...fields, severity: 'FATAL' }));
+    client.resume(); // read (and ignore) what still arrives, so the close is seen
+    const timer = setTimeout(() => client.destroy(), FATAL_FLUSH_MS);
+    timer.unref();
+    client.once('close', () => clearTimeout(timer));
+    this.onClientGone(false);
   }
 
-  private onClientGone(): void {
+  private onClientGone(destroy = true): void {
     if (this.state === 'closed') return;
     const wasActive = this.state === 'active';
     if (this.state === 'acquiring') this.withdraw();
@@ -546,7 +559,8 @@ export class Session implements ResponseOwner {
       if (!quiet) this.o.pool.cancel(this.server);
       this.releaseServer(!quiet ? 'broken' : this.txStatus === TxStatus.Idle ? 'idle' : 'in-transaction');
     }
-    this.o.client.destroy();
+    // (Bytes still arriving from a client being told FATAL are ignored: the state is closed.)
+    if (destroy) this.o.client.destroy();
     this.o.hooks.closed();
   }
 
