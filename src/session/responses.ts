@@ -12,7 +12,7 @@ import { Action, type FrameSink } from '../protocol/frames.js';
 import type { Handover } from '../backend/handover.js';
 import { handoverReads } from '../backend/reset.js';
 import type { GuardHook } from './guard-hook.js';
-import { listenRefusal, statementErrorHint } from './server-messages.js';
+import { LISTEN_COMPLETE_LENGTH, listenRefusal, statementErrorHint } from './server-messages.js';
 import type { StatementCache } from './statements.js';
 import { TRACKED_REPORTED, type TenantContext } from './tenant-context.js';
 
@@ -66,7 +66,7 @@ export class ServerResponses implements FrameSink {
     return this.prefixLeft > 0 || this.handover !== null;
   }
 
-  classify(type: number): Action {
+  classify(type: number, length: number): Action {
     if (this.handover) return handoverReads(type) ? Action.Inspect : Action.Drop;
     if (this.prefixLeft > 0) return Action.Inspect;
     switch (type) {
@@ -81,7 +81,8 @@ export class ServerResponses implements FrameSink {
       case Backend.ErrorResponse:
         return Action.Inspect;
       case Backend.CommandComplete:
-        return this.mode === 'transaction' ? Action.Inspect : Action.Pass;
+        // Only a LISTEN's tag is rewritten; its length alone rules out every other command.
+        return this.mode === 'transaction' && length === LISTEN_COMPLETE_LENGTH ? Action.Inspect : Action.Pass;
       default:
         return Action.Pass;
     }
