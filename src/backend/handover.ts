@@ -31,7 +31,12 @@ const DONE: Verdict = { state: 'done' };
 
 const ROLLBACK = serialize.query('ROLLBACK');
 const DISCARD_ALL = serialize.query('DISCARD ALL');
-const PIPELINED_DISCARD_ALL = Buffer.concat([serialize.parse({ text: 'DISCARD ALL' }), serialize.bind({}), serialize.execute({})]);
+const pipelined = (text: string): Buffer => Buffer.concat([serialize.parse({ text }), serialize.bind({}), serialize.execute({})]);
+const PIPELINED_DISCARD_ALL = pipelined('DISCARD ALL');
+const PIPELINED_BEGIN = pipelined('BEGIN');
+const PIPELINED_COMMIT = pipelined('COMMIT');
+/** CommandCompletes of the pipelined reseed: BEGIN, SELECT, COMMIT. */
+const PIPELINED_RESEED_COMMANDS = 3;
 
 /**
  * DISCARD ALL does not reset the random() seed (setseed), so a tenant could make the next tenant's random()
@@ -67,6 +72,7 @@ export class Handover {
   private discardCompleted = false;
   private readbackSeen = false;
   private mode: HandoverMode | null = null;
+  private reseedLeft = PIPELINED_RESEED_COMMANDS;
 
   /**
    * @param rollback the server was left inside a transaction block (client went away mid-transaction):
@@ -103,10 +109,13 @@ export class Handover {
       // Separate Query messages: DISCARD ALL refuses to run inside a multi-statement string.
       parts.push(DISCARD_ALL, serialize.query(reseedSql()));
     } else {
-      // DISCARD ALL must be the first statement of its pipeline; the reseed follows it in the same one.
-      // If either fails, the server skips everything up to the next client's Sync: nothing of that client
-      // runs on a backend that was not reset.
-      parts.push(PIPELINED_DISCARD_ALL, serialize.parse({ text: reseedSql() }), serialize.bind({}), serialize.execute({}));
+      // DISCARD ALL must be the first statement of its pipeline; the reseed follows it in the same one,
+      // wrapped in BEGIN/COMMIT: a second statement without a Sync opens an implicit transaction block,
+      // which the COMMIT closes, so the client's statements start a fresh transaction (a login with no
+      // context prefix would otherwise have its autocommit statements left uncommitted).
+      // If any of it fails, the server skips everything up to the next client's Sync: nothing of that
+      // client runs on a backend that was not reset.
+      parts.push(PIPELINED_DISCARD_ALL, PIPELINED_BEGIN, pipelined(reseedSql()), PIPELINED_COMMIT);
     }
     return Buffer.concat(parts);
   }
@@ -152,7 +161,7 @@ export class Handover {
         if (step === 'discard') {
           if (body.toString('latin1', 0, 11) === 'DISCARD ALL') this.discardCompleted = true;
           if (this.mode === 'pipelined') this.steps.shift();
-        } else if (step === 'reseed' && this.mode === 'pipelined') {
+        } else if (step === 'reseed' && this.mode === 'pipelined' && --this.reseedLeft === 0) {
           this.steps.shift();
           return this.settled(TxStatus.Idle);
         }

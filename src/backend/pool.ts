@@ -67,6 +67,14 @@ export class Pool {
   /** FIFO; every waiter has the same timeout, so deadlines are in order and one timer serves them all. */
   private readonly queue: Queued[] = [];
   private deadlineTimer: NodeJS.Timeout | null = null;
+  /**
+   * Idle backends whose hand-over is deferred (pool.reset_delay_ms): pipelined in front of the next client
+   * that takes them, or run eagerly once their deadline passes, so session-level locks, LISTEN and temp
+   * tables a client left are released within that bound even if nobody comes. Insertion order is deadline
+   * order (one delay for all), so one timer serves them.
+   */
+  private readonly deferred = new Map<ServerConn, { handover: Handover; deadline: number }>();
+  private deferTimer: NodeJS.Timeout | null = null;
   private closing = false;
   private idleTimer: NodeJS.Timeout | null = null;
   /** Server ParameterStatus values from the newest handshake, shown to clients at login. */
@@ -133,8 +141,13 @@ export class Pool {
     if (this.closing) return waiter.failed(new PoolError('the proxy is shutting down', '57P01'));
     const conn = this.takeIdle();
     if (conn) {
+      const d = this.deferred.get(conn);
+      if (d) {
+        this.deferred.delete(conn);
+        this.events.reset('pipelined');
+      }
       this.events.acquired(0);
-      return waiter.granted(conn, null);
+      return waiter.granted(conn, d ? d.handover : null);
     }
     if (this.queue.length >= this.cfg.max_waiting) {
       return waiter.failed(
@@ -186,6 +199,14 @@ export class Pool {
         this.grant(q, conn, handover);
         return;
       }
+      if (this.cfg.reset_delay_ms > 0) {
+        // Nobody waits: the next client to take it pipelines the reset (saving a round trip per
+        // transaction); if none does within reset_delay_ms, it runs on its own (runDeferred).
+        this.deferred.set(conn, { handover, deadline: Date.now() + this.cfg.reset_delay_ms });
+        this.idle.push(conn);
+        this.armDeferred();
+        return;
+      }
     }
     this.settleEagerly(
       conn,
@@ -211,6 +232,7 @@ export class Pool {
   async close(): Promise<void> {
     this.closing = true;
     if (this.idleTimer) clearInterval(this.idleTimer);
+    if (this.deferTimer) clearTimeout(this.deferTimer);
     this.disarmDeadline();
     for (const q of this.queue.splice(0)) q.waiter.failed(new PoolError('the proxy is shutting down', '57P01'));
     for (const conn of [...this.all]) conn.destroy('proxy shutting down');
@@ -226,6 +248,35 @@ export class Pool {
         failed(r.reason);
       }),
     );
+  }
+
+  private armDeferred(): void {
+    if (this.deferTimer) return;
+    const first = this.deferred.values().next();
+    if (first.done) return;
+    this.deferTimer = setTimeout(() => this.runDeferred(), Math.max(0, first.value.deadline - Date.now()));
+  }
+
+  /** Deferred hand-overs past their deadline run now, in their own round trip. */
+  private runDeferred(): void {
+    this.deferTimer = null;
+    const now = Date.now();
+    for (const [conn, d] of this.deferred) {
+      if (d.deadline > now) break;
+      this.deferred.delete(conn);
+      const i = this.idle.indexOf(conn);
+      if (i >= 0) this.idle.splice(i, 1);
+      this.settleEagerly(
+        conn,
+        d.handover,
+        () => {
+          this.events.reset('eager');
+          this.makeAvailable(conn);
+        },
+        () => {},
+      );
+    }
+    this.armDeferred();
   }
 
   private takeIdle(): ServerConn | null {
@@ -317,6 +368,11 @@ export class Pool {
 
   private forget(conn: ServerConn, reason: string): void {
     this.all.delete(conn);
+    const d = this.deferred.get(conn);
+    if (d) {
+      this.deferred.delete(conn);
+      d.handover.abandon(reason);
+    }
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
     this.events.closed(conn, reason);

@@ -68,6 +68,12 @@ export interface PoolConfig {
   idle_timeout_ms: number;
   /** How long the reset (DISCARD ALL) may take before the backend is closed instead. */
   reset_timeout_ms: number;
+  /**
+   * With nobody waiting, a released backend's reset is deferred this long, to be pipelined in front of the
+   * next client that takes it; past it, it runs on its own. Bounds how long session-level locks, LISTEN and
+   * temp tables outlive a client (0 = reset at once).
+   */
+  reset_delay_ms: number;
 }
 
 export interface JwtConfig {

@@ -41,7 +41,9 @@ function setup(mode: HandoverMode, rollback = false) {
 const resetAnswers = (mode: HandoverMode) =>
   mode === 'eager'
     ? [complete('DISCARD ALL'), ready(), msg('T', Buffer.alloc(0)), dataRow(['']), complete('SELECT 1'), ready()]
-    : [msg('1', Buffer.alloc(0)), msg('2', Buffer.alloc(0)), complete('DISCARD ALL'), msg('1', Buffer.alloc(0)), msg('2', Buffer.alloc(0)), dataRow(['']), complete('SELECT 1')];
+    : [
+        ...[complete('DISCARD ALL'), complete('BEGIN'), dataRow(['']), complete('SELECT 1'), complete('COMMIT')].flatMap((m) => [msg('1', Buffer.alloc(0)), msg('2', Buffer.alloc(0)), m]),
+      ];
 
 function feed(h: Handover, answers: Array<{ type: number; body: Buffer }>) {
   let last = h.answer(answers[0].type, answers[0].body);
