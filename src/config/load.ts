@@ -101,7 +101,7 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     ...(sslrootcert !== undefined ? { sslrootcert: resolve(baseDir, sslrootcert) } : {}),
   };
 
-  const p = section(root.pool, 'pool', ['mode', 'size', 'acquire_timeout_ms', 'max_waiting', 'idle_timeout_ms', 'reset_timeout_ms', 'max_prepared_statements', 'max_prepared_statement_bytes']);
+  const p = section(root.pool, 'pool', ['mode', 'size', 'acquire_timeout_ms', 'max_waiting', 'idle_timeout_ms', 'reset_timeout_ms', 'max_prepared_statements', 'max_prepared_statement_bytes', 'max_prepared_statement_bytes_total', 'partial_message_timeout_ms', 'reset_delay_ms']);
   const pool = {
     size: int(p, 'pool', 'size', { min: 1, max: 10_000, def: 20 }),
     acquire_timeout_ms: int(p, 'pool', 'acquire_timeout_ms', { ...TIMEOUT, def: 5000 }),
@@ -110,9 +110,13 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     // 0: idle backends are never closed.
     idle_timeout_ms: int(p, 'pool', 'idle_timeout_ms', { min: 0, max: MAX_TIMER_MS, def: 600_000 }),
     reset_timeout_ms: int(p, 'pool', 'reset_timeout_ms', { ...TIMEOUT, def: 5000 }),
+    // 0: reset at once. Capped at 1 s: it bounds how long a client's session state (locks) outlives it.
+    reset_delay_ms: int(p, 'pool', 'reset_delay_ms', { min: 0, max: 1000, def: 50 }),
     mode: oneOf(p, 'pool', 'mode', POOL_MODES, 'transaction'),
     max_prepared_statements: int(p, 'pool', 'max_prepared_statements', { min: 0, max: 1_000_000, def: 1000 }),
     max_prepared_statement_bytes: int(p, 'pool', 'max_prepared_statement_bytes', { min: 0, max: 1 << 30, def: 16 << 20 }),
+    max_prepared_statement_bytes_total: int(p, 'pool', 'max_prepared_statement_bytes_total', { min: 0, max: 2 ** 40, def: 256 << 20 }),
+    partial_message_timeout_ms: int(p, 'pool', 'partial_message_timeout_ms', { ...TIMEOUT, def: 5000 }),
   };
 
   const au = section(root.auth, 'auth', ['jwt', 'rate_limit']);

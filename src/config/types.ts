@@ -54,6 +54,10 @@ export interface PoolConfig {
   max_prepared_statements: number;
   /** Bytes of Parse messages remembered per client. */
   max_prepared_statement_bytes: number;
+  /** Bytes of Parse messages remembered across all clients; past it, new statements are not kept. */
+  max_prepared_statement_bytes_total: number;
+  /** A client that holds a backend with half a message sent and then goes quiet this long is disconnected (08P01). */
+  partial_message_timeout_ms: number;
   /** Hard upper bound of backend connections that ever exist at once. */
   size: number;
   /** How long a client waits for a backend before it gets SQLSTATE 53300. */
@@ -64,6 +68,12 @@ export interface PoolConfig {
   idle_timeout_ms: number;
   /** How long the reset (DISCARD ALL) may take before the backend is closed instead. */
   reset_timeout_ms: number;
+  /**
+   * With nobody waiting, a released backend's reset is deferred this long, to be pipelined in front of the
+   * next client that takes it; past it, it runs on its own. Bounds how long session-level locks, LISTEN and
+   * temp tables outlive a client (0 = reset at once).
+   */
+  reset_delay_ms: number;
 }
 
 export interface JwtConfig {

@@ -43,6 +43,8 @@ export function statementErrorHint(body: Buffer): Buffer | null {
 }
 
 const LISTEN_TAG = Buffer.from('LISTEN\0');
+/** Length field of a CommandComplete carrying the LISTEN tag: only such a frame needs reading. */
+export const LISTEN_COMPLETE_LENGTH = 4 + LISTEN_TAG.length;
 
 /** In transaction pooling a LISTEN ends with the transaction; the client gets an error instead of silence. */
 export function listenRefusal(commandTag: Buffer): Buffer | null {

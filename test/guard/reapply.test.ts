@@ -12,7 +12,7 @@ const reported = new Map([
 
 describe('re-applied session settings of guarded tenants', () => {
   it('keeps ordinary changes but never a refused encoding or standard_conforming_strings off', () => {
-    const ctx = new TenantContext([['app.current_tenant', 'acme']], new Map(), () => undefined, guardKeepsSetting);
+    const ctx = new TenantContext([['app.current_tenant', 'acme']], new Map(), () => undefined, undefined, guardKeepsSetting);
     ctx.settle(reported);
     expect(ctx.prefix.includes('ISO, DMY')).toBe(true);
     expect(ctx.prefix.includes('SJIS')).toBe(false);
