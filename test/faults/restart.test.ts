@@ -127,10 +127,18 @@ describe('PostgreSQL restarts under load', () => {
       expect(stats.hangs, 'client operations that did not settle within the bound').toEqual([]);
       expect(stats.ok).toBeGreaterThan(0);
 
-      // No traffic from here on: an outage noticed by /readyz alone, then recovery by itself.
+      // An outage during which one client fails to get a backend; then no traffic at all: recovery by itself.
       const admin = t.proxy.adminPort!;
       expect(await readyz(admin)).toBe(200);
       await pgs.stop('immediate');
+      const failing = new pg.Client({ host: '127.0.0.1', port: t.proxy.port, database: t.database, user: 'app', password: token });
+      failing.on('error', () => {});
+      const failed = await bounded(stats, 'login during the outage', failing.connect().then(() => failing.query('SELECT 1'))).then(
+        () => false,
+        () => true,
+      );
+      await failing.end().catch(() => {});
+      expect(failed, 'a query while the database is down fails (within the bound)').toBe(true);
       expect(await waitFor(async () => (await readyz(admin)) === 503, 10_000)).toBe(true);
       await pgs.start();
       expect(await waitFor(async () => (await readyz(admin)) === 200, 15_000)).toBe(true);
