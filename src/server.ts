@@ -55,6 +55,15 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       metrics.securityEvents.inc({ event: 'RESET_FAILED' });
       log.error({ event: 'RESET_FAILED', backend_pid: c.pid, conn: c.id, reason }, 'backend reset failed; connection closed');
     },
+    readback: (outcome, reason) => {
+      metrics.readbackChecks.inc({ outcome });
+      if (outcome === 'failed') {
+        metrics.securityEvents.inc({ event: 'READBACK_FAILED' });
+        log.error({ event: 'READBACK_FAILED', reason }, 'the tenant context could not be read back; client disconnected');
+      } else if (outcome === 'skipped') {
+        log.info({ event: 'READBACK_SKIPPED', reason }, 'read-back not run: the backend was closed, so no session state of the client survives');
+      }
+    },
     connectFailed: (e) => {
       metrics.backendConnectFailures.inc();
       readiness.failed(e.message);
@@ -133,7 +142,13 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
                   message: 'the tenant context was changed inside your transaction (tenant setting, search_path or role); the connection is closed',
                 });
               },
-              failed: (reason: string) => clog.warn({ event: 'READBACK_FAILED', reason }, 'the tenant context could not be read back after a transaction'),
+              // Fail closed like a tampered context: otherwise a client could make its own check fail
+              // (e.g. SET statement_timeout = 1) to escape it. Counted and logged by the pool's readback event.
+              failed: () =>
+                session?.terminate({
+                  code: '42501',
+                  message: 'the tenant context could not be verified after your transaction; the connection is closed',
+                }),
             },
           }
         : {}),

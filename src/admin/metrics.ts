@@ -26,7 +26,8 @@ export class Metrics {
   readonly resets = counter(this.registry, 'pgtp_backend_resets_total', 'DISCARD ALL resets, by how they ran: eager (own round trip, backend idle in pool) or pipelined (in front of the next waiting client).', ['mode']);
   readonly resetFailures = counter(this.registry, 'pgtp_backend_reset_failures_total', 'Backends closed because DISCARD ALL failed or did not leave them idle.');
   readonly contextFailures = counter(this.registry, 'pgtp_tenant_context_failures_total', 'Transactions refused because the tenant context could not be set (fail closed).');
-  readonly securityEvents = counter(this.registry, 'pgtp_security_events_total', 'Security events, by event: AUTH_FAILED, TOKEN_EXPIRED, TENANT_STATEMENT_BLOCKED, TENANT_CONTEXT_TAMPERED, TENANT_SUSPENDED, RESET_FAILED.', ['event']);
+  readonly securityEvents = counter(this.registry, 'pgtp_security_events_total', 'Security events, by event: AUTH_FAILED, TOKEN_EXPIRED, TENANT_STATEMENT_BLOCKED, TENANT_CONTEXT_TAMPERED, READBACK_FAILED, TENANT_SUSPENDED, RESET_FAILED.', ['event']);
+  readonly readbackChecks = counter(this.registry, 'pgtp_readback_checks_total', 'Read-back checks of a tenant context at the end of a hold, by outcome: intact, tampered, failed (could not be verified: client disconnected), skipped (backend closed, nothing to read back).', ['outcome']);
   readonly cancels = counter(this.registry, 'pgtp_cancel_requests_total', 'CancelRequests received, by outcome.', ['outcome']);
 
   constructor(poolStats: () => PoolStats, poolName: string) {

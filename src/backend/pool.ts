@@ -1,14 +1,19 @@
 // The bounded backend pool: at most `size` server connections ever exist; clients wait FIFO for one,
-// and a connection comes back only after the janitor's reset has succeeded on it.
+// and a connection comes back only through its hand-over (handover.ts): reset at once when nobody waits,
+// or pipelined in front of the next waiting client.
 import type { BackendConfig, PoolConfig } from '../config/types.js';
 import { BackendConnectError, type Handshake, sendCancel } from './connect.js';
-import { resetServer } from './reset.js';
+import { Handover, type ReadbackOutcome } from './handover.js';
+import type { Readback } from './readback.js';
+import { runEagerHandover } from './reset.js';
 import { ServerConn } from './server.js';
 
 export class PoolError extends Error {
   constructor(
     message: string,
     public readonly sqlstate: string,
+    /** The underlying cause without this error's own wording (e.g. the connect error), for callers that add theirs. */
+    public readonly detail: string = message,
   ) {
     super(message);
     this.name = 'PoolError';
@@ -18,12 +23,21 @@ export class PoolError extends Error {
 /** How a client hands a backend back. */
 export type ReleaseMode = 'idle' | 'in-transaction' | 'broken';
 
-interface Waiter {
-  resolve(conn: ServerConn): void;
-  reject(err: Error): void;
-  timer: NodeJS.Timeout;
+/**
+ * A client asking for a backend. Exactly one of the two is called, synchronously from the pool (never from
+ * a microtask): a backend handed over from another client's ReadyForQuery is owned by the waiter before the
+ * rest of that network read is dispatched, so a FATAL in the same read reaches the waiter.
+ */
+export interface PoolWaiter {
+  /** A live backend; `handover` (if not null) must be written in front of the client's first message. */
+  granted(conn: ServerConn, handover: Handover | null): void;
+  failed(err: PoolError): void;
+}
+
+interface Queued {
+  waiter: PoolWaiter;
   enqueuedAt: number;
-  done: boolean;
+  deadline: number;
 }
 
 export interface PoolEvents {
@@ -33,6 +47,8 @@ export interface PoolEvents {
   resetFailed(conn: ServerConn, reason: string): void;
   reset(mode: 'eager' | 'pipelined'): void;
   connectFailed(err: Error): void;
+  /** A client's read-back check ran, failed, or could not run (backend closed): counted, never silent. */
+  readback?(outcome: ReadbackOutcome, reason: string | null): void;
 }
 
 export interface PoolStats {
@@ -48,22 +64,29 @@ export class Pool {
   private readonly idle: ServerConn[] = [];
   private readonly all = new Set<ServerConn>();
   private connecting = 0;
-  private readonly queue: Waiter[] = [];
-  private waiting = 0;
+  /** FIFO; every waiter has the same timeout, so deadlines are in order and one timer serves them all. */
+  private readonly queue: Queued[] = [];
+  private deadlineTimer: NodeJS.Timeout | null = null;
   private closing = false;
   private idleTimer: NodeJS.Timeout | null = null;
   /** Server ParameterStatus values from the newest handshake, shown to clients at login. */
   private params: Map<string, string> | null = null;
+  /** Parse bytes kept for re-preparing across all clients of this pool (pool.max_prepared_statement_bytes_total). */
+  readonly retainedStatements: { used: number; readonly limit: number };
   /** Why the last attempt to open a backend connection failed, or null if it succeeded or none was made (/readyz). */
   lastConnectError: string | null = null;
+  private readonly handoverEvents = {
+    readback: (outcome: ReadbackOutcome, reason: string | null) => this.events.readback?.(outcome, reason),
+  };
 
   constructor(
     readonly name: string,
-    private readonly cfg: PoolConfig,
+    readonly cfg: PoolConfig,
     private readonly backend: BackendConfig,
     private readonly connect: (cfg: BackendConfig) => Promise<Handshake>,
     private readonly events: PoolEvents,
   ) {
+    this.retainedStatements = { used: 0, limit: cfg.max_prepared_statement_bytes_total };
     if (cfg.idle_timeout_ms > 0) {
       this.idleTimer = setInterval(() => this.closeIdle(), Math.min(cfg.idle_timeout_ms, 10_000));
       this.idleTimer.unref();
@@ -72,95 +95,107 @@ export class Pool {
 
   stats(): PoolStats {
     const open = this.all.size;
-    return { size: this.cfg.size, open, busy: open - this.idle.length, idle: this.idle.length, connecting: this.connecting, waiting: this.waiting };
+    return { size: this.cfg.size, open, busy: open - this.idle.length, idle: this.idle.length, connecting: this.connecting, waiting: this.queue.length };
   }
 
   /** Server parameters for a login; opens a first connection if none was ever made. */
   async serverParams(): Promise<Map<string, string>> {
     if (this.params) return this.params;
-    const conn = await this.acquire();
-    this.release(conn, 'idle');
+    try {
+      const conn = await this.acquire();
+      this.release(conn, 'idle', null);
+    } catch (e) {
+      // The login path words its own "cannot reach the database": hand it the cause only.
+      if (e instanceof PoolError) throw new BackendConnectError(e.detail, e.sqlstate);
+      throw e;
+    }
     return this.params!;
   }
 
-  /** Resolves with a clean backend; rejects with PoolError 53300 after acquire_timeout_ms. */
+  /** Promise form of request(), for callers off the hot path: resolves with a clean backend. */
   acquire(): Promise<ServerConn> {
-    if (this.closing) return Promise.reject(new PoolError('the proxy is shutting down', '57P01'));
-    const conn = this.takeIdle();
-    if (conn) {
-      this.events.acquired(0);
-      return Promise.resolve(conn);
-    }
-    if (this.waiting >= this.cfg.max_waiting) {
-      return Promise.reject(
-        new PoolError(`pool "${this.name}" has ${this.waiting} clients waiting already (pool.max_waiting); try again later`, '53300'),
-      );
-    }
-    return new Promise<ServerConn>((resolve, reject) => {
-      const w: Waiter = {
-        resolve,
-        reject,
-        enqueuedAt: Date.now(),
-        done: false,
-        timer: setTimeout(() => {
-          if (w.done) return;
-          w.done = true;
-          this.waiting--;
-          const s = this.stats();
-          reject(
-            new PoolError(
-              `no backend connection free in pool "${this.name}" after waiting ${this.cfg.acquire_timeout_ms} ms ` +
-                `(pool.size ${s.size}, all busy, ${s.waiting} other clients waiting); retry, shorten transactions, or raise pool.size`,
-              '53300',
-            ),
-          );
-        }, this.cfg.acquire_timeout_ms),
-      };
-      this.queue.push(w);
-      this.waiting++;
-      this.grow();
+    return new Promise((resolve, reject) => {
+      this.request({
+        granted: (conn, handover) => {
+          if (!handover) return resolve(conn);
+          this.settleEagerly(conn, handover, () => resolve(conn), (reason) => reject(new PoolError(`backend reset failed: ${reason}`, '08006')));
+        },
+        failed: reject,
+      });
     });
   }
 
   /**
-   * Returns a backend. It is reset (rolled back first if left in a transaction) and only then reused;
-   * a broken one, or one whose reset fails, is closed.
+   * Asks for a backend: an idle one is granted synchronously, before this returns; otherwise the waiter
+   * queues (FIFO) until a backend is released or opened, or fails with 53300 after acquire_timeout_ms.
    */
-  release(conn: ServerConn, mode: ReleaseMode): void {
+  request(waiter: PoolWaiter): void {
+    if (this.closing) return waiter.failed(new PoolError('the proxy is shutting down', '57P01'));
+    const conn = this.takeIdle();
+    if (conn) {
+      this.events.acquired(0);
+      return waiter.granted(conn, null);
+    }
+    if (this.queue.length >= this.cfg.max_waiting) {
+      return waiter.failed(
+        new PoolError(`pool "${this.name}" has ${this.queue.length} clients waiting already (pool.max_waiting); try again later`, '53300'),
+      );
+    }
+    const now = Date.now();
+    this.queue.push({ waiter, enqueuedAt: now, deadline: now + this.cfg.acquire_timeout_ms });
+    this.armDeadline();
+    this.grow();
+  }
+
+  /** The waiter's client went away: it leaves the queue, stops counting toward max_waiting, and gets nothing. */
+  cancelRequest(waiter: PoolWaiter): boolean {
+    const i = this.queue.findIndex((q) => q.waiter === waiter);
+    if (i < 0) return false;
+    this.queue.splice(i, 1);
+    if (this.queue.length === 0) this.disarmDeadline();
+    return true;
+  }
+
+  /**
+   * Returns a backend with the read-back check its client still owes. It goes through one hand-over:
+   * pipelined to the oldest waiter if one waits and the backend is idle, otherwise reset at once. A broken
+   * backend (or one whose hand-over fails) is closed.
+   */
+  release(conn: ServerConn, mode: ReleaseMode, readback: Readback | null): void {
     conn.detach();
-    if (conn.closed) return;
-    if (mode === 'broken' || this.closing) {
+    if (conn.closed || mode === 'broken' || this.closing) {
+      // A closed backend takes its session state with it: there is nothing left to read back. Said, not skipped silently.
+      const why = conn.closed ? 'the backend connection was already closed' : mode === 'broken' ? 'the backend was released broken and is closed' : 'the proxy is shutting down';
+      if (readback) this.events.readback?.('skipped', why);
       conn.destroy(mode === 'broken' ? 'closed by the proxy: not in a reusable state' : 'proxy shutting down');
       return;
     }
-    if (conn.fresh) {
+    if (conn.fresh && !readback) {
       this.makeAvailable(conn);
       return;
     }
-    // A client is waiting right now: hand the backend over with its reset still to run, pipelined in front
-    // of that client's first message (see PIPELINED_DISCARD_ALL). This saves a round trip per transaction
-    // under load; with no one waiting, the reset runs at once so nothing (locks, LISTEN) idles in the pool.
-    if (mode === 'idle' && conn.cancelsInFlight === 0) {
-      const w = this.nextWaiter();
-      if (w) {
-        conn.needsReset = true;
+    const handover = new Handover(mode === 'in-transaction', readback, this.handoverEvents);
+    // A client is waiting right now: hand the backend over with its reset pipelined in front of that client's
+    // first message. This saves a round trip per transaction under load; with no one waiting, the reset runs
+    // at once so nothing (locks, LISTEN, temp tables) idles in the pool.
+    if (handover.pipelinable && conn.cancelsInFlight === 0) {
+      const q = this.queue.shift();
+      if (q) {
+        if (this.queue.length === 0) this.disarmDeadline();
         this.events.reset('pipelined');
-        this.grant(w, conn);
+        this.grant(q, conn, handover);
         return;
       }
     }
-    void conn
-      .cancelsSettled()
-      .then(() => resetServer(conn, mode === 'in-transaction', this.cfg.reset_timeout_ms))
-      .then((r) => {
-        if (r.ok) {
-          this.events.reset('eager');
-          this.makeAvailable(conn);
-        } else {
-          this.events.resetFailed(conn, r.reason);
-          conn.destroy(`reset failed: ${r.reason}`);
-        }
-      });
+    this.settleEagerly(
+      conn,
+      handover,
+      () => {
+        this.events.reset('eager');
+        this.makeAvailable(conn);
+      },
+      () => {},
+    );
   }
 
   /**
@@ -176,52 +211,81 @@ export class Pool {
   async close(): Promise<void> {
     this.closing = true;
     if (this.idleTimer) clearInterval(this.idleTimer);
-    for (const w of this.queue.splice(0)) {
-      if (w.done) continue;
-      w.done = true;
-      clearTimeout(w.timer);
-      w.reject(new PoolError('the proxy is shutting down', '57P01'));
-    }
-    this.waiting = 0;
+    this.disarmDeadline();
+    for (const q of this.queue.splice(0)) q.waiter.failed(new PoolError('the proxy is shutting down', '57P01'));
     for (const conn of [...this.all]) conn.destroy('proxy shutting down');
+  }
+
+  /** Runs the hand-over in its own round trip (after any cancel in flight settles); closes the backend if it fails. */
+  private settleEagerly(conn: ServerConn, handover: Handover, ok: () => void, failed: (reason: string) => void): void {
+    conn.whenCancelsSettled(() =>
+      runEagerHandover(conn, handover, this.cfg.reset_timeout_ms, (r) => {
+        if (r.ok) return ok();
+        this.events.resetFailed(conn, r.reason);
+        conn.destroy(`reset failed: ${r.reason}`);
+        failed(r.reason);
+      }),
+    );
   }
 
   private takeIdle(): ServerConn | null {
     // LIFO: the most recently used connection is the warmest; older ones age out via idle_timeout.
-    const conn = this.idle.pop();
-    if (!conn) return null;
-    conn.lastUsedAt = Date.now();
-    return conn;
+    for (;;) {
+      const conn = this.idle.pop();
+      if (!conn) return null;
+      if (conn.closed) continue; // never hand out a dead backend
+      conn.lastUsedAt = Date.now();
+      return conn;
+    }
   }
 
   private makeAvailable(conn: ServerConn): void {
     if (conn.closed) return;
-    const w = this.nextWaiter();
-    if (w) this.grant(w, conn);
-    else this.idle.push(conn);
+    const q = this.queue.shift();
+    if (q) {
+      if (this.queue.length === 0) this.disarmDeadline();
+      this.grant(q, conn, null);
+    } else this.idle.push(conn);
   }
 
-  /** The oldest waiter still waiting (timed-out ones are skipped lazily). */
-  private nextWaiter(): Waiter | null {
-    for (;;) {
-      const w = this.queue.shift();
-      if (!w) return null;
-      if (!w.done) return w;
-    }
-  }
-
-  private grant(w: Waiter, conn: ServerConn): void {
-    w.done = true;
-    this.waiting--;
-    clearTimeout(w.timer);
+  private grant(q: Queued, conn: ServerConn, handover: Handover | null): void {
     conn.lastUsedAt = Date.now();
-    this.events.acquired((Date.now() - w.enqueuedAt) / 1000);
-    w.resolve(conn);
+    this.events.acquired((conn.lastUsedAt - q.enqueuedAt) / 1000);
+    q.waiter.granted(conn, handover);
+  }
+
+  private armDeadline(): void {
+    if (this.deadlineTimer || this.queue.length === 0) return;
+    this.deadlineTimer = setTimeout(() => this.expireWaiters(), Math.max(0, this.queue[0].deadline - Date.now()));
+  }
+
+  private disarmDeadline(): void {
+    if (!this.deadlineTimer) return;
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
+  }
+
+  private expireWaiters(): void {
+    this.deadlineTimer = null;
+    const now = Date.now();
+    const expired: Queued[] = [];
+    while (this.queue.length > 0 && this.queue[0].deadline <= now) expired.push(this.queue.shift()!);
+    this.armDeadline();
+    for (const q of expired) {
+      const s = this.stats();
+      q.waiter.failed(
+        new PoolError(
+          `no backend connection free in pool "${this.name}" after waiting ${this.cfg.acquire_timeout_ms} ms ` +
+            `(pool.size ${s.size}, all busy, ${s.waiting} other clients waiting); retry, shorten transactions, or raise pool.size`,
+          '53300',
+        ),
+      );
+    }
   }
 
   /** Opens connections while clients wait and the bound allows. */
   private grow(): void {
-    while (this.waiting > this.connecting && this.all.size + this.connecting < this.cfg.size && !this.closing) {
+    while (this.queue.length > this.connecting && this.all.size + this.connecting < this.cfg.size && !this.closing) {
       this.connecting++;
       this.connect(this.backend).then(
         (hs) => {
@@ -242,13 +306,9 @@ export class Pool {
           // With no connection left to wait for, waiting is pointless: tell the waiters why now.
           if (this.all.size === 0 && this.connecting === 0) {
             const e = err instanceof BackendConnectError ? err : new BackendConnectError(err.message);
-            for (const w of this.queue.splice(0)) {
-              if (w.done) continue;
-              w.done = true;
-              clearTimeout(w.timer);
-              w.reject(new PoolError(`cannot reach the database: ${e.message}`, e.sqlstate === '28000' || e.sqlstate === '28P01' ? '08004' : '08006'));
-            }
-            this.waiting = 0;
+            const sqlstate = e.sqlstate === '28000' || e.sqlstate === '28P01' ? '08004' : '08006';
+            this.disarmDeadline();
+            for (const q of this.queue.splice(0)) q.waiter.failed(new PoolError(`cannot reach the database: ${e.message}`, sqlstate, e.message));
           }
         },
       );

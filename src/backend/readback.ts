@@ -20,7 +20,16 @@ export function readbackSql(setting: string): string {
   return `SELECT pg_catalog.current_setting('${setting}', true), pg_catalog.current_setting('search_path'), current_user`;
 }
 
-export const readbackQuery = (setting: string): Buffer => serialize.query(readbackSql(setting));
+/** The read-back Query message, serialised once per client (each client has its own Readback). */
+const queries = new WeakMap<Readback, Buffer>();
+export function readbackQuery(rb: Readback): Buffer {
+  let q = queries.get(rb);
+  if (!q) {
+    q = serialize.query(readbackSql(rb.setting));
+    queries.set(rb, q);
+  }
+  return q;
+}
 
 
 /** Text fields of a DataRow body (NULL → null). */

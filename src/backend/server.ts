@@ -5,7 +5,6 @@ import { Backend } from '../protocol/codes.js';
 import { decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js';
 import { Action, type FrameSink, FrameScanner } from '../protocol/frames.js';
 import type { Handshake } from './connect.js';
-import type { Readback } from './readback.js';
 
 /** Largest backend message accepted: PostgreSQL caps a field at 1 GB; this leaves room for the frame. */
 const MAX_BACKEND_FRAME = 0x4000_0000 + 1024;
@@ -30,10 +29,8 @@ export class ServerConn {
   /** True until a client first sends it anything: such a connection needs no reset. */
   fresh = true;
   closed = false;
-  /** Handed to a waiting client without an eager reset: the client must pipeline DISCARD ALL first. */
-  needsReset = false;
-  /** The read-back check still due for the client that last released this backend (see readback.ts). */
-  readback: Readback | null = null;
+  /** Why it closed (set with `closed`), told to any owner that registers after the fact. */
+  closeReason = '';
   /** CancelRequests sent for this backend that the server has not closed yet; it is not reused until 0. */
   cancelsInFlight = 0;
   private cancelWaiters: Array<() => void> = [];
@@ -58,11 +55,11 @@ export class ServerConn {
         ownerAction = this.sink.classify(type, length);
         return Action.Inspect;
       },
-      inspect: (type, body) => {
-        if (type !== Backend.ParameterStatus) return this.sink.inspect(type, body);
+      inspect: (type, body, own) => {
+        if (type !== Backend.ParameterStatus) return this.sink.inspect(type, body, own);
         const [name, value] = decodeParameterStatus(body);
         this.reported.set(name, value);
-        if (ownerAction === Action.Inspect) return this.sink.inspect(type, body);
+        if (ownerAction === Action.Inspect) return this.sink.inspect(type, body, own);
         return ownerAction === Action.Pass;
       },
       write: (bytes) => this.sink.write(bytes),
@@ -93,13 +90,31 @@ export class ServerConn {
     this.sink = this.idleSink;
   }
 
+  /**
+   * Writes to the server. On a closed connection nothing is written and false is returned; the owner is
+   * never left waiting for an answer, because every close handler, even one registered after the close,
+   * is told (see onClose).
+   */
   write(bytes: Buffer): boolean {
-    if (this.closed) return true;
+    if (this.closed) return false;
     return this.socket.write(bytes);
   }
 
-  /** Registers a close handler; returns its remover (owners change, handlers must not pile up). */
+  /**
+   * Registers a close handler; returns its remover (owners change, handlers must not pile up). On a
+   * connection that is already closed the handler is called on the next microtask: an owner that takes a
+   * backend which died in the same network read still learns of it.
+   */
   onClose(handler: (reason: string) => void): () => void {
+    if (this.closed) {
+      let active = true;
+      queueMicrotask(() => {
+        if (active) handler(this.closeReason);
+      });
+      return () => {
+        active = false;
+      };
+    }
     this.closeHandlers.add(handler);
     return () => this.closeHandlers.delete(handler);
   }
@@ -107,16 +122,17 @@ export class ServerConn {
   destroy(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.closeReason = reason;
     this.socket.destroy();
     const handlers = [...this.closeHandlers];
     this.closeHandlers.clear();
     for (const h of handlers) h(reason);
   }
 
-  /** Resolves once no CancelRequest for this backend is in flight. */
-  cancelsSettled(): Promise<void> {
-    if (this.cancelsInFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.cancelWaiters.push(resolve));
+  /** Calls `fn` once no CancelRequest for this backend is in flight (at once if none is). */
+  whenCancelsSettled(fn: () => void): void {
+    if (this.cancelsInFlight === 0) fn();
+    else this.cancelWaiters.push(fn);
   }
 
   cancelStarted(): void {

@@ -2,16 +2,22 @@
 // shared pool, so one migration job or SRE session cannot take every backend.
 import { PoolError } from './pool.js';
 
-interface SlotWaiter {
-  resolve(): void;
-  reject(e: Error): void;
-  timer: NodeJS.Timeout;
-  done: boolean;
+/** One waiter; exactly one of the two is called, synchronously from request() or release(). */
+export interface SlotWaiter {
+  granted(): void;
+  failed(err: PoolError): void;
+}
+
+interface Queued {
+  waiter: SlotWaiter;
+  deadline: number;
 }
 
 export class UserSlots {
   private used = 0;
-  private readonly queue: SlotWaiter[] = [];
+  /** FIFO with one timeout for all, so deadlines are in order and one timer serves the queue. */
+  private readonly queue: Queued[] = [];
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly user: string,
@@ -19,40 +25,64 @@ export class UserSlots {
     private readonly timeoutMs: number,
   ) {}
 
-  acquire(): Promise<void> {
+  request(waiter: SlotWaiter): void {
     if (this.used < this.limit) {
       this.used++;
-      return Promise.resolve();
+      return waiter.granted();
     }
-    return new Promise((resolve, reject) => {
-      const w: SlotWaiter = {
-        resolve,
-        reject,
-        done: false,
-        timer: setTimeout(() => {
-          w.done = true;
-          reject(
-            new PoolError(
-              `user "${this.user}" already holds its ${this.limit} backend connections (users[].pool_size); waited ${this.timeoutMs} ms`,
-              '53300',
-            ),
-          );
-        }, this.timeoutMs),
-      };
-      this.queue.push(w);
-    });
+    this.queue.push({ waiter, deadline: Date.now() + this.timeoutMs });
+    this.arm();
+  }
+
+  /** The waiter's client went away: it leaves the queue and is never granted a slot. */
+  cancelRequest(waiter: SlotWaiter): boolean {
+    const i = this.queue.findIndex((q) => q.waiter === waiter);
+    if (i < 0) return false;
+    this.queue.splice(i, 1);
+    if (this.queue.length === 0) this.disarm();
+    return true;
+  }
+
+  /** Promise form, for callers off the hot path. */
+  acquire(): Promise<void> {
+    return new Promise((resolve, reject) => this.request({ granted: resolve, failed: reject }));
   }
 
   release(): void {
-    for (;;) {
-      const w = this.queue.shift();
-      if (!w) break;
-      if (w.done) continue;
-      w.done = true;
-      clearTimeout(w.timer);
-      w.resolve(); // the slot passes straight to the waiter
+    const q = this.queue.shift();
+    if (!q) {
+      this.used--;
       return;
     }
-    this.used--;
+    if (this.queue.length === 0) this.disarm();
+    q.waiter.granted(); // the slot passes straight to the waiter
+  }
+
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  private arm(): void {
+    if (this.timer || this.queue.length === 0) return;
+    this.timer = setTimeout(() => this.expire(), Math.max(0, this.queue[0].deadline - Date.now()));
+  }
+
+  private disarm(): void {
+    if (!this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private expire(): void {
+    this.timer = null;
+    const now = Date.now();
+    const expired: Queued[] = [];
+    while (this.queue.length > 0 && this.queue[0].deadline <= now) expired.push(this.queue.shift()!);
+    this.arm();
+    for (const q of expired) {
+      q.waiter.failed(
+        new PoolError(`user "${this.user}" already holds its ${this.limit} backend connections (users[].pool_size); waited ${this.timeoutMs} ms`, '53300'),
+      );
+    }
   }
 }

@@ -101,7 +101,7 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     ...(sslrootcert !== undefined ? { sslrootcert: resolve(baseDir, sslrootcert) } : {}),
   };
 
-  const p = section(root.pool, 'pool', ['mode', 'size', 'acquire_timeout_ms', 'max_waiting', 'idle_timeout_ms', 'reset_timeout_ms', 'max_prepared_statements', 'max_prepared_statement_bytes']);
+  const p = section(root.pool, 'pool', ['mode', 'size', 'acquire_timeout_ms', 'max_waiting', 'idle_timeout_ms', 'reset_timeout_ms', 'max_prepared_statements', 'max_prepared_statement_bytes', 'max_prepared_statement_bytes_total', 'partial_message_timeout_ms']);
   const pool = {
     size: int(p, 'pool', 'size', { min: 1, max: 10_000, def: 20 }),
     acquire_timeout_ms: int(p, 'pool', 'acquire_timeout_ms', { ...TIMEOUT, def: 5000 }),
@@ -113,6 +113,8 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     mode: oneOf(p, 'pool', 'mode', POOL_MODES, 'transaction'),
     max_prepared_statements: int(p, 'pool', 'max_prepared_statements', { min: 0, max: 1_000_000, def: 1000 }),
     max_prepared_statement_bytes: int(p, 'pool', 'max_prepared_statement_bytes', { min: 0, max: 1 << 30, def: 16 << 20 }),
+    max_prepared_statement_bytes_total: int(p, 'pool', 'max_prepared_statement_bytes_total', { min: 0, max: 2 ** 40, def: 256 << 20 }),
+    partial_message_timeout_ms: int(p, 'pool', 'partial_message_timeout_ms', { ...TIMEOUT, def: 5000 }),
   };
 
   const au = section(root.auth, 'auth', ['jwt', 'rate_limit']);

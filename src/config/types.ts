@@ -54,6 +54,10 @@ export interface PoolConfig {
   max_prepared_statements: number;
   /** Bytes of Parse messages remembered per client. */
   max_prepared_statement_bytes: number;
+  /** Bytes of Parse messages remembered across all clients; past it, new statements are not kept. */
+  max_prepared_statement_bytes_total: number;
+  /** A client that holds a backend with half a message sent and then goes quiet this long is disconnected (08P01). */
+  partial_message_timeout_ms: number;
   /** Hard upper bound of backend connections that ever exist at once. */
   size: number;
   /** How long a client waits for a backend before it gets SQLSTATE 53300. */

@@ -12,13 +12,26 @@ export const enum Action {
   Inspect = 2,
   /** Stop before this frame: `feed` returns the unconsumed bytes, header included, for a later feed. */
   Stall = 3,
+  /**
+   * Call `peek` with the first bytes of the body only (at most the scanner's peek size), then forward the
+   * whole frame as it streams: a large message is never assembled just to read a name at its start.
+   */
+  Peek = 4,
+  /** Internal: collecting a Peek frame's first bytes across chunks. */
+  PeekCollect = 5,
 }
 
 export interface FrameSink {
   /** Called once per frame at its header. `length` includes the 4 length bytes, as on the wire. */
   classify(type: number, length: number): Action;
-  /** Called with the complete body of an Inspect frame; return true to forward the frame. */
-  inspect(type: number, body: Buffer): boolean;
+  /**
+   * Called with the complete body of an Inspect frame; return true to forward the frame. `own` is the whole
+   * frame in a buffer of its own (the sink may keep it) when the scanner had to assemble it, else null
+   * (then `body` is a view into the input chunk).
+   */
+  inspect(type: number, body: Buffer, own: Buffer | null): boolean;
+  /** Called for a Peek frame with up to the scanner's peek size of its first body bytes, before any of it is written. */
+  peek?(type: number, head: Buffer, bodyLength: number): void;
   /** Receives forwarded bytes, in order. Buffers may be views into the input chunk: do not keep them past the call unless written. */
   write(bytes: Buffer): void;
   /** Optional: called for a Drop frame once everything before it has been written (to write a substitute in order). */
@@ -44,17 +57,23 @@ export class FrameScanner {
   private action: Action = Action.Pass;
   /** Type of the Inspect frame being assembled. */
   private type = 0;
-  /** Body of an Inspect frame that spans chunks. */
-  private body: Buffer | null = null;
+  /** An Inspect frame that spans chunks, assembled once (header and body in one buffer). */
+  private frame: Buffer | null = null;
   private bodyLen = 0;
+  /** A Peek frame's header and first bytes, collected across chunks. */
+  private peekHead: Buffer | null = null;
+  private peekWant = 0;
+  private peekBodyLength = 0;
 
   /**
    * @param maxFrame largest frame accepted at all (length field), checked before anything is allocated.
    * @param maxInspect largest body assembled for inspection.
+   * @param peekSize most body bytes handed to `peek` for a Peek frame.
    */
   constructor(
     private readonly maxFrame: number,
     private readonly maxInspect: number,
+    private readonly peekSize = 1024,
   ) {}
 
   /** True when no frame is partly read: the stream may change hands here. */
@@ -76,23 +95,36 @@ export class FrameScanner {
     while (pos < len) {
       if (this.remaining > 0) {
         // Continue a frame whose header was seen in an earlier chunk (or earlier in this one).
+        if (this.action === Action.PeekCollect) {
+          const got = this.peekHead!.length - 5 - this.peekWant;
+          const n = Math.min(this.peekWant, len - pos);
+          chunk.copy(this.peekHead!, 5 + got, pos, pos + n);
+          this.peekWant -= n;
+          pos += n;
+          this.remaining -= n;
+          if (this.peekWant === 0) {
+            const head = this.peekHead!;
+            this.peekHead = null;
+            sink.peek!(this.type, head.subarray(5), this.peekBodyLength);
+            sink.write(head);
+            this.action = Action.Pass;
+          }
+          continue;
+        }
         const take = Math.min(this.remaining, len - pos);
         if (this.action === Action.Pass) {
           if (passStart < 0) passStart = pos;
         } else if (this.action === Action.Inspect) {
-          chunk.copy(this.body!, this.bodyLen, pos, pos + take);
+          chunk.copy(this.frame!, 5 + this.bodyLen, pos, pos + take);
           this.bodyLen += take;
         }
         pos += take;
         this.remaining -= take;
         if (this.remaining === 0 && this.action === Action.Inspect) {
           flush(pos);
-          const body = this.body!;
-          this.body = null;
-          const frame = Buffer.allocUnsafe(5 + body.length);
-          this.header.copy(frame, 0, 0, 5);
-          body.copy(frame, 5);
-          if (sink.inspect(this.type, body)) sink.write(frame);
+          const frame = this.frame!;
+          this.frame = null;
+          if (sink.inspect(this.type, frame.subarray(5), frame)) sink.write(frame);
         }
         continue;
       }
@@ -152,6 +184,34 @@ export class FrameScanner {
       }
 
       flush(frameStart);
+      if (action === Action.Peek) {
+        const want = Math.min(this.peekSize, bodyLength);
+        this.type = type;
+        if (!headerSplit && len - pos >= want) {
+          // The first bytes are here: peek, then the frame streams through like a Pass frame.
+          sink.peek!(type, chunk.subarray(pos, pos + want), bodyLength);
+          passStart = frameStart;
+          this.action = Action.Pass;
+          this.remaining = bodyLength;
+          continue;
+        }
+        // Collect header and first bytes in a small buffer of their own (written, so not reused).
+        const head = Buffer.allocUnsafe(5 + want);
+        head[0] = type;
+        head.writeUInt32BE(length, 1);
+        this.peekHead = head;
+        this.peekWant = want;
+        this.peekBodyLength = bodyLength;
+        this.remaining = bodyLength;
+        this.action = Action.PeekCollect;
+        if (want === 0) {
+          this.peekHead = null;
+          sink.peek!(type, head.subarray(5), bodyLength);
+          sink.write(head);
+          this.action = Action.Pass;
+        }
+        continue;
+      }
       if (action === Action.Drop) {
         sink.dropped?.(type, length);
         this.action = Action.Drop;
@@ -165,19 +225,20 @@ export class FrameScanner {
         const body = chunk.subarray(pos, pos + bodyLength);
         pos += bodyLength;
         // The sink may change state inside inspect(); later frames are classified afresh.
-        if (sink.inspect(type, body)) passStart = frameStart;
+        if (sink.inspect(type, body, null)) passStart = frameStart;
         continue;
       }
-      this.header.writeUInt8(type, 0);
-      this.header.writeUInt32BE(length, 1);
+      // Assembled once: header and body in one buffer, so forwarding it needs no second copy.
+      const frame = Buffer.allocUnsafe(5 + bodyLength);
+      frame[0] = type;
+      frame.writeUInt32BE(length, 1);
       this.action = Action.Inspect;
-      this.body = Buffer.allocUnsafe(bodyLength);
+      this.frame = frame;
       this.bodyLen = 0;
       this.remaining = bodyLength;
       if (bodyLength === 0) {
-        this.body = null;
-        const frame = Buffer.from(this.header);
-        if (sink.inspect(type, Buffer.alloc(0))) sink.write(frame);
+        this.frame = null;
+        if (sink.inspect(type, frame.subarray(5), frame)) sink.write(frame);
       }
     }
     flush(pos);

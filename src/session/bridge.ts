@@ -5,15 +5,15 @@
 //             https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-READYFORQUERY
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import type { Pool, ReleaseMode } from '../backend/pool.js';
+import type { Handover } from '../backend/handover.js';
+import type { Pool, PoolWaiter, ReleaseMode } from '../backend/pool.js';
 import { PoolError } from '../backend/pool.js';
 import type { ServerConn } from '../backend/server.js';
 import { Frontend, TxStatus } from '../protocol/codes.js';
-import { errorResponse, type ErrorFields, readyForQuery } from '../protocol/encode.js';
+import { errorResponse, type ErrorFields, frame, readyForQuery } from '../protocol/encode.js';
 import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
-import { PIPELINED_DISCARD_ALL } from '../backend/reset.js';
-import { type Readback, readbackQuery } from '../backend/readback.js';
-import type { UserSlots } from '../backend/user-slots.js';
+import type { Readback } from '../backend/readback.js';
+import type { SlotWaiter, UserSlots } from '../backend/user-slots.js';
 import type { GuardHook } from './guard-hook.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
 import { statementName } from './server-messages.js';
@@ -24,8 +24,17 @@ import type { TenantContext } from './tenant-context.js';
 const MAX_CLIENT_FRAME = 0x4000_0000;
 /** Largest simple Query the statement guard reads; a larger one from a guarded tenant is refused. */
 const MAX_GUARDED_QUERY = (1 << 20) + 1;
-/** Largest client Parse/Bind/Describe/Close the bridge reads for its statement name (64 MB). */
+/** Largest client Parse the bridge assembles for the statement guard (64 MB). */
 const MAX_CLIENT_INSPECT = 64 << 20;
+/**
+ * Bytes of a Parse/Bind/Describe/Close read for its statement names: the rest streams through unassembled.
+ * A name not complete within them is not tracked (that statement is usable within its transaction only).
+ */
+const PEEK_BYTES = 1024;
+/** How long an ended client socket may take to flush its FATAL before it is destroyed anyway. */
+const FATAL_FLUSH_MS = 2000;
+/** ReadyForQuery 'I', answered locally to a Sync while no backend is held: one buffer, never re-made. */
+const READY_IDLE = readyForQuery('I');
 
 export interface SessionHooks {
   /** A transaction ended on the server (ReadyForQuery 'I'). */
@@ -74,7 +83,9 @@ export class Session implements ResponseOwner {
   private state: State = 'idle';
   private server: ServerConn | null = null;
   private offServerClose: (() => void) | null = null;
-  private readonly scanner = new FrameScanner(MAX_CLIENT_FRAME, MAX_CLIENT_INSPECT);
+  private readonly scanner = new FrameScanner(MAX_CLIENT_FRAME, MAX_CLIENT_INSPECT, PEEK_BYTES);
+  /** Largest Parse body assembled to be kept for re-preparing; larger ones are only peeked at. */
+  private readonly maxKeptParse: number;
   private readonly statements: StatementCache;
   private readonly responses: ServerResponses;
   /** Client bytes read while waiting for a backend; the socket is paused meanwhile, so this stays small. */
@@ -91,14 +102,39 @@ export class Session implements ResponseOwner {
   /** Last transaction status the server reported. */
   private txStatus: number = TxStatus.Idle;
   private clientPaused = false;
+  /** The client was paused because it does not read the proxy's own answers (see answerLocally). */
+  private pausedForClientOutput = false;
+  /** Armed while the client holds a backend with a message half sent (see watchPartialMessage). */
+  private partialTimer: NodeJS.Timeout | null = null;
   private serverPaused = false;
+  /** What this session waits on while 'acquiring': its user's slot first (if capped), then the pool. */
+  private waitingOn: 'slot' | 'pool' | null = null;
+  /** This session as a waiter, made once (no allocation per transaction). */
+  private readonly poolWaiter: PoolWaiter = {
+    granted: (server, handover) => this.onAcquired(server, handover),
+    failed: (err) => this.onAcquireFailed(err),
+  };
+  private readonly slotWaiter: SlotWaiter = {
+    granted: () => {
+      this.waitingOn = 'pool';
+      this.o.pool.request(this.poolWaiter);
+    },
+    failed: (err) => this.onAcquireFailed(err),
+  };
 
   constructor(private readonly o: SessionOptions) {
-    this.statements = new StatementCache(o.statementLimits);
+    this.statements = new StatementCache(o.statementLimits, o.pool.retainedStatements);
+    this.maxKeptParse = Math.min(o.statementLimits.maxBytes - 5, MAX_CLIENT_INSPECT);
     this.responses = new ServerResponses(o.client, this.statements, o.context, o.shownParams, o.mode, this, o.guard);
     const { client } = o;
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
-    client.on('drain', () => this.resumeServer());
+    client.on('drain', () => {
+      this.resumeServer();
+      if (this.pausedForClientOutput) {
+        this.pausedForClientOutput = false;
+        this.resumeClient();
+      }
+    });
     client.on('close', () => this.onClientGone());
     client.on('error', () => this.onClientGone());
   }
@@ -115,9 +151,7 @@ export class Session implements ResponseOwner {
 
   /** Ends the session from outside (shutdown): FATAL to the client, backend cleaned or closed. */
   terminate(fields: ErrorFields): void {
-    if (this.state === 'closed') return;
-    this.o.client.end(errorResponse({ ...fields, severity: 'FATAL' }));
-    this.onClientGone();
+    this.fatal(fields);
   }
 
   // ---- client → server ------------------------------------------------------------------------
@@ -141,26 +175,55 @@ export class Session implements ResponseOwner {
       server?.socket.uncork();
     }
     if (rest && this.state === 'idle') this.acquire(rest);
+    else this.watchPartialMessage();
+  }
+
+  /**
+   * A client holding a backend with half a message sent keeps that backend (and whatever it subscribed to)
+   * for as long as it stays quiet. Bounded: after pool.partial_message_timeout_ms without a byte, the
+   * client gets FATAL 08P01 (the server's own code for an incomplete message) and the backend is closed,
+   * since a half-received message cannot be reset. Any byte from the client restarts the wait.
+   */
+  private watchPartialMessage(): void {
+    if (this.state !== 'active' || this.scanner.atBoundary) {
+      if (this.partialTimer) {
+        clearTimeout(this.partialTimer);
+        this.partialTimer = null;
+      }
+      return;
+    }
+    if (this.partialTimer) {
+      this.partialTimer.refresh();
+      return;
+    }
+    const ms = this.o.pool.cfg.partial_message_timeout_ms;
+    this.partialTimer = setTimeout(() => {
+      this.partialTimer = null;
+      if (this.state !== 'active' || this.scanner.atBoundary) return;
+      // Not reading it was the proxy's choice (backpressure from the server): that is no quiet client.
+      if (this.clientPaused) return this.watchPartialMessage();
+      this.o.log.warn({ event: 'PARTIAL_MESSAGE_TIMEOUT', ms }, 'client sent part of a message and went quiet while holding a backend; disconnected');
+      this.fatal({
+        code: '08P01',
+        message: `incomplete message from client: part of a message was sent, then nothing for ${ms} ms while a database connection was held; the connection is closed`,
+        hint: 'Check the client for a stalled write or a broken network path (pool.partial_message_timeout_ms).',
+      });
+    }, ms);
   }
 
   private acquire(first: Buffer): void {
     if (this.refusedAtTransactionStart()) return;
     this.state = 'acquiring';
     this.stash = [first];
-    this.pauseClient();
-    const slots = this.o.userSlots;
-    const acquired = slots
-      ? slots.acquire().then(() =>
-          this.o.pool.acquire().catch((e: unknown) => {
-            slots.release();
-            throw e;
-          }),
-        )
-      : this.o.pool.acquire();
-    acquired.then(
-      (server) => this.onAcquired(server),
-      (err: Error) => this.onAcquireFailed(err),
-    );
+    // An idle backend (and a free slot) is granted synchronously, inside these calls.
+    if (this.o.userSlots) {
+      this.waitingOn = 'slot';
+      this.o.userSlots.request(this.slotWaiter);
+    } else {
+      this.waitingOn = 'pool';
+      this.o.pool.request(this.poolWaiter);
+    }
+    if (this.state === 'acquiring') this.pauseClient();
   }
 
   /**
@@ -180,10 +243,22 @@ export class Session implements ResponseOwner {
     return true;
   }
 
-  private onAcquired(server: ServerConn): void {
+  private onAcquired(server: ServerConn, handover: Handover | null): void {
+    this.waitingOn = null;
     if (this.state !== 'acquiring') {
+      // Unreachable while waiters are withdrawn when their client goes (onClientGone); kept fail-safe.
       this.o.userSlots?.release();
-      this.o.pool.release(server, 'idle');
+      if (handover) {
+        handover.abandon('the waiting client went away');
+        this.o.pool.release(server, 'broken', null);
+      } else this.o.pool.release(server, 'idle', null);
+      return;
+    }
+    if (server.closed) {
+      // Died between its release and now: nothing of this client was sent; wait for another backend.
+      handover?.abandon(server.closeReason);
+      this.waitingOn = 'pool';
+      this.o.pool.request(this.poolWaiter);
       return;
     }
     this.state = 'active';
@@ -191,32 +266,33 @@ export class Session implements ResponseOwner {
     server.fresh = false;
     server.attach(this.responses);
     this.offServerClose = server.onClose((reason) => this.onServerGone(reason));
-    const reset = server.needsReset;
-    server.needsReset = false;
-    // The previous owner's read-back check rides in front of the pipelined reset (eager resets do their own).
-    const readback = reset ? server.readback : null;
-    server.readback = null;
-    this.responses.startHold(server, reset, readback);
+    this.responses.startHold(server, handover);
     this.segSent = this.segDone = 0;
     this.statements.newBackend();
-    // The reset (if still due), the prefix and the client's first messages leave in one writev.
+    // The hand-over (if one is due), the prefix and the client's first messages leave in one writev.
     server.socket.cork();
-    if (readback) server.write(readbackQuery(readback.setting));
-    if (reset) server.write(PIPELINED_DISCARD_ALL);
+    if (handover) server.write(handover.bytes('pipelined'));
     server.write(this.o.context.prefix);
     this.drainStash();
     server.socket.uncork();
+    this.watchPartialMessage();
   }
 
   private onAcquireFailed(err: Error): void {
     if (this.state !== 'acquiring') return;
+    // A slot already taken goes back when the pool cannot serve.
+    if (this.waitingOn === 'pool') this.o.userSlots?.release();
+    this.waitingOn = null;
     this.state = 'idle';
     const pe = err instanceof PoolError ? err : new PoolError(err.message, '08006');
     this.o.hooks.acquireFailed(pe.sqlstate);
     this.o.log.warn({ event: 'ACQUIRE_FAILED', sqlstate: pe.sqlstate, err: pe.message }, 'no backend for client');
-    this.o.client.write(errorResponse({ code: pe.sqlstate, message: pe.message }));
-    this.rejecting = true;
-    this.drainStash();
+    // FATAL, and the connection closed: what the server itself does with 53300 ("too many clients") and
+    // 08006 (connection lost), and what PgBouncer does on query_wait_timeout. A non-fatal error here lands
+    // on whatever statement started the transaction, typically BEGIN, which a real server never fails
+    // that way: psycopg 3.1's `with conn.transaction()` then counts a transaction that never began and
+    // raises AssertionError on that connection forever. A closed connection every driver and pool handles.
+    this.fatal({ code: pe.sqlstate, message: pe.message, hint: 'Reconnect and retry; the connection was closed because no database connection could be had for it.' });
   }
 
   private drainStash(): void {
@@ -243,14 +319,14 @@ export class Session implements ResponseOwner {
       if (this.rejecting) {
         if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) {
           this.rejecting = false;
-          this.o.client.write(readyForQuery('I'));
+          this.answerLocally(READY_IDLE);
         }
         return Action.Drop;
       }
       if (this.state === 'idle') {
         // Nothing is pending on any backend here, so a lone Sync or Flush can be answered locally.
         if (type === Frontend.Sync) {
-          this.o.client.write(readyForQuery('I'));
+          this.answerLocally(READY_IDLE);
           return Action.Drop;
         }
         if (type === Frontend.Flush) return Action.Drop;
@@ -274,13 +350,17 @@ export class Session implements ResponseOwner {
           this.oversizedQuery = true;
           return Action.Drop;
         case Frontend.Parse:
+          // The guard reads the whole statement; a Parse small enough to be kept for re-preparing is
+          // assembled once; any other is only peeked at for its name (usable within its transaction).
+          this.unsynced = true;
+          if (this.o.guard) return length - 4 <= MAX_CLIENT_INSPECT ? Action.Inspect : Action.Peek;
+          return length - 4 <= this.maxKeptParse ? Action.Inspect : Action.Peek;
         case Frontend.Bind:
         case Frontend.Describe:
         case Frontend.Close:
-          // Their statement names decide whether a statement must be prepared again first. Larger
-          // messages pass unread: their statements are usable within the transaction only.
+          // Their statement names (at the start) decide whether a statement must be prepared again first.
           this.unsynced = true;
-          return length - 4 <= MAX_CLIENT_INSPECT ? Action.Inspect : Action.Pass;
+          return Action.Peek;
         case Frontend.Execute:
           this.unsynced = true;
           return Action.Pass;
@@ -293,23 +373,29 @@ export class Session implements ResponseOwner {
       this.oversizedQuery = false;
       if (this.o.guard) this.server?.write(this.o.guard.oversizedQuery(length));
     },
-    inspect: (type, body) => {
+    inspect: (type, body, own) => {
       const server = this.server;
       if (!server) return false;
       if (this.o.guard && (type === Frontend.Query || type === Frontend.Parse)) {
         const replacement = type === Frontend.Query ? this.o.guard.query(body) : this.o.guard.parse(body);
         if (replacement) {
           // Tracked like the client's own Parse, so the statement bookkeeping stays aligned with the server.
-          const inject = type === Frontend.Parse ? this.statementMessage(type, replacement.subarray(5)) : null;
+          const inject = type === Frontend.Parse ? this.statementMessage(type, replacement.subarray(5), replacement, true) : null;
           if (inject) server.write(inject);
           server.write(replacement);
           return false;
         }
         if (type === Frontend.Query) return true;
       }
-      const inject = this.statementMessage(type, body);
+      const inject = this.statementMessage(type, body, own, true);
       if (inject) server.write(inject);
       return true;
+    },
+    peek: (type, head, bodyLength) => {
+      const server = this.server;
+      if (!server) return;
+      const inject = this.statementMessage(type, head, null, head.length === bodyLength);
+      if (inject) server.write(inject);
     },
     write: (bytes) => {
       const server = this.server;
@@ -318,11 +404,26 @@ export class Session implements ResponseOwner {
     },
   };
 
-  /** Tracks the client's prepared statements; returns a Parse to send before this message, or null. */
-  private statementMessage(type: number, body: Buffer): Buffer | null {
-    const ref = statementName(type, body);
+  /**
+   * Tracks the client's prepared statements; returns a Parse to send before this message, or null.
+   * `body` may be only the message's first bytes (`whole` false); `own` is the whole frame if the scanner
+   * assembled it in a buffer of its own (kept without another copy).
+   */
+  private statementMessage(type: number, body: Buffer, own: Buffer | null, whole: boolean): Buffer | null {
+    let ref: ReturnType<typeof statementName>;
+    try {
+      ref = statementName(type, body);
+    } catch {
+      if (whole) throw new FrameError(`malformed message type 0x${type.toString(16)}: a name is not NUL-terminated`);
+      // A name longer than the bytes peeked at: not tracked. A Parse still takes its place in the queue.
+      if (type === Frontend.Parse) this.statements.clientParse(null, null, this.segSent);
+      return null;
+    }
     if (!ref) return null;
-    if (ref.kind === 'parse') return this.statements.clientParse(ref.name, body, this.segSent);
+    if (ref.kind === 'parse') {
+      const keep = whole ? (own ?? frame(Frontend.Parse, body)) : null;
+      return this.statements.clientParse(ref.name, keep, this.segSent);
+    }
     if (ref.kind === 'use') return this.statements.clientUses(ref.name, this.segSent);
     this.statements.clientClose(ref.name);
     return null;
@@ -410,9 +511,8 @@ export class Session implements ResponseOwner {
     this.txStatus = TxStatus.Idle;
     this.resumeClient();
     this.o.userSlots?.release();
-    // What this client's context should still be, checked by whoever resets the backend next.
-    if (mode !== 'broken' && this.o.readback) server.readback = this.o.readback;
-    this.o.pool.release(server, mode);
+    // What this client's context should still be: checked by the backend's hand-over (or said to be skipped).
+    this.o.pool.release(server, mode, this.o.readback ?? null);
   }
 
   private onServerGone(reason: string): void {
@@ -426,15 +526,28 @@ export class Session implements ResponseOwner {
 
   // ---- lifecycle and flow control ----------------------------------------------------------------
 
+  /**
+   * FATAL to the client, then the session ends. The socket is ended (flushing the error, also through TLS
+   * and a full send buffer) and destroyed only once closed, or after a grace period if the client never
+   * reads: destroying it at once could drop the FATAL unsent.
+   */
   private fatal(fields: ErrorFields): void {
     if (this.state === 'closed') return;
-    this.o.client.end(errorResponse({ ...fields, severity: 'FATAL' }));
-    this.onClientGone();
+    const client = this.o.client;
+    client.end(errorResponse({ ...fields, severity: 'FATAL' }));
+    client.resume(); // read (and ignore) what still arrives, so the close is seen
+    const timer = setTimeout(() => client.destroy(), FATAL_FLUSH_MS);
+    timer.unref();
+    client.once('close', () => clearTimeout(timer));
+    this.onClientGone(false);
   }
 
-  private onClientGone(): void {
+  private onClientGone(destroy = true): void {
     if (this.state === 'closed') return;
     const wasActive = this.state === 'active';
+    if (this.state === 'acquiring') this.withdraw();
+    this.statements.dispose();
+    if (this.partialTimer) clearTimeout(this.partialTimer);
     this.state = 'closed';
     this.stash = [];
     if (wasActive && this.server) {
@@ -446,8 +559,28 @@ export class Session implements ResponseOwner {
       if (!quiet) this.o.pool.cancel(this.server);
       this.releaseServer(!quiet ? 'broken' : this.txStatus === TxStatus.Idle ? 'idle' : 'in-transaction');
     }
-    this.o.client.destroy();
+    // (Bytes still arriving from a client being told FATAL are ignored: the state is closed.)
+    if (destroy) this.o.client.destroy();
     this.o.hooks.closed();
+  }
+
+  /** A client that goes while waiting leaves the queues at once: no slot or backend is ever granted to it. */
+  private withdraw(): void {
+    if (this.waitingOn === 'slot') this.o.userSlots?.cancelRequest(this.slotWaiter);
+    else if (this.waitingOn === 'pool' && this.o.pool.cancelRequest(this.poolWaiter)) this.o.userSlots?.release();
+    this.waitingOn = null;
+  }
+
+  /**
+   * Writes an answer the proxy gives itself (no backend involved). If the client is not reading, stop
+   * reading from it until its socket drains: a client streaming Syncs without reading can make the proxy
+   * hold at most one chunk's worth of answers.
+   */
+  private answerLocally(bytes: Buffer): void {
+    if (this.o.client.write(bytes) || this.clientPaused) return;
+    this.clientPaused = true;
+    this.pausedForClientOutput = true;
+    this.o.client.pause();
   }
 
   private pauseClient(server?: ServerConn): void {

@@ -1,5 +1,6 @@
-// The server → client direction of a session: swallows the context prefix's answers (and fails closed on
-// its errors), hides the ParseComplete of statements the proxy prepared again, explains pooling errors,
+// The server → client direction of a session: feeds a pipelined hand-over's answers to its Handover,
+// swallows the context prefix's answers (and fails closed on its errors), drops notifications in
+// transaction mode, hides the ParseComplete of statements the proxy prepared again, explains pooling errors,
 // keeps the client's ParameterStatus view true, and hands each ReadyForQuery to the session.
 // Reference: https://www.postgresql.org/docs/current/protocol-message-formats.html
 import type net from 'node:net';
@@ -8,7 +9,8 @@ import { Backend, TxStatus } from '../protocol/codes.js';
 import { decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js';
 import { parameterStatus } from '../protocol/encode.js';
 import { Action, type FrameSink } from '../protocol/frames.js';
-import { checkReadback, dataRowFields, type Readback } from '../backend/readback.js';
+import type { Handover } from '../backend/handover.js';
+import { handoverReads } from '../backend/reset.js';
 import type { GuardHook } from './guard-hook.js';
 import { listenRefusal, statementErrorHint } from './server-messages.js';
 import type { StatementCache } from './statements.js';
@@ -18,7 +20,7 @@ import { TRACKED_REPORTED, type TenantContext } from './tenant-context.js';
 export interface ResponseOwner {
   /** A ReadyForQuery after the prefix; returns true if it is to be forwarded. */
   readyForQuery(status: number): boolean;
-  /** The prefix failed: the pipelined DISCARD ALL ('reset') or the tenant context ('context'). */
+  /** The prefix failed: the pipelined hand-over ('reset') or the tenant context ('context'). */
   prefixFailed(kind: 'reset' | 'context', reason: string, sqlstate: string | undefined): void;
   /** The sync segment the server is working through (an error skips the rest of it). */
   readonly currentSegment: number;
@@ -28,12 +30,8 @@ export interface ResponseOwner {
 export class ServerResponses implements FrameSink {
   /** CommandCompletes of the prefix still to come; while > 0 everything from the server is the prefix's. */
   private prefixLeft = 0;
-  /** The prefix starts with the previous client's DISCARD ALL (backend handed over under load). */
-  private resetInPrefix = false;
-  /** CommandCompletes of the context part of this hold's prefix (0 for a login with no context). */
-  private contextCommands = 0;
-  /** The previous owner's read-back check, answered first in this prefix (pipelined handoff only). */
-  private readback: Readback | null = null;
+  /** The pipelined hand-over whose answers come first in this hold (backend handed over under load). */
+  private handover: Handover | null = null;
   private server: ServerConn | null = null;
 
   constructor(
@@ -49,27 +47,33 @@ export class ServerResponses implements FrameSink {
   ) {}
 
   /** A transaction starts on `server`; its first answers belong to the prefix. */
-  startHold(server: ServerConn, resetInPrefix: boolean, readback: Readback | null): void {
+  startHold(server: ServerConn, handover: Handover | null): void {
     this.server = server;
-    this.resetInPrefix = resetInPrefix;
-    this.readback = readback;
-    this.contextCommands = this.context.commands;
-    this.prefixLeft = this.contextCommands + (resetInPrefix ? 1 : 0);
+    this.handover = handover;
+    this.prefixLeft = this.context.commands;
   }
 
   endHold(): void {
     this.server = null;
     this.prefixLeft = 0;
+    // The hold ended before the hand-over's answers arrived: the backend is being closed (see Session).
+    this.handover?.abandon('the client holding the backend went away before the reset completed');
+    this.handover = null;
   }
 
   /** The prefix's answers have not all arrived yet. */
   get inPrefix(): boolean {
-    return this.prefixLeft > 0 || this.readback !== null;
+    return this.prefixLeft > 0 || this.handover !== null;
   }
 
   classify(type: number): Action {
-    if (this.prefixLeft > 0 || this.readback) return Action.Inspect;
+    if (this.handover) return handoverReads(type) ? Action.Inspect : Action.Drop;
+    if (this.prefixLeft > 0) return Action.Inspect;
     switch (type) {
+      case Backend.NotificationResponse:
+        // In transaction mode no LISTEN outlives its transaction (DISCARD ALL runs UNLISTEN * before reuse),
+        // so any notification here was meant for a subscription that is not this client's: never forwarded.
+        return this.mode === 'transaction' ? Action.Drop : Action.Pass;
       case Backend.ParseComplete:
         return this.statements.parseComplete() ? Action.Pass : Action.Drop;
       case Backend.ReadyForQuery:
@@ -84,7 +88,7 @@ export class ServerResponses implements FrameSink {
   }
 
   inspect(type: number, body: Buffer): boolean {
-    if (this.readback) return this.readbackMessage(type, body);
+    if (this.handover) return this.handoverMessage(type, body);
     if (this.prefixLeft > 0) return this.prefixMessage(type, body);
     switch (type) {
       case Backend.ReadyForQuery:
@@ -123,16 +127,17 @@ export class ServerResponses implements FrameSink {
     return false;
   }
 
-  /**
-   * The previous owner's read-back, a simple Query ahead of the pipeline (DISCARD ALL must stay the first
-   * statement of its pipeline). Its answers end with its own ReadyForQuery. A simple Query that fails does
-   * not make the server skip what follows, so an error here is reported, never turned into a refusal.
-   */
-  private readbackMessage(type: number, body: Buffer): boolean {
-    const rb = this.readback!;
-    if (type === Backend.DataRow) checkReadback(rb, dataRowFields(body));
-    else if (type === Backend.ErrorResponse) rb.failed(decodeErrorFields(body).M ?? 'unknown error');
-    else if (type === Backend.ReadyForQuery) this.readback = null;
+  /** The pipelined hand-over's answers, judged by the Handover exactly as on the eager path. */
+  private handoverMessage(type: number, body: Buffer): boolean {
+    const v = this.handover!.answer(type, body);
+    if (v.state === 'done') {
+      this.handover = null;
+    } else if (v.state === 'failed') {
+      // The server skips everything up to the client's Sync: nothing of this client ran. Fail closed.
+      this.handover = null;
+      this.prefixLeft = 0;
+      this.owner.prefixFailed('reset', v.reason, v.sqlstate);
+    }
     return false;
   }
 
@@ -143,9 +148,8 @@ export class ServerResponses implements FrameSink {
     } else if (type === Backend.ErrorResponse) {
       const f = decodeErrorFields(body);
       const reason = `${f.C ?? ''} ${f.M ?? 'unknown error'}`.trim();
-      const inReset = this.resetInPrefix && this.prefixLeft > this.contextCommands;
       this.prefixLeft = 0;
-      this.owner.prefixFailed(inReset ? 'reset' : 'context', reason, f.C);
+      this.owner.prefixFailed('context', reason, f.C);
     } else if (type === Backend.ReadyForQuery) {
       // Only reachable if the server answered a client Sync while skipping after a prefix error.
       this.prefixLeft = 0;

@@ -4,7 +4,15 @@
 // server's answers to those extra Parse messages (ParseComplete) are matched by position and swallowed,
 // so the client sees exactly what a direct connection would show.
 // Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
-import { frame } from '../protocol/encode.js';
+
+/**
+ * Bytes of Parse messages kept for re-preparing, across all clients (pool.max_prepared_statement_bytes_total):
+ * with the per-client bound, what hostile clients can make the proxy keep is bounded whatever they do.
+ */
+export interface RetainedBytes {
+  used: number;
+  readonly limit: number;
+}
 
 /** A Parse sent to the server and not yet answered. */
 interface PendingParse {
@@ -24,7 +32,8 @@ export interface StatementLimits {
   maxBytes: number;
 }
 
-const PARSE = 0x50;
+/** Stands for a statement name the proxy could not read (longer than it peeks at): never matches a real one. */
+const UNTRACKED = '\0';
 
 export class StatementCache {
   /** name → the client's Parse frame; Map order is recency (LRU first). */
@@ -34,7 +43,17 @@ export class StatementCache {
   private readonly onBackend = new Set<string>();
   private pending: PendingParse[] = [];
 
-  constructor(private readonly limits: StatementLimits) {}
+  constructor(
+    private readonly limits: StatementLimits,
+    private readonly budget: RetainedBytes,
+  ) {}
+
+  /** The client is gone: its kept statements go back to the global budget. */
+  dispose(): void {
+    this.budget.used -= this.bytes;
+    this.bytes = 0;
+    this.defs.clear();
+  }
 
   /** A new backend: nothing is prepared on it (it is fresh or was reset). */
   newBackend(): void {
@@ -51,10 +70,15 @@ export class StatementCache {
    * never closed, the old definition is prepared first so the server answers "already exists", as it would
    * on a direct connection.
    */
-  clientParse(name: string, body: Buffer, seg: number): Buffer | null {
+  clientParse(name: string | null, keep: Buffer | null, seg: number): Buffer | null {
+    // Every Parse gets its place in the queue of pending ParseCompletes, even one whose name was not read.
+    if (name === null) {
+      this.pending.push({ seg, name: UNTRACKED, synthetic: false, frame: null });
+      return null;
+    }
     let inject: Buffer | null = null;
     if (name !== '' && !this.onBackend.has(name) && !this.isPending(name)) inject = this.reprepare(name, seg);
-    this.pending.push({ seg, name, synthetic: false, frame: frame(PARSE, body) });
+    this.pending.push({ seg, name, synthetic: false, frame: keep });
     return inject;
   }
 
@@ -83,7 +107,7 @@ export class StatementCache {
   parseComplete(): boolean {
     const p = this.pending.shift();
     if (!p) return true;
-    this.onBackend.add(p.name);
+    if (p.name !== UNTRACKED) this.onBackend.add(p.name);
     if (p.frame) this.remember(p.name, p.frame);
     return !p.synthetic;
   }
@@ -116,13 +140,18 @@ export class StatementCache {
   private remember(name: string, frame: Buffer): void {
     this.forget(name);
     if (frame.length > this.limits.maxBytes) return; // too large to keep: usable in this transaction only
-    this.defs.set(name, frame);
-    this.bytes += frame.length;
+    // Make room within this client's bounds and the global one, oldest first; if the global budget is
+    // still short, the statement is not kept (usable in this transaction only, like an oversized one).
     for (const [oldest, f] of this.defs) {
-      if (this.defs.size <= this.limits.maxCount && this.bytes <= this.limits.maxBytes) break;
+      if (this.defs.size < this.limits.maxCount && this.bytes + frame.length <= this.limits.maxBytes && this.budget.used + frame.length <= this.budget.limit) break;
       this.defs.delete(oldest);
       this.bytes -= f.length;
+      this.budget.used -= f.length;
     }
+    if (this.defs.size >= this.limits.maxCount || this.budget.used + frame.length > this.budget.limit) return;
+    this.defs.set(name, frame);
+    this.bytes += frame.length;
+    this.budget.used += frame.length;
   }
 
   private forget(name: string): void {
@@ -130,5 +159,6 @@ export class StatementCache {
     if (!old) return;
     this.defs.delete(name);
     this.bytes -= old.length;
+    this.budget.used -= old.length;
   }
 }

@@ -1,5 +1,5 @@
 // The pool's promises, checked in pg_stat_activity: a hard bound under load, FIFO waiting with a clear
-// 53300 on timeout, and nothing left behind by a client that vanishes mid-transaction.
+// FATAL 53300 on timeout, and nothing left behind by a client that vanishes mid-transaction.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { primaryServer } from '../support/pg.js';
@@ -51,7 +51,7 @@ describe('acquire timeout', () => {
   });
   afterAll(async () => t?.close());
 
-  it('gives a waiting client 53300 naming the pool and the wait, and keeps its connection usable', async () => {
+  it('gives a waiting client FATAL 53300 naming the pool and the wait; a new connection works once a backend is free', async () => {
     const holder = await t.pgClient('acme');
     const waiter = await t.pgClient('globex');
     await holder.query('BEGIN');
@@ -63,7 +63,9 @@ describe('acquire timeout', () => {
     const failures = await t.proxy.metrics.acquireTimeouts.get();
     expect(failures.values.find((v) => v.labels.sqlstate === '53300')?.value).toBe(1);
     await holder.query('COMMIT');
-    const r = await waiter.query("SELECT current_setting('app.current_tenant') AS t");
+    // The connection was closed (see test/backend/acquire-errors.test.ts for why); a new one is served.
+    const next = await t.pgClient('globex');
+    const r = await next.query("SELECT current_setting('app.current_tenant') AS t");
     expect(r.rows[0].t).toBe('globex');
   });
 

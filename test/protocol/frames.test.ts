@@ -106,6 +106,45 @@ describe('FrameScanner', () => {
     }
   });
 
+  it('peeks at the first bytes of a frame and forwards it whole, for every random split, with nothing assembled', () => {
+    const data = Buffer.concat([
+      frame('P', 'stmt\0' + 'x'.repeat(5000) + '\0\0\0'), // longer than the peek size
+      frame('B', 'portal\0stmt\0'), // shorter than the peek size
+      frame('H', ''),
+      frame('B', ''), // empty body
+      frame('S', ''),
+    ]);
+    const runPeek = (chunks: Buffer[]) => {
+      const written: Buffer[] = [];
+      const peeks: string[] = [];
+      const sc = new FrameScanner(1 << 20, 16, 64);
+      const sink: FrameSink = {
+        classify: (t) => (t === 0x50 || t === 0x42 ? Action.Peek : Action.Pass),
+        inspect: () => {
+          throw new Error('nothing is inspected');
+        },
+        peek: (t, head, n) => {
+          peeks.push(`${String.fromCharCode(t)}:${n}:${head.toString('latin1')}`);
+          written.push(Buffer.from(`<${String.fromCharCode(t)}>`)); // an injection lands before the frame
+        },
+        write: (b) => written.push(Buffer.from(b)),
+      };
+      for (const c of chunks) expect(sc.feed(c, sink)).toBeNull();
+      expect(sc.atBoundary).toBe(true);
+      return { out: Buffer.concat(written), peeks };
+    };
+    const whole = runPeek([data]);
+    expect(whole.peeks).toEqual([`P:5008:stmt\0${'x'.repeat(59)}`, 'B:12:portal\0stmt\0', 'B:0:']);
+    const stripped = (b: Buffer) => Buffer.from(b.toString('latin1').replace(/<[PB]>/g, ''), 'latin1');
+    expect(stripped(whole.out).equals(data)).toBe(true);
+    expect(whole.out.toString('latin1').indexOf('<P>')).toBe(0);
+    for (let seed = 1; seed <= 200; seed++) {
+      const r = runPeek(split(data, rng(seed)));
+      expect(r.peeks, `seed ${seed}`).toEqual(whole.peeks);
+      expect(r.out.equals(whole.out), `seed ${seed}`).toBe(true);
+    }
+  });
+
   it('rejects impossible lengths before allocating anything', () => {
     const sc = new FrameScanner(1000, 100);
     const sink: FrameSink = { classify: () => Action.Pass, inspect: () => true, write: () => {} };

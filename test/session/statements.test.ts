@@ -2,15 +2,34 @@
 // statements that survive DISCARD ALL with the semantics of a direct connection.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { frame } from '../../src/protocol/encode.js';
 import { StatementCache } from '../../src/session/statements.js';
 import { primaryServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 
-const body = (name: string, text: string) => Buffer.from(`${name}\0${text}\0\0\0`);
+const body = (name: string, text: string) => frame(0x50, Buffer.from(`${name}\0${text}\0\0\0`));
 
 describe('StatementCache', () => {
+  it('keeps no more than the global budget across clients (pool.max_prepared_statement_bytes_total), and gives it back on dispose', () => {
+    const budget = { used: 0, limit: 100 };
+    const a = new StatementCache({ maxCount: 10, maxBytes: 1 << 20 }, budget);
+    const b = new StatementCache({ maxCount: 10, maxBytes: 1 << 20 }, budget);
+    a.clientParse('s', body('s', 'SELECT ' + 'x'.repeat(50)), 0);
+    a.parseComplete();
+    expect(a.size).toBe(1);
+    b.clientParse('s', body('s', 'SELECT ' + 'y'.repeat(50)), 0);
+    b.parseComplete();
+    expect(b.size).toBe(0); // over the global budget: not kept (usable in its transaction only)
+    expect(budget.used).toBeLessThanOrEqual(100);
+    a.dispose();
+    expect(budget.used).toBe(0);
+    b.clientParse('s', body('s', 'SELECT ' + 'y'.repeat(50)), 0);
+    b.parseComplete();
+    expect(b.size).toBe(1);
+  });
+
   it('re-prepares a remembered statement once per backend and hides that ParseComplete', () => {
-    const c = new StatementCache({ maxCount: 10, maxBytes: 1 << 20 });
+    const c = new StatementCache({ maxCount: 10, maxBytes: 1 << 20 }, { used: 0, limit: 1 << 30 });
     c.newBackend();
     expect(c.clientParse('s1', body('s1', 'SELECT 1'), 0)).toBeNull();
     expect(c.parseComplete()).toBe(true); // the client's own: shown
@@ -22,7 +41,7 @@ describe('StatementCache', () => {
   });
 
   it('forgets pending parses of a segment the server skipped after an error', () => {
-    const c = new StatementCache({ maxCount: 10, maxBytes: 1 << 20 });
+    const c = new StatementCache({ maxCount: 10, maxBytes: 1 << 20 }, { used: 0, limit: 1 << 30 });
     c.newBackend();
     c.clientParse('a', body('a', 'SELECT 1'), 0);
     c.clientParse('b', body('b', 'SELECT 2'), 1);
@@ -34,7 +53,7 @@ describe('StatementCache', () => {
   });
 
   it('is bounded by count and bytes, least recently used first', () => {
-    const c = new StatementCache({ maxCount: 2, maxBytes: 1 << 20 });
+    const c = new StatementCache({ maxCount: 2, maxBytes: 1 << 20 }, { used: 0, limit: 1 << 30 });
     c.newBackend();
     for (const n of ['a', 'b', 'c']) {
       c.clientParse(n, body(n, `SELECT '${n}'`), 0);
@@ -44,7 +63,7 @@ describe('StatementCache', () => {
     c.newBackend();
     expect(c.clientUses('a', 0)).toBeNull(); // evicted
     expect(c.clientUses('c', 0)).not.toBeNull();
-    const small = new StatementCache({ maxCount: 100, maxBytes: 30 });
+    const small = new StatementCache({ maxCount: 100, maxBytes: 30 }, { used: 0, limit: 1 << 30 });
     small.newBackend();
     small.clientParse('big', body('big', 'SELECT ' + 'x'.repeat(100)), 0);
     small.parseComplete();

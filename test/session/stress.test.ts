@@ -152,6 +152,10 @@ describe('isolation stress', () => {
     expect(unexpected).toEqual([]);
     expect(done).toBeGreaterThanOrEqual(TOTAL);
     expect(t.proxy.pool.stats().open).toBeLessThanOrEqual(4);
+    // Both hand-over paths ran under this load: eager (pool went idle) and pipelined (a client was waiting).
+    const resets = (await t.proxy.metrics.resets.get()).values;
+    expect(resets.find((v) => v.labels.mode === 'eager')?.value ?? 0).toBeGreaterThan(0);
+    expect(resets.find((v) => v.labels.mode === 'pipelined')?.value ?? 0).toBeGreaterThan(0);
   });
 });
 
