@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fdsSettle, haveProcFds, openFds } from '../support/fds.js';
 import { primaryServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
-import { firstError } from '../support/wire.js';
+import { firstError, sendCancel } from '../support/wire.js';
 
 const run = promisify(execFile);
 const hasPsql = await run('psql', ['--version']).then(
@@ -106,6 +106,21 @@ describe('refused logins do not use up max_client_conn', () => {
     await c.end();
     for (const s of sockets) s.destroy();
     if (haveProcFds) expect(await fdsSettle(baseline + 2)).toBeLessThanOrEqual(baseline + 2);
+  });
+
+  it('a CancelRequest is still served while every slot is taken', async () => {
+    const held = await Promise.all(Array.from({ length: 5 }, () => t.pgClient('acme')));
+    try {
+      const victim = held[0] as unknown as { processID: number; secretKey: number; query: pg.Client['query'] };
+      const running = held[0].query('SELECT pg_sleep(30)').catch((e: { code?: string }) => e);
+      await new Promise((r) => setTimeout(r, 300));
+      const started = Date.now();
+      await sendCancel(t.proxy.port, victim.processID, victim.secretKey);
+      expect(((await running) as { code?: string }).code).toBe('57014');
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      await Promise.all(held.map((c) => c.end()));
+    }
   });
 
   it('"too many clients" is written after the SSLRequest is answered', async () => {
