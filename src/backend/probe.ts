@@ -1,16 +1,99 @@
-// Readiness probe: is the backend reachable now? A bare TCP connect that sends nothing (PostgreSQL does
-// not log such connections), cached briefly so a busy /readyz cannot hammer the server.
+// Readiness: is the backend usable now? Up: a bare TCP connect that sends nothing (PostgreSQL does not log
+// such connections), cached briefly so a busy /readyz cannot hammer the server. Down (a real backend login
+// failed, or the TCP probe did): a real login is retried in the background at a bounded rate until one
+// succeeds, so readiness comes back by itself after an outage, with no client traffic.
 import net from 'node:net';
+import type { Logger } from 'pino';
 import type { BackendConfig } from '../config/types.js';
-import type { Pool } from './pool.js';
+import { connectBackend, type Handshake } from './connect.js';
 
+/** How long a TCP probe result is reused. */
 const CACHE_MS = 2000;
-const lastByPool = new WeakMap<Pool, { at: number; ok: boolean }>();
+/** Pause between background logins while down: at most one login per this interval (plus its own duration). */
+export const RECOVERY_PROBE_INTERVAL_MS = 1000;
+/** Terminate ('X'): ends a probe login politely, so the server logs no "unexpected EOF". */
+const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
 
-export async function probeBackend(cfg: BackendConfig, pool: Pool): Promise<boolean> {
-  const last = lastByPool.get(pool);
-  if (last && Date.now() - last.at < CACHE_MS) return last.ok;
-  const ok = await new Promise<boolean>((resolve) => {
+export class Readiness {
+  /** Why the backend is considered down, or null while up. */
+  private down: string | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private probing = false;
+  private closed = false;
+  private lastTcp: { at: number; ok: boolean } | null = null;
+
+  constructor(
+    private readonly cfg: BackendConfig,
+    private readonly log?: Logger,
+    private readonly connect: (cfg: BackendConfig) => Promise<Handshake> = connectBackend,
+  ) {}
+
+  /** A real backend login failed (the pool's, or ours): down until a later login succeeds. */
+  failed(reason: string): void {
+    if (this.closed) return;
+    if (this.down === null) this.log?.warn({ event: 'NOT_READY', reason }, 'backend unusable: /readyz answers 503 until a backend login succeeds again');
+    this.down = reason;
+    this.lastTcp = null;
+    this.schedule();
+  }
+
+  /** A real backend login succeeded (the pool's, or ours). */
+  succeeded(): void {
+    if (this.down !== null) this.log?.info({ event: 'READY' }, 'backend usable again: /readyz answers 200');
+    this.down = null;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** For /readyz: false while down; else the (cached) TCP probe, whose failure turns it down. */
+  async check(): Promise<boolean> {
+    if (this.down !== null) return false;
+    const last = this.lastTcp;
+    if (last && Date.now() - last.at < CACHE_MS) return last.ok;
+    const ok = await tcpProbe(this.cfg);
+    this.lastTcp = { at: Date.now(), ok };
+    if (!ok) this.failed(`TCP connect to ${this.cfg.host}:${this.cfg.port} failed`);
+    return ok && this.down === null;
+  }
+
+  get isDown(): boolean {
+    return this.down !== null;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private schedule(): void {
+    if (this.timer || this.probing || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.probe();
+    }, RECOVERY_PROBE_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  private async probe(): Promise<void> {
+    if (this.closed || this.down === null) return;
+    this.probing = true;
+    try {
+      const hs = await this.connect(this.cfg);
+      hs.socket.end(TERMINATE);
+      hs.socket.destroySoon?.();
+      this.probing = false;
+      this.succeeded();
+    } catch (e) {
+      this.probing = false;
+      if (this.down !== null) this.down = (e as Error).message;
+      this.schedule();
+    }
+  }
+}
+
+function tcpProbe(cfg: BackendConfig): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
     const socket = net.connect({ host: cfg.host, port: cfg.port });
     const done = (result: boolean): void => {
       clearTimeout(timer);
@@ -21,8 +104,4 @@ export async function probeBackend(cfg: BackendConfig, pool: Pool): Promise<bool
     socket.on('connect', () => done(true));
     socket.on('error', () => done(false));
   });
-  // Reachable only if TCP answers and the last real login did not fail (e.g. bad credentials).
-  const result = ok && pool.lastConnectError === null;
-  lastByPool.set(pool, { at: Date.now(), ok: result });
-  return result;
 }

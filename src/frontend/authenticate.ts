@@ -54,7 +54,7 @@ async function tokenLogin(socket: Duplex, reader: LoginReader, user: string, dep
   const msg = await reader.typed(jwt.max_token_bytes + 1);
   expectPassword(msg.type);
   const token = decodePassword(msg.body);
-  if (token.length === 0) throw new AuthFailure('28P01', 'empty password: send a JWT as the password', 'bad_token');
+  if (token.length === 0) throw new AuthFailure('28P01', 'empty password: send a JWT as the password', 'empty_password');
   try {
     const id = await deps.verify(token);
     const role = id.role;

@@ -3,6 +3,20 @@
 // are forgotten first.
 import type { RateLimitConfig } from '../config/types.js';
 
+/**
+ * The refusal reasons that count toward the limit: credentials that could be a guess (a password that
+ * failed SCRAM, a token whose signature or format does not verify). Not counted, because no secret was
+ * guessed: a connection that closed before sending a password (TCP health probes; psql, which hangs up
+ * to prompt for the password), protocol errors, a suspended tenant or a tenant/role refused on a token
+ * that verified, an expired token, an unknown database, TLS required, the backend being down.
+ */
+const GUESS_REASONS: ReadonlySet<string> = new Set(['bad_password', 'bad_signature', 'bad_token', 'token_too_large']);
+
+/** True if a login refused for `reason` counts as a failed authentication for the rate limit. */
+export function countsTowardLimit(reason: string): boolean {
+  return GUESS_REASONS.has(reason);
+}
+
 export class FailureLimiter {
   /** address → failures in the current window and when it ends; Map order is age (oldest first). */
   private readonly seen = new Map<string, { failures: number; resetAt: number }>();

@@ -8,6 +8,7 @@ import { authenticate, AuthFailure, type Principal } from './authenticate.js';
 import type { ProxyConfig } from '../config/types.js';
 import { decodeStartup, ProtocolError, type StartupPacket } from '../protocol/decode.js';
 import * as enc from '../protocol/encode.js';
+import { closeAfter } from './final-error.js';
 import { LoginReader } from './packets.js';
 import { checkGuardedEncoding, sessionParamsFromStartup, StartupParamError } from './startup-params.js';
 import { ACCEPT_SSL, type ClientTls, isLoopback, TlsHandshakeError } from './tls.js';
@@ -23,6 +24,13 @@ export interface LoginDeps {
   tls?: ClientTls | null;
   /** Called as soon as the connection is wrapped in TLS: errors must be written to this socket from then on. */
   upgraded?(socket: net.Socket): void;
+  /**
+   * Admission refusals (too many clients, rate limited) decided by the listener. They are raised only once
+   * the encryption request was answered and the startup packet read, as PostgreSQL does: libpq with
+   * sslmode=prefer shows an error written before its SSLRequest is answered only as "error response during
+   * SSL exchange"; and a CancelRequest is still served.
+   */
+  refusal?(): LoginError | null;
 }
 
 export interface LoginOk {
@@ -109,7 +117,7 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
     case 'cancel':
       reader.detach();
       deps.cancel(packet.pid, packet.secret);
-      socket.end();
+      closeAfter(socket);
       return null;
     case 'ssl':
     case 'gssenc':
@@ -123,6 +131,8 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
     case 'startup':
       break;
   }
+  const refused = deps.refusal?.();
+  if (refused) throw refused;
   const params = packet.params;
   const user = params.get('user');
   if (!user) throw new LoginError('28000', 'no PostgreSQL user name specified in startup packet', 'protocol_violation');

@@ -12,8 +12,7 @@ describe('admin endpoint', () => {
   let close: () => Promise<void>;
   beforeAll(async () => {
     t = await startTestProxy(primaryServer(), 'admin', { pool: { size: 3 } });
-    const { probeBackend } = await import('../../src/backend/probe.js');
-    const admin = await startAdmin('127.0.0.1', 0, t.proxy.metrics, () => probeBackend(t.config.backend, t.proxy.pool));
+    const admin = await startAdmin('127.0.0.1', 0, t.proxy.metrics, () => t.proxy.readiness.check());
     base = `http://127.0.0.1:${admin.port}`;
     close = admin.close;
   });
@@ -48,28 +47,28 @@ describe('admin endpoint', () => {
   it('/readyz turns 503 while the backend refuses the pool login (e.g. a wrong password)', async () => {
     const { Pool } = await import('../../src/backend/pool.js');
     const { connectBackend } = await import('../../src/backend/connect.js');
-    const { probeBackend } = await import('../../src/backend/probe.js');
+    const { Readiness } = await import('../../src/backend/probe.js');
     const badCfg = { ...t.config.backend, password: 'wrong-password', port: t.config.backend.port };
     const noop = () => {};
-    const pool = new Pool('bad', t.config.pool, badCfg, connectBackend, { opened: noop, closed: noop, acquired: noop, resetFailed: noop, reset: noop, connectFailed: noop });
+    const readiness = new Readiness(badCfg);
+    const pool = new Pool('bad', t.config.pool, badCfg, connectBackend, { opened: () => readiness.succeeded(), closed: noop, acquired: noop, resetFailed: noop, reset: noop, connectFailed: (err) => readiness.failed(err.message) });
     const e = (await pool.acquire().catch((err: unknown) => err)) as Error;
     expect(e.message).toMatch(/password authentication failed/);
     // TCP answers (the server is up), but the pool's login fails: not ready.
-    expect(await probeBackend(badCfg, pool)).toBe(false);
+    expect(await readiness.check()).toBe(false);
+    readiness.close();
     await pool.close();
   });
 
   it('/readyz turns 503 when the backend is unreachable', async () => {
-    const { probeBackend } = await import('../../src/backend/probe.js');
-    const { Pool } = await import('../../src/backend/pool.js');
-    const { connectBackend } = await import('../../src/backend/connect.js');
-    const noop = () => {};
+    const { Readiness } = await import('../../src/backend/probe.js');
     const deadCfg = { ...t.config.backend, port: 1 };
-    const deadPool = new Pool('dead', t.config.pool, deadCfg, connectBackend, { opened: noop, closed: noop, acquired: noop, resetFailed: noop, reset: noop, connectFailed: noop });
-    const dead = await startAdmin('127.0.0.1', 0, t.proxy.metrics, () => probeBackend(deadCfg, deadPool));
+    const readiness = new Readiness(deadCfg);
+    const dead = await startAdmin('127.0.0.1', 0, t.proxy.metrics, () => readiness.check());
     try {
       expect((await fetch(`http://127.0.0.1:${dead.port}/readyz`)).status).toBe(503);
     } finally {
+      readiness.close();
       await dead.close();
     }
   });
