@@ -89,7 +89,8 @@ export class StatementGuard {
       this.stats.prechecked++;
       return ALLOWED;
     }
-    if (sql.length > this.maxBytes || Buffer.byteLength(sql) > this.maxBytes) {
+    // A UTF-16 unit is at most 3 UTF-8 bytes: count bytes only for texts that could be over.
+    if (sql.length > this.maxBytes || (sql.length * 3 > this.maxBytes && Buffer.byteLength(sql) > this.maxBytes)) {
       return this.block({ allowed: false, rule: 'statement_too_large', message: `statements over ${this.maxBytes} bytes that may touch settings are not accepted` });
     }
     const cached = this.cache.get(sql);
