@@ -16,7 +16,7 @@ function time(label: string, n: number, fn: (i: number, round: number) => void, 
   console.log(`| ${label} | ${best.toFixed(2)} µs |`);
 }
 
-/** pgbench -N's statements (builtin simple-update) with fresh literals for call i. */
+/** pgbench's TPC-B-like statements with fresh literals for call i; -N (simple-update) sends the 1st, 2nd and 5th. */
 function pgbenchN(i: number): string[] {
   const aid = 1 + ((i * 7919) % 100_000);
   const delta = ((i * 104_729) % 10_001) - 5000;
@@ -39,7 +39,7 @@ time('guard.check, cached verdict (SET work_mem)', 1_000_000, () => g.check("SET
 time(`guard.check, full parse, short statement`, 20_000, (i) => g.check(`SET work_mem = '${i}kB'`));
 time(`guard.check, full parse, ${long.length}-byte statement`, 5_000, (i) => g.check(`${long} -- ${i}`));
 
-// pgbench -N, statement by statement, with texts made up front (fresh literals for every call): a fresh guard
+// pgbench's statements (-N's three, and the TPC-B-like script's two extra UPDATEs), statement by statement, with texts made up front (fresh literals for every call): a fresh guard
 // per call for the first time, then one guard over all calls (the shape cache answers).
 const N = 50_000;
 const texts = Array.from({ length: N }, (_, i) => pgbenchN(i));
@@ -52,7 +52,7 @@ for (let s = 0; s < names.length; s++) {
   time(`-N ${names[s]}, repeated, fresh literals`, N, (i) => shared.check(texts[i][s]));
 }
 const all = await StatementGuard.create({ tenantSetting: 'app.current_tenant' });
-time('-N transaction (all 5 statements), repeated, fresh literals', N, (i) => {
+time('TPC-B-like transaction (all 5 statements; -N sends 3), repeated, fresh literals', N, (i) => {
   for (const sql of texts[i]) all.check(sql);
 });
 console.log(`\nguard counters over the last run: ${JSON.stringify(all.stats)}`);
