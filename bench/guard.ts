@@ -39,7 +39,8 @@ time('guard.check, cached verdict (SET work_mem)', 1_000_000, () => g.check("SET
 time(`guard.check, full parse, short statement`, 20_000, (i) => g.check(`SET work_mem = '${i}kB'`));
 time(`guard.check, full parse, ${long.length}-byte statement`, 5_000, (i) => g.check(`${long} -- ${i}`));
 
-// pgbench's statements (-N's three, and the TPC-B-like script's two extra UPDATEs), statement by statement, with texts made up front (fresh literals for every call): a fresh guard
+// pgbench's statements (-N's three, and the TPC-B-like script's two extra UPDATEs), statement by statement,
+// with texts made up front (fresh literals for every call): a fresh guard
 // per call for the first time, then one guard over all calls (the shape cache answers).
 const N = 50_000;
 const texts = Array.from({ length: N }, (_, i) => pgbenchN(i));
@@ -47,9 +48,9 @@ const names = ['UPDATE pgbench_accounts', 'SELECT abalance', 'UPDATE pgbench_tel
 for (let s = 0; s < names.length; s++) {
   const how = needsParse(texts[0][s]) ? 'full parse' : 'pre-check, no parse';
   const fresh = await Promise.all(Array.from({ length: 3 * 2000 }, () => StatementGuard.create({ tenantSetting: 'app.current_tenant' })));
-  time(`-N ${names[s]}, first time (${how})`, 2000, (i, round) => fresh[round * 2000 + i].check(texts[i][s]), false);
+  time(`${names[s]}, first time (${how})`, 2000, (i, round) => fresh[round * 2000 + i].check(texts[i][s]), false);
   const shared = await StatementGuard.create({ tenantSetting: 'app.current_tenant' });
-  time(`-N ${names[s]}, repeated, fresh literals`, N, (i) => shared.check(texts[i][s]));
+  time(`${names[s]}, repeated, fresh literals`, N, (i) => shared.check(texts[i][s]));
 }
 const all = await StatementGuard.create({ tenantSetting: 'app.current_tenant' });
 time('TPC-B-like transaction (all 5 statements; -N sends 3), repeated, fresh literals', N, (i) => {
