@@ -142,6 +142,8 @@ export interface TenantConfig {
   protected_settings: string[];
   /** Guard rules not enforced (e.g. do_block); the rules protecting the context itself cannot be listed. */
   guard_allow: string[];
+  /** Function OIDs a tenant may call with the FunctionCall protocol message (e.g. libpq's lo_* calls); all others are refused. */
+  function_call_allow?: number[];
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

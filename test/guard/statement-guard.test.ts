@@ -248,6 +248,11 @@ describe('guard configuration', () => {
     const base = 'backend: { database: app, user: u, password: p }\nauth: { jwt: { algorithms: [HS256], secret: "0123456789012345678901234567890123456789" } }\n';
     expect(() => parseConfig(base + 'tenant: { guard_allow: [set_config] }')).toThrow(/tenant.guard_allow\[0\]: rule set_config protects the tenant context itself/);
     expect(() => parseConfig(base + 'tenant: { guard_allow: [nope] }')).toThrow(/is not a rule/);
+    expect(() => parseConfig(base + 'tenant: { guard_allow: [sql_from_string] }')).toThrow(/cannot be switched off/);
+    expect(parseConfig(base + 'tenant: { guard_allow: [listen] }').tenant.guard_allow).toEqual(['listen']);
+    expect(parseConfig(base + 'tenant: { function_call_allow: [952, 955] }').tenant.function_call_allow).toEqual([952, 955]);
+    expect(() => parseConfig(base + 'tenant: { function_call_allow: [lo_open] }')).toThrow(/tenant.function_call_allow\[0\]: "lo_open" is not a function OID/);
+    expect(() => parseConfig(base + 'tenant: { function_call_allow: 952 }')).toThrow(/tenant.function_call_allow: must be a list/);
     expect(parseConfig(base + 'tenant: { protected_settings: [App.Region] }').tenant.protected_settings).toContain('app.region');
     expect(() => parseConfig(base + 'tenant: { schema_map: { acme: shared, globex: shared } }')).toThrow(/tenant.schema_map.globex: schema "shared" is already mapped to tenant "acme"/);
   });
