@@ -79,6 +79,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const statementGuard = config.tenant.guard
     ? await StatementGuard.create({ tenantSetting: config.tenant.setting, protectedSettings: config.tenant.protected_settings, allowRules: config.tenant.guard_allow, poolMode: config.pool.mode })
     : null;
+  const functionCallAllow: ReadonlySet<number> = new Set(config.tenant.function_call_allow ?? []);
   /** Suspended tenants (tenant.deny); replaced on reload, checked at login and at every transaction start. */
   let denied = new Set(config.tenant.deny);
   const userSlots = new Map(config.users.map((u) => [u.name, new UserSlots(u.name, u.pool_size, config.pool.acquire_timeout_ms)]));
@@ -130,7 +131,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
               metrics.securityEvents.inc({ event: 'TENANT_STATEMENT_BLOCKED' });
               // The rule, not the statement: SQL text can carry client data.
               clog.warn({ event: 'TENANT_STATEMENT_BLOCKED', rule: v.rule, statement_bytes: Buffer.byteLength(sql) }, 'statement blocked by the guard');
-            }),
+            }, functionCallAllow),
           }
         : {}),
       ...(tenant !== null && config.tenant.readback_check

@@ -16,7 +16,7 @@ import {
   loadPublicKeyFile,
 } from '../auth/keys.js';
 import { resolveSecret } from './secrets.js';
-import { validateBool, validateDenyList, validateGuardAllow, validateProtected, validateSchemaMap } from './tenant-extras.js';
+import { validateBool, validateDenyList, validateFunctionCallAllow, validateGuardAllow, validateProtected, validateSchemaMap } from './tenant-extras.js';
 import { validateRateLimit, validateUsers } from './users.js';
 import { ConfigError, type ListenTlsConfig, type LogLevel, type ProxyConfig } from './types.js';
 import { isFullyAnchored, int, join, MAX_TIMER_MS, oneOf, optStr, section, show, str, type Raw } from './validate.js';
@@ -141,7 +141,7 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     baseDir,
   );
 
-  const t = section(root.tenant, 'tenant', ['setting', 'search_path', 'id_pattern', 'schema_map', 'deny', 'readback_check', 'guard', 'protected_settings', 'guard_allow', 'proof_key', 'proof_setting', 'proof_max_ttl_s']);
+  const t = section(root.tenant, 'tenant', ['setting', 'search_path', 'id_pattern', 'schema_map', 'deny', 'readback_check', 'guard', 'protected_settings', 'guard_allow', 'proof_key', 'proof_setting', 'proof_max_ttl_s', 'function_call_allow']);
   const setting = str(t, 'tenant', 'setting', 'app.current_tenant');
   if (!GUC_NAME.test(setting)) {
     throw new ConfigError('tenant.setting', `must be a two-part custom setting name like app.current_tenant, got ${show(setting)}`);
@@ -162,6 +162,7 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     guard: validateBool(t.guard, 'tenant.guard', true),
     protected_settings: validateProtected(t.protected_settings, [tenant.setting, proof.proof_setting]),
     guard_allow: validateGuardAllow(t.guard_allow),
+    function_call_allow: validateFunctionCallAllow(t.function_call_allow),
   };
 
   const lg = section(root.log, 'log', ['level']);

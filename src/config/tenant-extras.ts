@@ -81,3 +81,19 @@ export function validateGuardAllow(raw: unknown): string[] {
     return r;
   });
 }
+
+/**
+ * tenant.function_call_allow: function OIDs a guarded tenant may call with the FunctionCall message (the
+ * guard cannot see which function an OID is, so only these pass). Built-in functions have fixed OIDs
+ * (`SELECT 'lo_open'::regproc::oid`); a function of your own has a per-database OID.
+ */
+export function validateFunctionCallAllow(raw: unknown): number[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw new ConfigError('tenant.function_call_allow', "must be a list of function OIDs (find one with SELECT 'name'::regproc::oid)");
+  return raw.map((x, i) => {
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > 0xffffffff) {
+      throw new ConfigError(`tenant.function_call_allow[${i}]`, `${show(x)} is not a function OID (a positive integer; SELECT 'name'::regproc::oid)`);
+    }
+    return x;
+  });
+}

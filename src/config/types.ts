@@ -161,6 +161,8 @@ export interface TenantConfig {
   proof_setting: string;
   /** Longest lifetime of one proof in seconds; it is also capped at the token's exp. */
   proof_max_ttl_s: number;
+  /** Function OIDs a tenant may call with the FunctionCall protocol message (e.g. libpq's lo_* calls); all others are refused. */
+  function_call_allow?: number[];
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

@@ -27,18 +27,35 @@ const isIdentCont = (c: number): boolean => isIdentStart(c) || isDigit(c) || c =
 /** scan.l space (PostgreSQL 15 and older do not count \v). */
 const isSpace = (c: number): boolean => c === 32 || c === 9 || c === 10 || c === 13 || c === 12;
 
+/** The key under construction: verbatim slices between replaced spans (literals, comments, whitespace runs). */
+interface Builder {
+  sql: string;
+  ascii: boolean;
+  key: string;
+  from: number;
+  literals: Array<[number, number]>;
+}
+
+// Top-level helpers, not closures: no per-call function objects on this hot path.
+function replace(b: Builder, start: number, end: number, by: string): void {
+  b.key += b.sql.slice(b.from, start) + by;
+  b.from = end;
+}
+
+function byteAt(b: Builder, i: number): number {
+  return b.ascii ? i : Buffer.byteLength(b.sql.slice(0, i));
+}
+
+/** The literal sql[start, end) becomes a placeholder; `minus` is the index of a unary minus before a number, or -1. */
+function literal(b: Builder, start: number, end: number, placeholder: string, minus: number): void {
+  replace(b, start, end, placeholder);
+  const at = byteAt(b, start);
+  b.literals.push([at, minus >= 0 ? byteAt(b, minus) : at]);
+}
+
 export function statementShape(sql: string): Shape | null {
   const n = sql.length;
-  const ascii = !/[^\x00-\x7f]/.test(sql);
-  const byteAt = (i: number): number => (ascii ? i : Buffer.byteLength(sql.slice(0, i)));
-  // The key is built from verbatim slices between replaced spans (literals, comments, whitespace runs).
-  let key = '';
-  let from = 0;
-  const replace = (start: number, end: number, by: string): void => {
-    key += sql.slice(from, start) + by;
-    from = end;
-  };
-  const literals: Array<[number, number]> = [];
+  const b: Builder = { sql, ascii: !/[^\x00-\x7f]/.test(sql), key: '', from: 0, literals: [] };
   let i = 0;
   /** The last significant token was a string literal: another one next could be joined to it by the server. */
   let afterString = false;
@@ -71,8 +88,8 @@ export function statementShape(sql: string): Shape | null {
         } while (depth > 0);
       } else i++;
       // A lone space stays as it is; any other run of whitespace and comments becomes one space.
-      if (space) replace(wsStart, i, '');
-      else if (!(c === 32 && i === wsStart + 1)) replace(wsStart, i, ' ');
+      if (space) replace(b, wsStart, i, '');
+      else if (!(c === 32 && i === wsStart + 1)) replace(b, wsStart, i, ' ');
       space = true;
       continue;
     }
@@ -84,7 +101,8 @@ export function statementShape(sql: string): Shape | null {
       const end = endOfQuoted(sql, i + 1, false);
       if (end < 0 || afterString) return null;
       i = end;
-      literal(start, STRING, -1);
+      literal(b, start, i, STRING, -1);
+      minusAt = -1;
       afterString = true;
       continue;
     }
@@ -117,7 +135,8 @@ export function statementShape(sql: string): Shape | null {
       const close = sql.indexOf(delim, j + 1);
       if (close < 0 || afterString) return null;
       i = close + delim.length;
-      literal(start, STRING, -1);
+      literal(b, start, i, STRING, -1);
+      minusAt = -1;
       afterString = true;
       continue;
     }
@@ -139,7 +158,8 @@ export function statementShape(sql: string): Shape | null {
       // 0x1F, 1_000, 123abc, 1.2.3: forms or junk that PostgreSQL majors lex differently
       if (i < n && (isIdentCont(sql.charCodeAt(i)) || sql.charCodeAt(i) === 46)) return null;
       if (afterString) afterString = false;
-      literal(start, NUMBER, minusAt);
+      literal(b, start, i, NUMBER, minusAt);
+      minusAt = -1;
       continue;
     }
     if (isIdentStart(c)) {
@@ -152,7 +172,8 @@ export function statementShape(sql: string): Shape | null {
         const end = endOfQuoted(sql, i + 1, true);
         if (end < 0 || afterString) return null;
         i = end;
-        literal(start, STRING, -1);
+        literal(b, start, i, STRING, -1);
+        minusAt = -1;
         afterString = true;
         continue;
       }
@@ -168,19 +189,11 @@ export function statementShape(sql: string): Shape | null {
     afterString = false;
     minusAt = c === 45 ? start : -1;
   }
-  key += sql.slice(from);
+  let key = b.key + sql.slice(b.from);
   // Leading and trailing whitespace or comments do not change the tokens (a one-space key part is ours).
   if (key.charCodeAt(key.length - 1) === 32) key = key.slice(0, -1);
   if (key.charCodeAt(0) === 32) key = key.slice(1);
-  return { key, literals };
-
-  /** The literal sql[start, i) becomes a placeholder. */
-  function literal(start: number, placeholder: string, minus: number): void {
-    replace(start, i, placeholder);
-    const b = byteAt(start);
-    literals.push([b, minus >= 0 ? byteAt(minus) : b]);
-    minusAt = -1;
-  }
+  return { key, literals: b.literals };
 }
 
 /**

@@ -7,6 +7,7 @@
 // WASM memory never shrinks.
 import { loadModule, parseSync } from 'libpg-query';
 import { ALLOWED, type GuardVerdict, judge, type Refusal, type RuleOptions } from './rules.js';
+import { MAX_NESTING_SCORE, nestingScore } from './nesting.js';
 import { statementShape } from './shape.js';
 
 export type { GuardVerdict } from './rules.js';
@@ -88,7 +89,8 @@ export class StatementGuard {
       this.stats.prechecked++;
       return ALLOWED;
     }
-    if (sql.length > this.maxBytes || Buffer.byteLength(sql) > this.maxBytes) {
+    // A UTF-16 unit is at most 3 UTF-8 bytes: count bytes only for texts that could be over.
+    if (sql.length > this.maxBytes || (sql.length * 3 > this.maxBytes && Buffer.byteLength(sql) > this.maxBytes)) {
       return this.block({ allowed: false, rule: 'statement_too_large', message: `statements over ${this.maxBytes} bytes that may touch settings are not accepted` });
     }
     const cached = this.cache.get(sql);
@@ -106,6 +108,12 @@ export class StatementGuard {
       this.shapes.delete(shape.key);
       this.shapes.set(shape.key, true);
       return ALLOWED;
+    }
+    if (nestingScore(sql) > MAX_NESTING_SCORE) {
+      // Never handed to the parser: a stack overflow inside its WASM would corrupt it for every later statement.
+      const verdict: Refusal = { allowed: false, rule: 'too_complex', sqlstate: '54001', message: 'the statement is nested too deeply for the guard to check (parentheses, subqueries, casts or operators); simplify it' };
+      if (cacheable) this.remember(sql, verdict);
+      return this.block(verdict);
     }
     this.stats.parsed++;
     let tree: unknown;

@@ -375,6 +375,14 @@ export class Session implements ResponseOwner {
     inspect: (type, body, own) => {
       const server = this.server;
       if (!server) return false;
+      if (this.o.guard && type === Frontend.FunctionCall) {
+        // Only read when tenant.function_call_allow is set: an OID not on it is refused in place.
+        const replacement = this.o.guard.functionCall(body);
+        if (!replacement) return true;
+        this.statements.simpleQuery(); // its substitute is a simple Query
+        server.write(replacement);
+        return false;
+      }
       if (this.o.guard && (type === Frontend.Query || type === Frontend.Parse)) {
         const replacement = type === Frontend.Query ? this.o.guard.query(body) : this.o.guard.parse(body);
         if (replacement) {

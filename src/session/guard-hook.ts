@@ -38,6 +38,8 @@ export class GuardHook {
   constructor(
     private readonly guard: StatementGuard,
     private readonly onBlocked: (v: Blocked, sql: string) => void,
+    /** Function OIDs a FunctionCall may call (tenant.function_call_allow); all others are refused. */
+    private readonly functionCallAllow: ReadonlySet<number> = new Set(),
   ) {}
 
   /** A simple Query body: null if allowed, else the replacement Query frame. */
@@ -52,7 +54,8 @@ export class GuardHook {
     const body = length - 4;
     if (type === Frontend.Query) return body <= MAX_GUARDED_QUERY ? 'inspect' : 'refuse';
     if (type === Frontend.Parse) return body <= MAX_GUARDED_PARSE ? 'inspect' : 'refuse';
-    if (type === Frontend.FunctionCall) return 'refuse';
+    // Read only to check its OID against the allowlist; without one it is refused unread.
+    if (type === Frontend.FunctionCall) return this.functionCallAllow.size > 0 && body <= MAX_GUARDED_PARSE ? 'inspect' : 'refuse';
     return 'pass';
   }
 
@@ -68,7 +71,7 @@ export class GuardHook {
             allowed: false,
             rule: 'function_call',
             message:
-              'the FunctionCall protocol message (fast-path call by function OID, as in libpq PQfn and its lo_* large-object calls) is not accepted for tenants: the guard cannot see which function it calls. Call the function with SQL instead (SELECT f(...))',
+              'the FunctionCall protocol message (fast-path call by function OID, as in libpq PQfn and its lo_* large-object calls) is not accepted for tenants, except for the OIDs in tenant.function_call_allow: the guard cannot see which function it calls. Call the function with SQL instead (SELECT f(...))',
           },
           '',
         ),
@@ -76,6 +79,12 @@ export class GuardHook {
     }
     const marker = this.block({ allowed: false, rule: 'statement_too_large', message: `a ${length}-byte ${type === Frontend.Parse ? 'Parse' : 'Query'} message is larger than the statement guard reads; send smaller statements (bind large values as parameters)` }, '');
     return type === Frontend.Parse ? serialize.parse({ name: '', text: marker }) : serialize.query(marker);
+  }
+
+  /** A FunctionCall body (read because an allowlist is configured): null if its OID is allowed, else its substitute (see substitute()). */
+  functionCall(body: Buffer): Buffer | null {
+    if (body.length >= 4 && this.functionCallAllow.has(body.readUInt32BE(0))) return null;
+    return this.substitute(Frontend.FunctionCall, body.length + 4);
   }
 
   /** A Parse body: null if allowed, else the replacement Parse body's frame (same statement name). */

@@ -3,7 +3,7 @@
 // search_path are still the proxy's and the connection still works. Look-alikes stay allowed.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PgServer, primaryServer, secondServer } from '../support/pg.js';
+import { adminClient, type PgServer, primaryServer, secondServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 import { functionCall, RawClient, streamHugeParse, summarise } from './raw-client.js';
 
@@ -168,5 +168,34 @@ describe('LISTEN in session mode', () => {
     const c = await t.pgClient('acme');
     await c.query('LISTEN tenant_events');
     expect((await c.query('SELECT count(*)::int AS n FROM pg_listening_channels()')).rows[0].n).toBe(1);
+  });
+});
+
+describe('tenant.function_call_allow', () => {
+  let t: TestProxy;
+  let md5 = 0;
+  let setConfig = 0;
+  beforeAll(async () => {
+    const admin = await adminClient(primaryServer());
+    md5 = Number((await admin.query("SELECT 'md5(text)'::regprocedure::oid AS oid")).rows[0].oid);
+    setConfig = Number((await admin.query("SELECT 'set_config'::regproc::oid AS oid")).rows[0].oid);
+    await admin.end();
+    t = await startTestProxy(primaryServer(), 'guard_attacks_fncall', { pool: { size: 1 }, tenant: { function_call_allow: [md5] } });
+  });
+  afterAll(async () => t?.close());
+
+  it('lets a FunctionCall of a listed OID through and still refuses every other', async () => {
+    const c = await RawClient.connect(t.proxy.port, { user: 'app', database: t.database }, await t.token('acme'));
+    try {
+      await c.write(functionCall(md5, ['abc']));
+      expect(summarise(await c.untilReady())).toMatchObject({ rows: ['900150983cd24fb0d6963f7d28e17f72'], error: null, status: 'I' });
+      await c.write(functionCall(setConfig, ['search_path', 'tenant_globex', 'false']));
+      const r = summarise(await c.untilReady());
+      expect(r.error?.M).toMatch(/rule function_call/);
+      expect(r.rows).toEqual([]);
+      expect((await c.query(CTX)).rows).toEqual([ACME]);
+    } finally {
+      c.end();
+    }
   });
 });

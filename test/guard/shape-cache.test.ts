@@ -12,7 +12,7 @@ beforeAll(async () => {
   await loadModule();
 });
 
-/** pgbench -N's statements (builtin "simple-update"), with fresh literals each call. */
+/** pgbench's statements with fresh literals each call: -N (simple-update) sends the accounts UPDATE, the SELECT and the INSERT; the tellers UPDATE is the TPC-B-like script's. */
 export function pgbenchN(i: number): string[] {
   const aid = 1 + ((i * 7919) % 100_000);
   const delta = ((i * 104_729) % 10_001) - 5000;

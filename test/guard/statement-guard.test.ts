@@ -203,6 +203,37 @@ describe('statement guard', () => {
   });
 });
 
+describe('deep statements', () => {
+  it('are refused before the parser sees them, so its WASM stack never overflows (which would corrupt it)', async () => {
+    const g = await StatementGuard.create({ tenantSetting: 'app.current_tenant' });
+    const deep = [
+      `SELECT set_config('work_mem', '1MB', false)${'::text'.repeat(12_000)}`,
+      `SELECT 1${' + 1'.repeat(12_000)} AS set`,
+      `SELECT ${'(SELECT '.repeat(3000)}set_config('work_mem', '1MB', false)${')'.repeat(3000)}`,
+      `SELECT ${'ARRAY['.repeat(3000)}1${']'.repeat(3000)} AS set`,
+      `SET work_mem = ${'('.repeat(5000)}1${')'.repeat(5000)}`,
+    ];
+    // Many times over: before this check, a few hundred such parses left the parser answering every
+    // later statement with "memory access out of bounds".
+    for (let i = 0; i < 40; i++) {
+      for (const sql of deep) expect(g.check(`${sql} -- ${i}`)).toMatchObject({ allowed: false, rule: 'too_complex', sqlstate: '54001' });
+    }
+    expect(g.check("SELECT set_config('search_path', 'x', false)")).toMatchObject({ allowed: false, rule: 'set_config' });
+    expect(g.check("UPDATE t SET x = 1 WHERE id = 2")).toEqual({ allowed: true });
+  });
+
+  it('long but flat statements are not refused', async () => {
+    const g = await StatementGuard.create({ tenantSetting: 'app.current_tenant' });
+    const wide = [
+      `UPDATE t SET x = 1 WHERE ${Array.from({ length: 3000 }, (_, i) => `c${i} = ${i}`).join(' AND ')}`,
+      `INSERT INTO t (a, b) VALUES ${Array.from({ length: 3000 }, (_, i) => `(${i}, -${i})`).join(', ')} ON CONFLICT (a) DO UPDATE SET b = excluded.b`,
+      `UPDATE t SET x = CASE ${Array.from({ length: 500 }, (_, i) => `WHEN id = ${i} THEN 'v${i}'`).join(' ')} END`,
+      `UPDATE t SET x = 1 WHERE id IN (${Array.from({ length: 5000 }, (_, i) => i).join(', ')})`,
+    ];
+    for (const sql of wide) expect(g.check(sql), sql.slice(0, 60)).toEqual({ allowed: true });
+  });
+});
+
 describe('guard configuration', () => {
   it('protects extra settings, and can switch off a rule that does not guard the context itself', async () => {
     const g = await StatementGuard.create({ tenantSetting: 'app.current_tenant', protectedSettings: ['app.current_tenant', 'search_path', 'role', 'session_authorization', 'app.region'], allowRules: ['do_block'] });
@@ -217,6 +248,11 @@ describe('guard configuration', () => {
     const base = 'backend: { database: app, user: u, password: p }\nauth: { jwt: { algorithms: [HS256], secret: "0123456789012345678901234567890123456789" } }\n';
     expect(() => parseConfig(base + 'tenant: { guard_allow: [set_config] }')).toThrow(/tenant.guard_allow\[0\]: rule set_config protects the tenant context itself/);
     expect(() => parseConfig(base + 'tenant: { guard_allow: [nope] }')).toThrow(/is not a rule/);
+    expect(() => parseConfig(base + 'tenant: { guard_allow: [sql_from_string] }')).toThrow(/cannot be switched off/);
+    expect(parseConfig(base + 'tenant: { guard_allow: [listen] }').tenant.guard_allow).toEqual(['listen']);
+    expect(parseConfig(base + 'tenant: { function_call_allow: [952, 955] }').tenant.function_call_allow).toEqual([952, 955]);
+    expect(() => parseConfig(base + 'tenant: { function_call_allow: [lo_open] }')).toThrow(/tenant.function_call_allow\[0\]: "lo_open" is not a function OID/);
+    expect(() => parseConfig(base + 'tenant: { function_call_allow: 952 }')).toThrow(/tenant.function_call_allow: must be a list/);
     expect(parseConfig(base + 'tenant: { protected_settings: [App.Region] }').tenant.protected_settings).toContain('app.region');
     expect(() => parseConfig(base + 'tenant: { schema_map: { acme: shared, globex: shared } }')).toThrow(/tenant.schema_map.globex: schema "shared" is already mapped to tenant "acme"/);
   });
