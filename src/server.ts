@@ -121,11 +121,11 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       // SET ROLE inside the injected context; DISCARD ALL undoes it (SET SESSION AUTHORIZATION DEFAULT).
       if (role) tenantSettings.push(['role', role]);
       // The proof (tenant.proof_key) lets the database verify the tenant setting: tenancy.current_tenant().
+      // In session mode the prefix is sent once per connection, so its proof cannot be renewed: it lasts
+      // until the token's exp (when the session ends anyway), uncapped by tenant.proof_max_ttl_s.
       const { proof_key } = config.tenant;
-      const proof =
-        tenant !== null && proof_key !== undefined
-          ? new ProofMinter({ setting: config.tenant.proof_setting, key: proof_key, maxTtlS: config.tenant.proof_max_ttl_s }, tenant, ok.principal.expiresAtMs)
-          : undefined;
+      const maxTtlS = config.pool.mode === 'session' ? Infinity : config.tenant.proof_max_ttl_s;
+      const proof = tenant !== null && proof_key !== undefined ? new ProofMinter({ setting: config.tenant.proof_setting, key: proof_key, maxTtlS }, tenant, ok.principal.expiresAtMs) : undefined;
       const context = new TenantContext(tenantSettings, ok.sessionParams, ok.serverValue, proof);
       let session: Session | null = null;
       const key = cancels.register({
