@@ -1,8 +1,8 @@
 -- tenancy-kit.sql: the database-enforced tenant boundary for pg-tenant-proxy.
--- Install it with `pg-tenant-proxy kit --apply --config FILE --database-url URL` (as a superuser, or the
--- database owner with CREATEROLE), which also stores the proxy's proof key; `pg-tenant-proxy kit` prints
--- it. Idempotent: re-run it after upgrading the proxy. @TENANT_SETTING@ and @PROOF_SETTING@ are replaced
--- with the proxy's tenant.setting and tenant.proof_setting (as SQL literals) when it is rendered.
+-- Install it with `pg-tenant-proxy kit --apply --config FILE --database-url URL` as a superuser (it
+-- revokes built-in functions, which only their owner can do); that also stores the proxy's proof key.
+-- `pg-tenant-proxy kit` prints it. Idempotent: re-run it after upgrading the proxy. The two setting names
+-- current_tenant() reads are filled in from the proxy's tenant.setting and tenant.proof_setting.
 --
 -- What it guarantees: tenancy.current_tenant() returns the tenant setting only when the proof the proxy
 -- set next to it (an HMAC-SHA256 under a key the pool role cannot read) verifies and has not expired.
