@@ -144,29 +144,34 @@ REVOKE ALL ON FUNCTION tenancy.protect_table(regclass, name), tenancy.protect_sc
 
 -- 6. What one shared pool role would otherwise let a tenant reach (see README, "What the kit revokes").
 --    Functions are per database, so this runs in each database the proxy serves. Superusers keep them.
+--    Only a built-in's owner (a superuser) can revoke it: on a managed service without one, each REVOKE
+--    that is refused becomes a warning, the rest of the kit still installs, and doctor lists what is open.
 DO $kit$
 DECLARE
-  f regprocedure;
+  f text;
 BEGIN
   FOR f IN
-    SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+    SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', p.oid::regprocedure) FROM pg_catalog.pg_proc p
      WHERE p.pronamespace = 'pg_catalog'::regnamespace
        AND (p.proname IN ('query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat',
                           'loread', 'lowrite', 'pg_cancel_backend', 'pg_terminate_backend',
                           'pg_stat_get_activity', 'pg_stat_get_backend_activity')
             OR (p.proname = 'ts_rewrite' AND p.pronargs = 2 AND p.proargtypes[1] = 'text'::regtype)
             OR p.proname LIKE 'lo\_%')
-  LOOP
-    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
-  END LOOP;
-  -- pg_stat_statements (if installed) shows every role's query text.
-  FOR f IN
-    SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
+    UNION ALL
+    -- pg_stat_statements (if installed) shows every role's query text.
+    SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', p.oid::regprocedure) FROM pg_catalog.pg_proc p
+      JOIN pg_catalog.pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
       JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND d.refclassid = 'pg_extension'::regclass
-     WHERE e.extname = 'pg_stat_statements' AND d.deptype = 'e'
+     WHERE e.extname = 'pg_stat_statements'
+    UNION ALL
+    SELECT 'REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC'
   LOOP
-    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    BEGIN
+      EXECUTE f;
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE WARNING 'tenancy kit: could not run "%": %; pg-tenant-proxy doctor will report it', f, SQLERRM;
+    END;
   END LOOP;
 END
 $kit$;
-REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC;
