@@ -42,33 +42,36 @@ REVOKE ALL ON tenancy.proof_keys FROM PUBLIC;
 
 -- 3. The verified tenant. PL/pgSQL, not LANGUAGE sql: an SQL function with SET and SECURITY DEFINER is
 --    planned again on every call before PostgreSQL 18 (about 45% on a point lookup against 10%).
---    One statement, not a chain of IFs: the proxy's DISCARD ALL before each transaction drops every cached
---    plan, and PL/pgSQL then plans each of its statements and expressions again, so each one counts.
+--    Few statements: the proxy's DISCARD ALL before each transaction drops every cached plan, and PL/pgSQL
+--    then plans each of its statements and expressions again, so each one counts.
 --    Proof: <kid>.<exp>.<mac>, mac = hex(HMAC-SHA256(key, tenant || E'\n' || exp)); exp (Unix seconds) is
 --    digits only and last, so no tenant id can collide with another (tenant, exp) pair.
---    No sub-expression can raise an error on a malformed proof (no casts, no decode), so the order in which
---    the planner evaluates the conditions does not matter: anything malformed just matches no key row.
+--    No sub-expression can raise an error on a malformed proof (no casts, no decode): anything malformed,
+--    unset (NULL) or reset ('') makes the condition false or NULL, and the result NULL: fail closed.
 --    The comparison is of the full 64-character hex strings with texteq (memcmp). It stops at the first
 --    differing byte, but memcmp compares in word-sized blocks and the difference is nanoseconds, inside a
 --    call that costs tens of microseconds, a query, a pooled round trip and a network: no attacker can
 --    measure it. Hashing both sides before comparing would remove even that, but each sha256() call costs
 --    microseconds here (OpenSSL 3 looks the digest up per call), so it would double the function's cost.
---    Unset (NULL) and reset ('') settings match nothing: fail closed.
 CREATE OR REPLACE FUNCTION tenancy.current_tenant() RETURNS text
   LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+  t text := current_setting(@TENANT_SETTING@, true);
+  p text := current_setting(@PROOF_SETTING@, true);
+  k tenancy.proof_keys;
 BEGIN
-  RETURN (
-    SELECT s.t
-      FROM (SELECT current_setting(@TENANT_SETTING@, true) AS t, current_setting(@PROOF_SETTING@, true) AS p) s
-      JOIN tenancy.proof_keys k ON k.kid = split_part(s.p, '.', 1)
-     WHERE s.t <> ''
-       AND s.p ~ '^[0-9a-f]{16}\.[0-9]{1,12}\.[0-9a-f]{64}$'
-       -- not expired: fixed-width decimal strings compare like the numbers they hold
-       AND lpad(split_part(s.p, '.', 2), 12, '0') > lpad(floor(extract(epoch FROM now()))::bigint::text, 12, '0')
-       AND encode(sha256(k.opad || sha256(k.ipad || convert_to(s.t || E'\n' || split_part(s.p, '.', 2), 'UTF8'))), 'hex')
-           = split_part(s.p, '.', 3));
+  SELECT * INTO k FROM tenancy.proof_keys WHERE kid = split_part(p, '.', 1);
+  IF t <> ''
+     AND p ~ '^[0-9a-f]{16}\.[0-9]{1,12}\.[0-9a-f]{64}$'
+     -- not expired: fixed-width decimal strings compare like the numbers they hold
+     AND lpad(split_part(p, '.', 2), 12, '0') > lpad(floor(extract(epoch FROM now()))::bigint::text, 12, '0')
+     AND encode(sha256(k.opad || sha256(k.ipad || convert_to(t || E'\n' || split_part(p, '.', 2), 'UTF8'))), 'hex') = split_part(p, '.', 3)
+  THEN
+    RETURN t;
+  END IF;
+  RETURN NULL;
 END
 $fn$;
 ALTER FUNCTION tenancy.current_tenant() OWNER TO tenancy_owner;
