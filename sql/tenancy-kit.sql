@@ -1,8 +1,8 @@
 -- tenancy-kit.sql: the database-enforced tenant boundary for pg-tenant-proxy.
--- Install it with `pg-tenant-proxy kit --apply --config FILE --database-url URL` (as a superuser, or the
--- database owner with CREATEROLE), which also stores the proxy's proof key; `pg-tenant-proxy kit` prints
--- it. Idempotent: re-run it after upgrading the proxy. @TENANT_SETTING@ and @PROOF_SETTING@ are replaced
--- with the proxy's tenant.setting and tenant.proof_setting (as SQL literals) when it is rendered.
+-- Install it with `pg-tenant-proxy kit --apply --config FILE --database-url URL` as a superuser (it
+-- revokes built-in functions, which only their owner can do); that also stores the proxy's proof key.
+-- `pg-tenant-proxy kit` prints it. Idempotent: re-run it after upgrading the proxy. The two setting names
+-- current_tenant() reads are filled in from the proxy's tenant.setting and tenant.proof_setting.
 --
 -- What it guarantees: tenancy.current_tenant() returns the tenant setting only when the proof the proxy
 -- set next to it (an HMAC-SHA256 under a key the pool role cannot read) verifies and has not expired.
@@ -42,33 +42,36 @@ REVOKE ALL ON tenancy.proof_keys FROM PUBLIC;
 
 -- 3. The verified tenant. PL/pgSQL, not LANGUAGE sql: an SQL function with SET and SECURITY DEFINER is
 --    planned again on every call before PostgreSQL 18 (about 45% on a point lookup against 10%).
---    One statement, not a chain of IFs: the proxy's DISCARD ALL before each transaction drops every cached
---    plan, and PL/pgSQL then plans each of its statements and expressions again, so each one counts.
+--    Few statements: the proxy's DISCARD ALL before each transaction drops every cached plan, and PL/pgSQL
+--    then plans each of its statements and expressions again, so each one counts.
 --    Proof: <kid>.<exp>.<mac>, mac = hex(HMAC-SHA256(key, tenant || E'\n' || exp)); exp (Unix seconds) is
 --    digits only and last, so no tenant id can collide with another (tenant, exp) pair.
---    No sub-expression can raise an error on a malformed proof (no casts, no decode), so the order in which
---    the planner evaluates the conditions does not matter: anything malformed just matches no key row.
+--    No sub-expression can raise an error on a malformed proof (no casts, no decode): anything malformed,
+--    unset (NULL) or reset ('') makes the condition false or NULL, and the result NULL: fail closed.
 --    The comparison is of the full 64-character hex strings with texteq (memcmp). It stops at the first
 --    differing byte, but memcmp compares in word-sized blocks and the difference is nanoseconds, inside a
 --    call that costs tens of microseconds, a query, a pooled round trip and a network: no attacker can
 --    measure it. Hashing both sides before comparing would remove even that, but each sha256() call costs
 --    microseconds here (OpenSSL 3 looks the digest up per call), so it would double the function's cost.
---    Unset (NULL) and reset ('') settings match nothing: fail closed.
 CREATE OR REPLACE FUNCTION tenancy.current_tenant() RETURNS text
   LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+  t text := current_setting(@TENANT_SETTING@, true);
+  p text := current_setting(@PROOF_SETTING@, true);
+  k tenancy.proof_keys;
 BEGIN
-  RETURN (
-    SELECT s.t
-      FROM (SELECT current_setting(@TENANT_SETTING@, true) AS t, current_setting(@PROOF_SETTING@, true) AS p) s
-      JOIN tenancy.proof_keys k ON k.kid = split_part(s.p, '.', 1)
-     WHERE s.t <> ''
-       AND s.p ~ '^[0-9a-f]{16}\.[0-9]{1,12}\.[0-9a-f]{64}$'
-       -- not expired: fixed-width decimal strings compare like the numbers they hold
-       AND lpad(split_part(s.p, '.', 2), 12, '0') > lpad(floor(extract(epoch FROM now()))::bigint::text, 12, '0')
-       AND encode(sha256(k.opad || sha256(k.ipad || convert_to(s.t || E'\n' || split_part(s.p, '.', 2), 'UTF8'))), 'hex')
-           = split_part(s.p, '.', 3));
+  SELECT * INTO k FROM tenancy.proof_keys WHERE kid = split_part(p, '.', 1);
+  IF t <> ''
+     AND p ~ '^[0-9a-f]{16}\.[0-9]{1,12}\.[0-9a-f]{64}$'
+     -- not expired: fixed-width decimal strings compare like the numbers they hold
+     AND lpad(split_part(p, '.', 2), 12, '0') > lpad(floor(extract(epoch FROM now()))::bigint::text, 12, '0')
+     AND encode(sha256(k.opad || sha256(k.ipad || convert_to(t || E'\n' || split_part(p, '.', 2), 'UTF8'))), 'hex') = split_part(p, '.', 3)
+  THEN
+    RETURN t;
+  END IF;
+  RETURN NULL;
 END
 $fn$;
 ALTER FUNCTION tenancy.current_tenant() OWNER TO tenancy_owner;
@@ -144,29 +147,34 @@ REVOKE ALL ON FUNCTION tenancy.protect_table(regclass, name), tenancy.protect_sc
 
 -- 6. What one shared pool role would otherwise let a tenant reach (see README, "What the kit revokes").
 --    Functions are per database, so this runs in each database the proxy serves. Superusers keep them.
+--    Only a built-in's owner (a superuser) can revoke it: on a managed service without one, each REVOKE
+--    that is refused becomes a warning, the rest of the kit still installs, and doctor lists what is open.
 DO $kit$
 DECLARE
-  f regprocedure;
+  f text;
 BEGIN
   FOR f IN
-    SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+    SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', p.oid::regprocedure) FROM pg_catalog.pg_proc p
      WHERE p.pronamespace = 'pg_catalog'::regnamespace
        AND (p.proname IN ('query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat',
                           'loread', 'lowrite', 'pg_cancel_backend', 'pg_terminate_backend',
                           'pg_stat_get_activity', 'pg_stat_get_backend_activity')
             OR (p.proname = 'ts_rewrite' AND p.pronargs = 2 AND p.proargtypes[1] = 'text'::regtype)
             OR p.proname LIKE 'lo\_%')
-  LOOP
-    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
-  END LOOP;
-  -- pg_stat_statements (if installed) shows every role's query text.
-  FOR f IN
-    SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
+    UNION ALL
+    -- pg_stat_statements (if installed) shows every role's query text.
+    SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', p.oid::regprocedure) FROM pg_catalog.pg_proc p
+      JOIN pg_catalog.pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
       JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND d.refclassid = 'pg_extension'::regclass
-     WHERE e.extname = 'pg_stat_statements' AND d.deptype = 'e'
+     WHERE e.extname = 'pg_stat_statements'
+    UNION ALL
+    SELECT 'REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC'
   LOOP
-    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    BEGIN
+      EXECUTE f;
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE WARNING 'tenancy kit: could not run "%": %; pg-tenant-proxy doctor will report it', f, SQLERRM;
+    END;
   END LOOP;
 END
 $kit$;
-REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC;

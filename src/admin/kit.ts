@@ -13,7 +13,7 @@ export const KIT_USAGE = `usage: pg-tenant-proxy kit [--config FILE]
 
   --config FILE          the proxy's YAML configuration
   --apply                run the kit instead of printing it
-  --database-url URL     a superuser (or the database owner with CREATEROLE) in the proxy's database;
+  --database-url URL     a superuser in the proxy's database (the kit revokes built-in functions);
                          default: $DATABASE_URL, else the PG* environment variables (PGHOST, PGUSER, ...)
   --retire-other-keys    delete every other proof key (the last step of a key rotation: do it once every
                          proxy runs with the new tenant.proof_key)

@@ -41,9 +41,12 @@ export interface ProofConfig {
   /** The setting the proof goes in (tenant.proof_setting). */
   setting: string;
   key: string;
-  /** Longest lifetime of one proof (tenant.proof_max_ttl_s). */
+  /** Longest lifetime of one proof (tenant.proof_max_ttl_s); Infinity: until the credentials end. */
   maxTtlS: number;
 }
+
+/** Stands for "never" where credentials do not expire (static users) and the lifetime is not capped. */
+const FAR_FUTURE_S = 50 * 365 * 86_400;
 
 /** A proof for one client: mint() returns it with the time after which the context prefix must be rebuilt. */
 export class ProofMinter {
@@ -68,7 +71,7 @@ export class ProofMinter {
    * token's remaining time, after which the session refuses new transactions anyway).
    */
   mint(nowMs: number): { value: string; renewAtMs: number } {
-    const capMs = nowMs + this.cfg.maxTtlS * 1000;
+    const capMs = nowMs + Math.min(this.cfg.maxTtlS, FAR_FUTURE_S) * 1000;
     const expMs = Math.min(this.expiresAtMs, capMs);
     const expS = Math.ceil(expMs / 1000);
     return { value: mintProof(this.cfg.key, this.kid, this.tenant, expS), renewAtMs: nowMs + (expS * 1000 - nowMs) / 2 };

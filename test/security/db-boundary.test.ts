@@ -217,6 +217,20 @@ for (const [label, server] of servers) {
         await cleanup(admin);
       });
 
+      it.runIf(verified)('a malformed, truncated or unset proof gives NULL, never an error', async () => {
+        const acme = await t.pgClient('acme');
+        const own = (await acme.query("SELECT current_setting('app.tenant_proof') AS p")).rows[0].p as string;
+        const [kid, exp, mac] = own.split('.');
+        const bad = ['', 'garbage', `${kid}.${exp}`, `${kid}.x${exp}.${mac}`, `${kid}.${exp}.${mac.toUpperCase()}`, `${kid}.${exp}.${mac.slice(1)}0`, `${kid}.${'9'.repeat(13)}.${mac}`, `${kid}.${exp}.${mac}.`, 'x'.repeat(100_000)];
+        for (const proof of bad) {
+          await acme.query('BEGIN');
+          const r = await acme.query("SELECT set_config('app.tenant_proof', $1, true), tenancy.current_tenant() AS t, (SELECT count(*)::int FROM orders) AS n", [proof]);
+          await acme.query('ROLLBACK');
+          expect(r.rows[0], JSON.stringify(proof.slice(0, 40))).toMatchObject({ t: null, n: 0 });
+        }
+        expect((await acme.query('SELECT tenancy.current_tenant() AS t')).rows[0].t).toBe('acme');
+      });
+
       it.runIf(verified)('the proxy renews the proof before it expires (tenant.proof_max_ttl_s)', async () => {
         const acme = await t.pgClient('acme');
         const proof = (await acme.query("SELECT current_setting('app.tenant_proof') AS p")).rows[0].p as string;

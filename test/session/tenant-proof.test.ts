@@ -31,6 +31,10 @@ describe('tenant proof', () => {
     expect(capped.renewAtMs).toBe(now + 300_000);
     const token = new ProofMinter({ setting: 'app.tenant_proof', key: KEY, maxTtlS: 600 }, 'acme', now + 60_000).mint(now);
     expect(token.value.split('.')[1]).toBe(String(now / 1000 + 60));
+    // Session mode (uncapped) for a static user (credentials never end): a finite, far expiry.
+    const forever = new ProofMinter({ setting: 'app.tenant_proof', key: KEY, maxTtlS: Infinity }, 'acme', Infinity).mint(now);
+    expect(forever.value).toMatch(/^[0-9a-f]{16}\.[0-9]{10,12}\.[0-9a-f]{64}$/);
+    expect(Number(forever.value.split('.')[1])).toBeGreaterThan(now / 1000 + 40 * 365 * 86_400);
   });
 
   it('the prefix is cached and rebuilt, with a fresh proof, only after half the proof lifetime', () => {
