@@ -1,5 +1,6 @@
 // Wires the proxy together: client listener, login, sessions, the backend pool, cancel routing,
 // metrics, logs and the admin endpoint. `startProxy` is what the CLI, the demo and the tests run.
+import { randomBytes } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { startAdmin, type AdminServer } from './admin/http.js';
@@ -20,6 +21,17 @@ import { CancelRegistry } from './session/cancel-registry.js';
 import { GuardHook } from './session/guard-hook.js';
 import { renderSearchPath, TenantContext, TenantContextError } from './session/tenant-context.js';
 import { probeBackend } from './backend/probe.js';
+import { CONSOLE_DATABASE, consoleParams } from './admin/console/database.js';
+import type { ConsoleDeps } from './admin/console/commands.js';
+import { runConsole } from './admin/console/session.js';
+import { PauseGate } from './admin/pause-gate.js';
+import { Registry } from './admin/registry.js';
+import { type AdminState, showClients, showPools, showServers, showStats, showTenants } from './admin/views.js';
+
+export interface StartOptions {
+  /** Reads the config file again: the console's RELOAD runs it (as SIGHUP does); absent: RELOAD re-reads keys and certificates only. */
+  loadConfig?: () => ProxyConfig;
+}
 
 export interface RunningProxy {
   port: number;
@@ -32,7 +44,7 @@ export interface RunningProxy {
   reload?(next?: ProxyConfig): Promise<void>;
 }
 
-export async function startProxy(config: ProxyConfig, log: Logger = createLogger(config.log.level)): Promise<RunningProxy> {
+export async function startProxy(config: ProxyConfig, log: Logger = createLogger(config.log.level), opts: StartOptions = {}): Promise<RunningProxy> {
   const poolName = `${config.backend.database}@${config.backend.host}:${config.backend.port}`;
   let metrics!: Metrics;
   const pool = new Pool(poolName, config.pool, config.backend, connectBackend, {
@@ -44,10 +56,14 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       metrics.backendClosed.inc();
       log.info({ event: 'BACKEND_CLOSE', backend_pid: c.pid, conn: c.id, reason }, 'backend connection closed');
     },
-    acquired: (s) => metrics.acquireWait.observe(s),
-    reset: (mode) => metrics.resets.inc({ mode }),
+    acquired: () => {}, // observed per client, with the outcome (admin/registry.ts)
+    reset: (mode) => {
+      metrics.resets.inc({ mode });
+      metrics.resetOutcomes.inc({ outcome: mode === 'eager' ? 'ok' : 'pipelined' });
+    },
     resetFailed: (c, reason) => {
       metrics.resetFailures.inc();
+      metrics.resetOutcomes.inc({ outcome: 'failed' });
       metrics.securityEvents.inc({ event: 'RESET_FAILED' });
       log.error({ event: 'RESET_FAILED', backend_pid: c.pid, conn: c.id, reason }, 'backend reset failed; connection closed');
     },
@@ -56,7 +72,28 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       log.error({ event: 'BACKEND_CONNECT_FAILED', err: e.message }, 'could not open a backend connection');
     },
   });
-  metrics = new Metrics(() => pool.stats(), poolName);
+  metrics = new Metrics(() => pool.snapshot(), poolName, config.metrics.tenant_top_k);
+  // ---- admin: the live view (console, JSON, per-tenant metrics) and the PAUSE gate ----
+  const registry = new Registry(metrics.sink);
+  metrics.watch(registry);
+  const gate = new PauseGate();
+  let current = config;
+  const adminState: AdminState = { registry, pool, gate, config: () => current };
+  let api!: RunningProxy;
+  const consoleDeps: ConsoleDeps = {
+    ...adminState,
+    log,
+    reload: async () => {
+      let next: ProxyConfig | undefined;
+      try {
+        next = opts.loadConfig?.();
+      } catch (e) {
+        log.error({ event: 'RELOAD_FAILED', err: (e as Error).message }, 'config file not reloaded; previous settings kept');
+        throw e;
+      }
+      await api.reload!(next);
+    },
+  };
   const verify = createTokenVerifier(config.auth.jwt, config.tenant);
   const cancels = new CancelRegistry();
   const limiter = new FailureLimiter(config.auth.rate_limit);
@@ -102,6 +139,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         config,
         verify,
         serverParams: () => pool.serverParams(),
+        consoleParams: (user) => consoleParams(pool.snapshot().params, user),
         cancel: (pid, secret) => {
           const hit = cancels.cancel(pid, secret);
           metrics.cancels.inc({ outcome: hit ? 'forwarded' : 'unknown_key' });
@@ -110,7 +148,14 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       clearTimeout(timer);
       if (!ok || ok.socket.destroyed) return;
       const { tenant, role, staticUser } = ok.principal;
-      if (tenant !== null && denied.has(tenant)) throw new LoginError('28000', `tenant "${tenant}" is suspended`, 'tenant_suspended');
+      if (ok.database === CONSOLE_DATABASE) {
+        // Admitted by login() only for static users with admin: true.
+        log.info({ event: 'ADMIN_CONNECT', user: ok.user, client: remote }, 'admin console login');
+        ok.finish(0, randomBytes(4));
+        runConsole(ok.socket, consoleDeps, ok.user, ok.leftover);
+        return;
+      }
+      if (tenant !== null && (denied.has(tenant) || registry.suspended.has(tenant))) throw new LoginError('28000', `tenant "${tenant}" is suspended`, 'tenant_suspended');
       const tenantSettings: Array<[string, string]> = [];
       const searchPath = tenant !== null && config.tenant.search_path ? renderSearchPath(config.tenant.search_path, tenant, config.tenant.schema_map) : null;
       if (tenant !== null) {
@@ -127,6 +172,15 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
           if (server) pool.cancel(server);
         },
       });
+      const entry = registry.add({
+        id: key.pid,
+        user: ok.user,
+        tenant,
+        socket: ok.socket,
+        tls: ok.socket !== socket,
+        applicationName: ok.sessionParams.get('application_name') ?? '',
+        kill: () => session?.terminate({ code: '57P01', message: 'terminating connection: closed by an administrator (KILL CLIENT)' }),
+      });
       const clog = log.child({ tenant: tenant ?? 'none', user: ok.user, client: remote, client_pid: key.pid, ...(staticUser ? { static_user: true } : {}) });
       session = new Session({
         client: ok.socket,
@@ -137,7 +191,9 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         statementLimits: { maxCount: config.pool.max_prepared_statements, maxBytes: config.pool.max_prepared_statement_bytes },
         shownParams: ok.shown,
         expiresAtMs: ok.principal.expiresAtMs,
-        suspended: tenant === null ? () => false : () => denied.has(tenant),
+        suspended: tenant === null ? () => false : () => denied.has(tenant) || registry.suspended.has(tenant),
+        observer: entry,
+        gate: gate.pass,
         // Trusted logins (tenant: none) are not guarded: they are for migrations and SRE work.
         ...(tenant !== null && statementGuard
           ? {
@@ -176,20 +232,24 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
           contextFailed: () => metrics.contextFailures.inc(),
           resetFailed: () => {
             metrics.resetFailures.inc();
+            metrics.resetOutcomes.inc({ outcome: 'failed' });
             metrics.securityEvents.inc({ event: 'RESET_FAILED' });
           },
           acquireFailed: (sqlstate) => metrics.acquireTimeouts.inc({ sqlstate }),
           tenantSuspended: () => {
+            metrics.errors.inc({ class: '28', source: 'proxy' });
             metrics.securityEvents.inc({ event: 'TENANT_SUSPENDED' });
             clog.warn({ event: 'TENANT_SUSPENDED' }, 'tenant is suspended (tenant.deny); client disconnected at its next transaction');
           },
           tokenExpired: () => {
+            metrics.errors.inc({ class: '28', source: 'proxy' });
             metrics.authFailures.inc({ reason: 'expired' });
             metrics.securityEvents.inc({ event: 'TOKEN_EXPIRED' });
             clog.warn({ event: 'TOKEN_EXPIRED' }, 'token expired on an open connection; client disconnected');
           },
           closed: () => {
             cancels.unregister(key.pid);
+            entry.closed();
             sessions.delete(session!);
             metrics.clients.dec();
             clog.info({ event: 'CLIENT_DISCONNECT' }, 'client disconnected');
@@ -211,6 +271,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
             ? new LoginError('28000', e.message, 'bad_tenant')
             : new LoginError('08006', `internal error during login: ${(e as Error).message}`, 'internal');
       metrics.authFailures.inc({ reason: le.reason });
+      metrics.errors.inc({ class: le.sqlstate.slice(0, 2), source: 'proxy' });
       if (le.reason !== 'backend_unavailable' && le.reason !== 'internal') limiter.fail(address);
       metrics.securityEvents.inc({ event: 'AUTH_FAILED' });
       log.warn({ event: 'AUTH_FAILED', reason: le.reason, sqlstate: le.sqlstate, client: remote, detail: le.message }, 'login refused');
@@ -229,11 +290,17 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const port = (server.address() as AddressInfo).port;
   let admin: AdminServer | null = null;
   if (config.admin.port !== 0 || process.env.PGTP_ADMIN_EPHEMERAL === '1') {
-    admin = await startAdmin(config.admin.host, config.admin.port, metrics, () => probeBackend(config.backend, pool));
+    admin = await startAdmin(config.admin.host, config.admin.port, metrics, () => probeBackend(config.backend, pool), {
+      '/pools': () => showPools(adminState),
+      '/clients': () => showClients(adminState),
+      '/servers': () => showServers(adminState),
+      '/tenants': () => showTenants(adminState),
+      '/stats': () => showStats(adminState),
+    });
   }
   log.info({ event: 'LISTENING', host: config.listen.host, port, admin_port: admin?.port ?? null, pool: poolName, pool_size: config.pool.size }, 'pg-tenant-proxy ready');
 
-  return {
+  api = {
     port,
     adminPort: admin?.port ?? null,
     pool,
@@ -241,6 +308,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     log,
     async reload(next?: ProxyConfig) {
       if (next) {
+        current = next;
         const before = denied;
         denied = new Set(next.tenant.deny);
         log.info({ event: 'RELOAD', deny: [...denied], newly_suspended: [...denied].filter((t) => !before.has(t)) }, 'tenant deny-list reloaded');
@@ -254,7 +322,9 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       for (const s of [...sessions]) s.terminate({ code: '57P01', message: 'terminating connection: pg-tenant-proxy is shutting down' });
       for (const s of sockets) s.destroy();
       await pool.close();
+      gate.resume();
       await admin?.close();
     },
   };
+  return api;
 }

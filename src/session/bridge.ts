@@ -15,6 +15,7 @@ import { PIPELINED_DISCARD_ALL } from '../backend/reset.js';
 import { type Readback, readbackQuery } from '../backend/readback.js';
 import type { UserSlots } from '../backend/user-slots.js';
 import type { GuardHook } from './guard-hook.js';
+import type { SessionObserver, TransactionGate } from './observer.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
 import { statementName } from './server-messages.js';
 import { StatementCache, type StatementLimits } from './statements.js';
@@ -66,6 +67,10 @@ export interface SessionOptions {
   /** ParameterStatus values the client has been shown, to drop repeats caused by the per-transaction context. */
   shownParams: Map<string, string>;
   hooks: SessionHooks;
+  /** Admin view of this client (SHOW CLIENTS, per-tenant stats, duration histograms). */
+  observer?: SessionObserver;
+  /** Consulted at each transaction start: while the proxy is paused (console PAUSE), new transactions wait. */
+  gate?: TransactionGate;
 }
 
 type State = 'idle' | 'acquiring' | 'active' | 'closed';
@@ -128,6 +133,7 @@ export class Session implements ResponseOwner {
       return;
     }
     if (this.state === 'closed') return;
+    if (this.state === 'active') this.o.observer?.clientData();
     let rest: Buffer | null;
     // Batch what this chunk forwards into one writev; the server socket may change during the chunk.
     const server = this.server;
@@ -148,15 +154,20 @@ export class Session implements ResponseOwner {
     this.state = 'acquiring';
     this.stash = [first];
     this.pauseClient();
+    this.o.observer?.waiting();
     const slots = this.o.userSlots;
-    const acquired = slots
-      ? slots.acquire().then(() =>
-          this.o.pool.acquire().catch((e: unknown) => {
-            slots.release();
-            throw e;
-          }),
-        )
-      : this.o.pool.acquire();
+    const take = (): Promise<ServerConn> =>
+      slots
+        ? slots.acquire().then(() =>
+            this.o.pool.acquire().catch((e: unknown) => {
+              slots.release();
+              throw e;
+            }),
+          )
+        : this.o.pool.acquire();
+    // Held at the gate while paused; a client that left meanwhile takes no backend.
+    const gate = this.o.gate?.() ?? null;
+    const acquired = gate ? gate.then(() => (this.state === 'acquiring' ? take() : Promise.reject(new Error('client left')))) : take();
     acquired.then(
       (server) => this.onAcquired(server),
       (err: Error) => this.onAcquireFailed(err),
@@ -188,6 +199,7 @@ export class Session implements ResponseOwner {
     }
     this.state = 'active';
     this.server = server;
+    this.o.observer?.acquired(server);
     server.fresh = false;
     server.attach(this.responses);
     this.offServerClose = server.onClose((reason) => this.onServerGone(reason));
@@ -213,6 +225,7 @@ export class Session implements ResponseOwner {
     this.state = 'idle';
     const pe = err instanceof PoolError ? err : new PoolError(err.message, '08006');
     this.o.hooks.acquireFailed(pe.sqlstate);
+    this.o.observer?.acquireFailed(pe.sqlstate);
     this.o.log.warn({ event: 'ACQUIRE_FAILED', sqlstate: pe.sqlstate, err: pe.message }, 'no backend for client');
     this.o.client.write(errorResponse({ code: pe.sqlstate, message: pe.message }));
     this.rejecting = true;
@@ -330,6 +343,10 @@ export class Session implements ResponseOwner {
 
   // ---- the session side of server → client (see responses.ts) -----------------------------------
 
+  serverError(body: Buffer): void {
+    this.o.observer?.serverError(body);
+  }
+
   get currentSegment(): number {
     return this.segDone;
   }
@@ -347,6 +364,7 @@ export class Session implements ResponseOwner {
   readyForQuery(status: number): boolean {
     this.txStatus = status;
     this.segDone++;
+    this.o.observer?.readyForQuery(status === TxStatus.Idle);
     if (status === TxStatus.Idle) this.o.hooks.transactionDone();
     if (this.o.mode === 'session') return true;
     if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;
@@ -399,6 +417,7 @@ export class Session implements ResponseOwner {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    this.o.observer?.released();
     this.responses.endHold();
     this.offServerClose?.();
     this.offServerClose = null;
@@ -417,6 +436,7 @@ export class Session implements ResponseOwner {
 
   private onServerGone(reason: string): void {
     this.server = null;
+    this.o.observer?.released();
     this.offServerClose = null;
     this.responses.endHold();
     this.o.userSlots?.release();
