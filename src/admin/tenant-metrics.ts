@@ -57,15 +57,19 @@ export function tenantRows(registry: Registry, k: number): Map<string, Row> {
 /** Registers the per-tenant metrics; their values are computed from the registry at scrape time. */
 export function registerTenantMetrics(reg: client.Registry, registry: () => Registry | null, k: number): void {
   let cache: { at: number; rows: Map<string, Row> } | null = null;
-  // One grouping per scrape, shared by all the metrics below.
-  const rows = (): Map<string, Row> => {
+  // One grouping per scrape, shared by all the metrics below: a scrape collects them in registration
+  // order, and the first one recomputes. A lone read of another one recomputes if the grouping is old.
+  const rows = (fresh: boolean): Map<string, Row> => {
     const now = Date.now();
     const r = registry();
     if (!r) return new Map();
-    if (!cache || now - cache.at > 500) cache = { at: now, rows: tenantRows(r, k) };
+    if (fresh || !cache || now - cache.at > 1000) cache = { at: now, rows: tenantRows(r, k) };
     return cache.rows;
   };
+  let first = true;
   const counter = (name: string, help: string, pick: (r: Row) => number): void => {
+    const recompute = first;
+    first = false;
     new client.Counter({
       name,
       help,
@@ -73,7 +77,7 @@ export function registerTenantMetrics(reg: client.Registry, registry: () => Regi
       registers: [reg],
       collect() {
         this.reset();
-        for (const [tenant, r] of rows()) this.inc({ tenant }, pick(r));
+        for (const [tenant, r] of rows(recompute)) this.inc({ tenant }, pick(r));
       },
     });
   };
@@ -85,7 +89,7 @@ export function registerTenantMetrics(reg: client.Registry, registry: () => Regi
       registers: [reg],
       collect() {
         this.reset();
-        for (const [tenant, r] of rows()) this.set({ tenant }, pick(r));
+        for (const [tenant, r] of rows(false)) this.set({ tenant }, pick(r));
       },
     });
   };
