@@ -50,6 +50,8 @@ export class ClientEntry implements SessionObserver {
   private waitStart = 0;
   private xactStart = 0;
   private queryStart = 0;
+  /** The last ReadyForQuery (or the assignment): where a pipelined next query or transaction starts. */
+  private lastRfq = 0;
 
   constructor(
     readonly id: number,
@@ -80,7 +82,7 @@ export class ClientEntry implements SessionObserver {
     this.endWait(now, 'acquired');
     this.state = 'active';
     this.server = server;
-    this.xactStart = this.queryStart = now;
+    this.xactStart = this.queryStart = this.lastRfq = now;
   }
 
   acquireFailed(sqlstate: string): void {
@@ -95,11 +97,18 @@ export class ClientEntry implements SessionObserver {
     if (this.xactStart === 0) this.xactStart = this.queryStart;
   }
 
+  /**
+   * One query per sync point answered. A pipelined client sent the next query before this answer, so
+   * no new chunk marks its start: it started, at the earliest, when the server finished the previous one.
+   */
   readyForQuery(idle: boolean): void {
     const now = performance.now();
-    if (this.queryStart !== 0) {
-      const us = (now - this.queryStart) * 1000;
-      this.queryStart = 0;
+    const queryStart = this.queryStart || this.lastRfq;
+    const xactStart = this.xactStart || this.lastRfq;
+    this.queryStart = 0;
+    this.lastRfq = now;
+    if (queryStart !== 0) {
+      const us = (now - queryStart) * 1000;
       this.queries++;
       this.add((t) => {
         t.queries++;
@@ -107,8 +116,8 @@ export class ClientEntry implements SessionObserver {
       });
       this.reg.sink.query(us / 1e6);
     }
-    if (idle && this.xactStart !== 0) {
-      const us = (now - this.xactStart) * 1000;
+    if (idle && xactStart !== 0) {
+      const us = (now - xactStart) * 1000;
       this.xactStart = 0;
       this.transactions++;
       this.add((t) => {
@@ -126,7 +135,7 @@ export class ClientEntry implements SessionObserver {
   released(): void {
     this.server = null;
     this.state = 'idle';
-    this.xactStart = this.queryStart = 0;
+    this.xactStart = this.queryStart = this.lastRfq = 0;
     this.requestTime = new Date();
   }
 

@@ -206,6 +206,12 @@ describe.skipIf(!hasPsql)('admin console', () => {
     expect(Number(row.avg_query_time)).toBeGreaterThan(0);
     expect(Number((await psql('SHOW STATS'))[0].total_xact_count) - before).toBe(25);
     await Promise.all([...holders, w].map((c) => c.end()));
+
+    // A pipelining driver (postgres.js, one connection): 10 queries sent before the first answer, each its own transaction.
+    const sql = await t.sql('hooli', { fetch_types: false });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => sql`SELECT ${i}::int AS v`));
+    expect((await psql('SHOW TENANTS')).find((r) => r.tenant === 'hooli')).toMatchObject({ xact_count: '10', query_count: '10' });
+    await sql.end();
   });
 
   it('PAUSE holds new transactions while running ones finish; RESUME releases them', async () => {
@@ -215,8 +221,21 @@ describe.skipIf(!hasPsql)('admin console', () => {
     await a.query('SELECT 1');
     let paused = false;
     const pause = psqlRaw('PAUSE').then((out) => ((paused = true), out));
-    await new Promise((r) => setTimeout(r, 300));
-    expect(paused).toBe(false); // a transaction is still running
+    pause.catch(() => {}); // awaited in holdsPaused; this only keeps a failure there from being unhandled
+    try {
+      await holdsPaused(a, b, pause, () => paused);
+    } finally {
+      await psqlRaw('RESUME');
+      await Promise.all([a.end(), b.end()]);
+    }
+  });
+
+  /** The PAUSE scenario; the caller RESUMEs whatever happens, so one failure does not hold every later test. */
+  const holdsPaused = async (a: pg.Client, b: pg.Client, pause: Promise<string>, paused: () => boolean): Promise<void> => {
+    // psql may take a while to start on a loaded machine: wait until the pause is in effect.
+    for (let i = 0; i < 200 && (await psql('SHOW POOLS'))[0].paused !== 'yes'; i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(paused()).toBe(false); // a transaction is still running
     let bDone = false;
     const bq = b.query('SELECT 42 AS v').then((r) => ((bDone = true), r));
     await new Promise((r) => setTimeout(r, 300));
@@ -231,8 +250,7 @@ describe.skipIf(!hasPsql)('admin console', () => {
     expect(bDone).toBe(false);
     await psqlRaw('RESUME');
     expect((await bq).rows[0].v).toBe(42);
-    await Promise.all([a.end(), b.end()]);
-  });
+  };
 
   it('KILL CLIENT ends exactly that client', async () => {
     const victim = await tenantClient('acme', 'victim');
