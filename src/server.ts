@@ -22,11 +22,8 @@ import { GuardHook } from './session/guard-hook.js';
 import { renderSearchPath, TenantContext, TenantContextError } from './session/tenant-context.js';
 import { probeBackend } from './backend/probe.js';
 import { CONSOLE_DATABASE, consoleParams } from './admin/console/database.js';
-import type { ConsoleDeps } from './admin/console/commands.js';
 import { runConsole } from './admin/console/session.js';
-import { PauseGate } from './admin/pause-gate.js';
-import { Registry } from './admin/registry.js';
-import { type AdminState, showClients, showPools, showServers, showStats, showTenants } from './admin/views.js';
+import { createAdminRuntime } from './admin/runtime.js';
 
 export interface StartOptions {
   /** Reads the config file again: the console's RELOAD runs it (as SIGHUP does); absent: RELOAD re-reads keys and certificates only. */
@@ -73,27 +70,10 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     },
   });
   metrics = new Metrics(() => pool.snapshot(), poolName, config.metrics.tenant_top_k);
-  // ---- admin: the live view (console, JSON, per-tenant metrics) and the PAUSE gate ----
-  const registry = new Registry(metrics.sink);
-  metrics.watch(registry);
-  const gate = new PauseGate();
-  let current = config;
-  const adminState: AdminState = { registry, pool, gate, config: () => current };
   let api!: RunningProxy;
-  const consoleDeps: ConsoleDeps = {
-    ...adminState,
-    log,
-    reload: async () => {
-      let next: ProxyConfig | undefined;
-      try {
-        next = opts.loadConfig?.();
-      } catch (e) {
-        log.error({ event: 'RELOAD_FAILED', err: (e as Error).message }, 'config file not reloaded; previous settings kept');
-        throw e;
-      }
-      await api.reload!(next);
-    },
-  };
+  // The live view (console, JSON, per-tenant metrics) and the PAUSE gate.
+  const ops = createAdminRuntime({ pool, metrics, config, log, loadConfig: opts.loadConfig, reload: (next) => api.reload!(next) });
+  const { registry, gate } = ops;
   const verify = createTokenVerifier(config.auth.jwt, config.tenant);
   const cancels = new CancelRegistry();
   const limiter = new FailureLimiter(config.auth.rate_limit);
@@ -152,7 +132,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         // Admitted by login() only for static users with admin: true.
         log.info({ event: 'ADMIN_CONNECT', user: ok.user, client: remote }, 'admin console login');
         ok.finish(0, randomBytes(4));
-        runConsole(ok.socket, consoleDeps, ok.user, ok.leftover);
+        runConsole(ok.socket, ops.console, ok.user, ok.leftover);
         return;
       }
       if (tenant !== null && (denied.has(tenant) || registry.suspended.has(tenant))) throw new LoginError('28000', `tenant "${tenant}" is suspended`, 'tenant_suspended');
@@ -290,13 +270,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const port = (server.address() as AddressInfo).port;
   let admin: AdminServer | null = null;
   if (config.admin.port !== 0 || process.env.PGTP_ADMIN_EPHEMERAL === '1') {
-    admin = await startAdmin(config.admin.host, config.admin.port, metrics, () => probeBackend(config.backend, pool), {
-      '/pools': () => showPools(adminState),
-      '/clients': () => showClients(adminState),
-      '/servers': () => showServers(adminState),
-      '/tenants': () => showTenants(adminState),
-      '/stats': () => showStats(adminState),
-    });
+    admin = await startAdmin(config.admin.host, config.admin.port, metrics, () => probeBackend(config.backend, pool), ops.tables);
   }
   log.info({ event: 'LISTENING', host: config.listen.host, port, admin_port: admin?.port ?? null, pool: poolName, pool_size: config.pool.size }, 'pg-tenant-proxy ready');
 
@@ -308,7 +282,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     log,
     async reload(next?: ProxyConfig) {
       if (next) {
-        current = next;
+        ops.setConfig(next);
         const before = denied;
         denied = new Set(next.tenant.deny);
         log.info({ event: 'RELOAD', deny: [...denied], newly_suspended: [...denied].filter((t) => !before.has(t)) }, 'tenant deny-list reloaded');
