@@ -219,7 +219,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
           tenantSuspended: () => {
             metrics.errors.inc({ class: '28', source: 'proxy' });
             metrics.securityEvents.inc({ event: 'TENANT_SUSPENDED' });
-            clog.warn({ event: 'TENANT_SUSPENDED' }, 'tenant is suspended (tenant.deny); client disconnected at its next transaction');
+            clog.warn({ event: 'TENANT_SUSPENDED' }, 'tenant is suspended (tenant.deny or console SUSPEND TENANT); client disconnected at its next transaction');
           },
           tokenExpired: () => {
             metrics.errors.inc({ class: '28', source: 'proxy' });
