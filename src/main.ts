@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
   const log = createLogger(config.log.level);
   let proxy;
   try {
-    proxy = await startProxy(config, log);
+    proxy = await startProxy(config, log, { loadConfig: () => loadConfigFile(configPath) });
   } catch (e) {
     process.stderr.write(`pg-tenant-proxy: cannot start: ${(e as Error).message}\n`);
     return 1;

@@ -1,5 +1,6 @@
 // Wires the proxy together: client listener, login, sessions, the backend pool, cancel routing,
 // metrics, logs and the admin endpoint. `startProxy` is what the CLI, the demo and the tests run.
+import { randomBytes } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { startAdmin, type AdminServer } from './admin/http.js';
@@ -21,6 +22,14 @@ import { GuardHook } from './session/guard-hook.js';
 import { ProofMinter } from './session/tenant-proof.js';
 import { renderSearchPath, TenantContext } from './session/tenant-context.js';
 import { Readiness } from './backend/probe.js';
+import { CONSOLE_DATABASE, consoleParams } from './admin/console/database.js';
+import { runConsole } from './admin/console/session.js';
+import { createAdminRuntime } from './admin/runtime.js';
+
+export interface StartOptions {
+  /** Reads the config file again: the console's RELOAD runs it (as SIGHUP does); absent: RELOAD re-reads keys and certificates only. */
+  loadConfig?: () => ProxyConfig;
+}
 
 export interface RunningProxy {
   port: number;
@@ -35,7 +44,7 @@ export interface RunningProxy {
   reload?(next?: ProxyConfig): Promise<void>;
 }
 
-export async function startProxy(config: ProxyConfig, log: Logger = createLogger(config.log.level)): Promise<RunningProxy> {
+export async function startProxy(config: ProxyConfig, log: Logger = createLogger(config.log.level), opts: StartOptions = {}): Promise<RunningProxy> {
   const poolName = `${config.backend.database}@${config.backend.host}:${config.backend.port}`;
   let metrics!: Metrics;
   // Pool logins drive readiness both ways; while down, Readiness probes by itself until a login succeeds.
@@ -50,10 +59,14 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       metrics.backendClosed.inc();
       log.info({ event: 'BACKEND_CLOSE', backend_pid: c.pid, conn: c.id, reason }, 'backend connection closed');
     },
-    acquired: (s) => metrics.acquireWait.observe(s),
-    reset: (mode) => metrics.resets.inc({ mode }),
+    acquired: () => {}, // observed per client, with the outcome (admin/registry.ts)
+    reset: (mode) => {
+      metrics.resets.inc({ mode });
+      metrics.resetOutcomes.inc({ outcome: mode === 'eager' ? 'ok' : 'pipelined' });
+    },
     resetFailed: (c, reason) => {
       metrics.resetFailures.inc();
+      metrics.resetOutcomes.inc({ outcome: 'failed' });
       metrics.securityEvents.inc({ event: 'RESET_FAILED' });
       log.error({ event: 'RESET_FAILED', backend_pid: c.pid, conn: c.id, reason }, 'backend reset failed; connection closed');
     },
@@ -72,7 +85,11 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       log.error({ event: 'BACKEND_CONNECT_FAILED', err: e.message }, 'could not open a backend connection');
     },
   });
-  metrics = new Metrics(() => pool.stats(), poolName);
+  metrics = new Metrics(() => pool.snapshot(), poolName, config.metrics.tenant_top_k);
+  let api!: RunningProxy;
+  // The live view (console, JSON, per-tenant metrics) and the PAUSE gate.
+  const ops = createAdminRuntime({ pool, metrics, config, log, loadConfig: opts.loadConfig, reload: (next) => api.reload!(next) });
+  const { registry, gate } = ops;
   const verify = createTokenVerifier(config.auth.jwt, config.tenant);
   const cancels = new CancelRegistry();
   // One guard for the process: the parser (WASM) loads once; verdicts are cached.
@@ -89,7 +106,14 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   // Session assembly for a completed login; admission (slots, timeout, rate limit, refusals) is in Admission.
   const admit = (ok: LoginOk, remote: string): void => {
     const { tenant, role, staticUser } = ok.principal;
-    if (tenant !== null && denied.has(tenant)) throw new LoginError('28000', `tenant "${tenant}" is suspended`, 'tenant_suspended');
+    if (ok.database === CONSOLE_DATABASE) {
+      // Admitted by login() only for static users with admin: true.
+      log.info({ event: 'ADMIN_CONNECT', user: ok.user, client: remote }, 'admin console login');
+      ok.finish(0, randomBytes(4));
+      runConsole(ok.socket, ops.console, ok.user, ok.leftover);
+      return;
+    }
+    if (tenant !== null && (denied.has(tenant) || registry.suspended.has(tenant))) throw new LoginError('28000', `tenant "${tenant}" is suspended`, 'tenant_suspended');
     const tenantSettings: Array<[string, string]> = [];
     const searchPath = tenant !== null && config.tenant.search_path ? renderSearchPath(config.tenant.search_path, tenant, config.tenant.schema_map) : null;
     if (tenant !== null) {
@@ -113,6 +137,15 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         if (server) pool.cancel(server);
       },
     });
+    const entry = registry.add({
+      id: key.pid,
+      user: ok.user,
+      tenant,
+      socket: ok.socket,
+      tls: (ok.socket as { encrypted?: boolean }).encrypted === true,
+      applicationName: ok.sessionParams.get('application_name') ?? '',
+      kill: () => session?.terminate({ code: '57P01', message: 'terminating connection: closed by an administrator (KILL CLIENT)' }),
+    });
     const clog = log.child({ tenant: tenant ?? 'none', user: ok.user, client: remote, client_pid: key.pid, ...(staticUser ? { static_user: true } : {}) });
     session = new Session({
       client: ok.socket,
@@ -123,7 +156,9 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       statementLimits: { maxCount: config.pool.max_prepared_statements, maxBytes: config.pool.max_prepared_statement_bytes },
       shownParams: ok.shown,
       expiresAtMs: ok.principal.expiresAtMs,
-      suspended: tenant === null ? () => false : () => denied.has(tenant),
+      suspended: tenant === null ? () => false : () => denied.has(tenant) || registry.suspended.has(tenant),
+      observer: entry,
+      gate: gate.pass,
       // Trusted logins (tenant: none) are not guarded: they are for migrations and SRE work.
       ...(tenant !== null && statementGuard
         ? {
@@ -168,20 +203,24 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         contextFailed: () => metrics.contextFailures.inc(),
         resetFailed: () => {
           metrics.resetFailures.inc();
+          metrics.resetOutcomes.inc({ outcome: 'failed' });
           metrics.securityEvents.inc({ event: 'RESET_FAILED' });
         },
         acquireFailed: (sqlstate) => metrics.acquireTimeouts.inc({ sqlstate }),
         tenantSuspended: () => {
+          metrics.errors.inc({ class: '28', source: 'proxy' });
           metrics.securityEvents.inc({ event: 'TENANT_SUSPENDED' });
-          clog.warn({ event: 'TENANT_SUSPENDED' }, 'tenant is suspended (tenant.deny); client disconnected at its next transaction');
+          clog.warn({ event: 'TENANT_SUSPENDED' }, 'tenant is suspended (tenant.deny or console SUSPEND TENANT); client disconnected at its next transaction');
         },
         tokenExpired: () => {
+          metrics.errors.inc({ class: '28', source: 'proxy' });
           metrics.authFailures.inc({ reason: 'expired' });
           metrics.securityEvents.inc({ event: 'TOKEN_EXPIRED' });
           clog.warn({ event: 'TOKEN_EXPIRED' }, 'token expired on an open connection; client disconnected');
         },
         closed: () => {
           cancels.unregister(key.pid);
+          entry.closed();
           sessions.delete(session!);
           metrics.clients.dec();
           clog.info({ event: 'CLIENT_DISCONNECT' }, 'client disconnected');
@@ -204,6 +243,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       config,
       verify,
       serverParams: () => pool.serverParams(),
+      consoleParams: (user) => consoleParams(pool.snapshot().params, user),
       cancel: (pid, secret) => {
         const hit = cancels.cancel(pid, secret);
         metrics.cancels.inc({ outcome: hit ? 'forwarded' : 'unknown_key' });
@@ -223,11 +263,11 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const port = (server.address() as AddressInfo).port;
   let admin: AdminServer | null = null;
   if (config.admin.port !== 0 || process.env.PGTP_ADMIN_EPHEMERAL === '1') {
-    admin = await startAdmin(config.admin.host, config.admin.port, metrics, () => readiness.check());
+    admin = await startAdmin(config.admin.host, config.admin.port, metrics, () => readiness.check(), ops.tables);
   }
   log.info({ event: 'LISTENING', host: config.listen.host, port, admin_port: admin?.port ?? null, pool: poolName, pool_size: config.pool.size }, 'pg-tenant-proxy ready');
 
-  return {
+  api = {
     port,
     adminPort: admin?.port ?? null,
     readiness,
@@ -236,6 +276,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     log,
     async reload(next?: ProxyConfig) {
       if (next) {
+        ops.setConfig(next);
         const before = denied;
         denied = new Set(next.tenant.deny);
         log.info({ event: 'RELOAD', deny: [...denied], newly_suspended: [...denied].filter((t) => !before.has(t)) }, 'tenant deny-list reloaded');
@@ -250,7 +291,9 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       admission.destroyAll();
       readiness.close();
       await pool.close();
+      gate.resume();
       await admin?.close();
     },
   };
+  return api;
 }

@@ -1,7 +1,12 @@
 // Prometheus metrics (prom-client) on a private registry: pool gauges read at scrape time, counters
-// and the acquire-wait histogram updated by the proxy. Labels have bounded cardinality only.
+// and histograms updated by the proxy. Labels have bounded cardinality only (see tenant-metrics.ts).
 import client from 'prom-client';
-import type { PoolStats } from '../backend/pool.js';
+import type { PoolSnapshot, PoolStats } from '../backend/pool.js';
+import type { Registry, RegistrySink } from './registry.js';
+import { registerTenantMetrics } from './tenant-metrics.js';
+
+/** Seconds, from 0.5 ms (a pooled point query) to 30 s (a long report or a stuck lock). */
+const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 function counter<L extends string = never>(registry: client.Registry, name: string, help: string, labelNames: L[] = []): client.Counter<L> {
   return new client.Counter({ name, help, labelNames, registers: [registry] });
@@ -12,10 +17,28 @@ export class Metrics {
   readonly transactions = counter(this.registry, 'pgtp_transactions_total', 'Transactions completed on a backend (ReadyForQuery idle).');
   readonly acquireWait = new client.Histogram({
     name: 'pgtp_pool_acquire_wait_seconds',
-    help: 'Time a client waited for a backend connection.',
+    help: 'Time a client waited for a backend at the start of a transaction (PAUSE included), by outcome: acquired, timeout (53300), error.',
+    labelNames: ['outcome'],
     buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
     registers: [this.registry],
   });
+  readonly transactionDuration = new client.Histogram({
+    name: 'pgtp_transaction_duration_seconds',
+    help: 'Transactions: from the backend assignment (or first statement) to ReadyForQuery idle.',
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly queryDuration = new client.Histogram({
+    name: 'pgtp_query_duration_seconds',
+    help: 'Queries: from the client sending a statement to the server ReadyForQuery (one per sync point).',
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly errors = counter(this.registry, 'pgtp_errors_total', 'Errors sent to clients, by SQLSTATE class (first two characters) and source: server or proxy.', ['class', 'source']);
+  readonly resetOutcomes = counter(this.registry, 'pgtp_backend_reset_outcomes_total', 'Backend resets (DISCARD ALL) by outcome: ok, or failed (backend closed).', ['outcome']);
+  /** What the registry reports to; set up in the constructor. */
+  readonly sink: RegistrySink;
+  private watched: Registry | null = null;
   readonly acquireTimeouts = counter(this.registry, 'pgtp_pool_acquire_failures_total', 'Clients that got no backend (timeout, queue full, database unreachable), by SQLSTATE.', ['sqlstate']);
   readonly authFailures = counter(this.registry, 'pgtp_auth_failures_total', 'Refused logins, by reason.', ['reason']);
   readonly clientLogins = counter(this.registry, 'pgtp_client_logins_total', 'Successful client logins.');
@@ -30,7 +53,52 @@ export class Metrics {
   readonly readbackChecks = counter(this.registry, 'pgtp_readback_checks_total', 'Read-back checks of a tenant context at the end of a hold, by outcome: intact, tampered, failed (could not be verified: client disconnected), skipped (backend closed, nothing to read back).', ['outcome']);
   readonly cancels = counter(this.registry, 'pgtp_cancel_requests_total', 'CancelRequests received, by outcome.', ['outcome']);
 
-  constructor(poolStats: () => PoolStats, poolName: string) {
+  constructor(snapshot: () => PoolSnapshot, poolName: string, tenantTopK = 20) {
+    const poolStats = () => snapshot().stats;
+    const { acquireWait, transactionDuration, queryDuration, errors } = this;
+    this.sink = {
+      transaction: (s) => transactionDuration.observe(s),
+      query: (s) => queryDuration.observe(s),
+      acquireWait: (outcome, s) => acquireWait.observe({ outcome }, s),
+      error: (cls, source) => errors.inc({ class: cls, source }),
+    };
+    const watched = (): Registry | null => this.watched;
+    // Bytes are read from the client sockets' own counters at scrape time: nothing is counted per message.
+    const bytes = (name: string, help: string, pick: (b: { received: number; sent: number }) => number): void => {
+      new client.Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const r = watched();
+          this.reset();
+          if (r) this.inc(pick(r.bytes()));
+        },
+      });
+    };
+    bytes('pgtp_client_received_bytes_total', 'Bytes received from clients (logged-in sessions).', (b) => b.received);
+    bytes('pgtp_client_sent_bytes_total', 'Bytes sent to clients (logged-in sessions).', (b) => b.sent);
+    new client.Gauge({
+      name: 'pgtp_backends',
+      help: 'Backend connections by state: idle (in the pool), active (held by a client), resetting (between clients), connecting.',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        const snap = snapshot();
+        const holders = watched()?.holders();
+        let idle = 0;
+        let active = 0;
+        for (const { conn, idle: isIdle } of snap.conns) {
+          if (isIdle) idle++;
+          else if (holders?.has(conn)) active++;
+        }
+        this.set({ state: 'idle' }, idle);
+        this.set({ state: 'active' }, active);
+        this.set({ state: 'resetting' }, snap.conns.length - idle - active);
+        this.set({ state: 'connecting' }, snap.stats.connecting);
+      },
+    });
+    registerTenantMetrics(this.registry, watched, tenantTopK);
     const gauge = (name: string, help: string, pick: (s: PoolStats) => number): void => {
       new client.Gauge({
         name,
@@ -47,6 +115,12 @@ export class Metrics {
     gauge('pgtp_pool_busy', 'Backend connections assigned to a client or being reset.', (s) => s.busy);
     gauge('pgtp_pool_idle', 'Backend connections idle in the pool.', (s) => s.idle);
     gauge('pgtp_pool_waiting', 'Clients waiting for a backend connection.', (s) => s.waiting);
+    gauge('pgtp_pool_utilization_ratio', 'Backends assigned or being reset, as a fraction of pool.size (alert above 0.8).', (s) => (s.size === 0 ? 0 : s.busy / s.size));
     client.collectDefaultMetrics({ register: this.registry, prefix: 'pgtp_process_' });
+  }
+
+  /** The live registry the per-tenant, bytes and backend-state metrics read at scrape time. */
+  watch(registry: Registry): void {
+    this.watched = registry;
   }
 }

@@ -60,6 +60,13 @@ export interface PoolStats {
   waiting: number;
 }
 
+export interface PoolSnapshot {
+  stats: PoolStats;
+  conns: Array<{ conn: ServerConn; idle: boolean }>;
+  /** From the newest handshake; null before the first backend was opened. */
+  params: Map<string, string> | null;
+}
+
 export class Pool {
   private readonly idle: ServerConn[] = [];
   private readonly all = new Set<ServerConn>();
@@ -104,6 +111,12 @@ export class Pool {
   stats(): PoolStats {
     const open = this.all.size;
     return { size: this.cfg.size, open, busy: open - this.idle.length, idle: this.idle.length, connecting: this.connecting, waiting: this.queue.length };
+  }
+
+  /** Read-only view for the admin console and metrics: every open backend, whether it is idle, and the server's parameters. */
+  snapshot(): PoolSnapshot {
+    const idle = new Set(this.idle);
+    return { stats: this.stats(), conns: [...this.all].map((conn) => ({ conn, idle: idle.has(conn) })), params: this.params };
   }
 
   /** Server parameters for a login; opens a first connection if none was ever made. */

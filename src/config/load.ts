@@ -65,7 +65,7 @@ function parseSource(text: string, env: NodeJS.ProcessEnv, baseDir: string, sour
 
 /** Applies defaults to a parsed YAML tree and checks every key. */
 export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: string): ProxyConfig {
-  const root = section(tree, '', ['listen', 'admin', 'backend', 'pool', 'auth', 'tenant', 'log', 'users']);
+  const root = section(tree, '', ['listen', 'admin', 'backend', 'pool', 'auth', 'tenant', 'log', 'users', 'metrics']);
 
   const l = section(root.listen, 'listen', ['host', 'port', 'max_client_conn', 'startup_timeout_ms', 'tls', 'plaintext_tokens']);
   const listenTls = validateListenTls(l.tls, baseDir);
@@ -169,7 +169,10 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
   const log = { level: oneOf(lg, 'log', 'level', LOG_LEVELS, 'info') };
 
   const users = validateUsers(root.users, tenant.id_pattern, pool.size);
-  return { listen, admin, backend, pool, auth: { jwt, rate_limit: validateRateLimit(au.rate_limit) }, tenant: { ...tenant, ...tenantExtras }, log, users };
+  const m = section(root.metrics, 'metrics', ['tenant_top_k']);
+  // Each labelled tenant is a set of Prometheus series; past a few hundred a scrape gets expensive.
+  const metrics = { tenant_top_k: int(m, 'metrics', 'tenant_top_k', { min: 0, max: 1000, def: 20 }) };
+  return { listen, admin, backend, pool, auth: { jwt, rate_limit: validateRateLimit(au.rate_limit) }, tenant: { ...tenant, ...tenantExtras }, log, users, metrics };
 }
 
 /** tenant.proof_key / proof_setting / proof_max_ttl_s: the verified tenant context (see sql/tenancy-kit.sql). */

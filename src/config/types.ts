@@ -131,6 +131,8 @@ export interface StaticUser {
   tenant: string | null;
   /** Most backend connections this user may hold at once. */
   pool_size: number;
+  /** May log in to the admin console (database pgtenantproxy). */
+  admin: boolean;
 }
 
 export interface TenantConfig {
@@ -171,6 +173,11 @@ export interface LogConfig {
   level: LogLevel;
 }
 
+export interface MetricsConfig {
+  /** Tenants with their own label on per-tenant metrics (the most active); the rest share tenant="other". */
+  tenant_top_k: number;
+}
+
 export interface ProxyConfig {
   listen: ListenConfig;
   admin: AdminConfig;
@@ -180,6 +187,7 @@ export interface ProxyConfig {
   tenant: TenantConfig;
   log: LogConfig;
   users: StaticUser[];
+  metrics: MetricsConfig;
 }
 
 /** Thrown for any invalid configuration: one message naming the key and what is wrong. */

@@ -8,12 +8,12 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,62}$/;
 
 export function validateUsers(raw: unknown, idPattern: RegExp, poolSize: number): StaticUser[] {
   if (raw === undefined || raw === null) return [];
-  if (!Array.isArray(raw)) throw new ConfigError('users', 'must be a list of { name, scram, tenant, pool_size }');
+  if (!Array.isArray(raw)) throw new ConfigError('users', 'must be a list of { name, scram, tenant, pool_size, admin }');
   const seen = new Set<string>();
   return raw.map((entry, i) => {
     const key = `users[${i}]`;
     if (!isMapping(entry)) throw new ConfigError(key, 'must be a mapping with name, scram and tenant');
-    const u = section(entry, key, ['name', 'scram', 'tenant', 'pool_size']);
+    const u = section(entry, key, ['name', 'scram', 'tenant', 'pool_size', 'admin']);
     const name = str(u, key, 'name');
     if (!NAME.test(name)) throw new ConfigError(`${key}.name`, `"${name.slice(0, 64)}" is not a valid user name`);
     if (seen.has(name)) throw new ConfigError(`${key}.name`, `user "${name}" is listed twice`);
@@ -31,7 +31,9 @@ export function validateUsers(raw: unknown, idPattern: RegExp, poolSize: number)
     else if (idPattern.test(tenantText)) tenant = tenantText;
     else throw new ConfigError(`${key}.tenant`, `"${tenantText.slice(0, 64)}" is neither "none" nor a tenant id matching tenant.id_pattern`);
     const pool_size = int(u, key, 'pool_size', { min: 1, max: poolSize, def: poolSize });
-    return { name, verifier, tenant, pool_size };
+    const admin = u.admin === undefined ? false : u.admin;
+    if (typeof admin !== 'boolean') throw new ConfigError(`${key}.admin`, 'must be true or false');
+    return { name, verifier, tenant, pool_size, admin };
   });
 }
 

@@ -76,6 +76,7 @@ export class Admission {
         log.debug({ event: 'CLIENT_REFUSED', reason: le.reason, client: remote }, 'connection refused: max_client_conn reached');
       } else {
         metrics.authFailures.inc({ reason: le.reason });
+        metrics.errors.inc({ class: le.sqlstate.slice(0, 2), source: 'proxy' });
         metrics.securityEvents.inc({ event: 'AUTH_FAILED' });
         if (countsTowardLimit(le.reason)) this.limiter.fail(address);
         log.warn({ event: 'AUTH_FAILED', reason: le.reason, sqlstate: le.sqlstate, client: remote, detail: le.message }, 'login refused');

@@ -9,6 +9,7 @@ import type { ProxyConfig } from '../config/types.js';
 import { decodeStartup, ProtocolError, type StartupPacket } from '../protocol/decode.js';
 import * as enc from '../protocol/encode.js';
 import { closeAfter } from './final-error.js';
+import { CONSOLE_DATABASE } from '../admin/console/database.js';
 import { LoginReader } from './packets.js';
 import { checkGuardedEncoding, sessionParamsFromStartup, StartupParamError } from './startup-params.js';
 import { ACCEPT_SSL, type ClientTls, isLoopback, TlsHandshakeError } from './tls.js';
@@ -18,6 +19,8 @@ export interface LoginDeps {
   verify(token: string): Promise<VerifiedIdentity>;
   /** Server ParameterStatus values to show the client. */
   serverParams(): Promise<Map<string, string>>;
+  /** ParameterStatus values for the admin console (database pgtenantproxy); absent: no console. */
+  consoleParams?(user: string): Map<string, string>;
   /** Handles a CancelRequest (the connection carrying it is closed afterwards). */
   cancel(pid: number, secret: Buffer): void;
   /** Client TLS (listen.tls); null or absent: SSLRequest is declined. */
@@ -138,7 +141,8 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
   if (!user) throw new LoginError('28000', 'no PostgreSQL user name specified in startup packet', 'protocol_violation');
   const database = params.get('database') || user;
   const served = deps.config.backend.database;
-  if (database !== served) {
+  const toConsole = database === CONSOLE_DATABASE && deps.consoleParams !== undefined;
+  if (database !== served && !toConsole) {
     throw new LoginError('3D000', `database "${database.slice(0, 64)}" does not exist`, 'unknown_database', `this proxy serves database "${served}"`);
   }
   let sessionParams: Map<string, string>;
@@ -172,9 +176,16 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
     if (e instanceof AuthFailure) throw new LoginError(e.sqlstate, e.message, e.reason);
     throw e;
   }
+  if (toConsole && !principal.staticUser?.admin) {
+    throw new LoginError(
+      '28000',
+      `the admin console (database "${CONSOLE_DATABASE}") admits only static users with admin: true; "${user.slice(0, 64)}" is not one`,
+      'console_refused',
+    );
+  }
   let server: Map<string, string>;
   try {
-    server = await deps.serverParams();
+    server = toConsole ? deps.consoleParams!(user) : await deps.serverParams();
   } catch (e) {
     throw new LoginError('08006', `cannot reach the database: ${(e as Error).message}`, 'backend_unavailable');
   }

@@ -15,6 +15,7 @@ import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/fr
 import type { Readback } from '../backend/readback.js';
 import type { SlotWaiter, UserSlots } from '../backend/user-slots.js';
 import type { GuardHook } from './guard-hook.js';
+import type { SessionObserver, TransactionGate } from './observer.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
 import { statementName } from './server-messages.js';
 import { StatementCache, type StatementLimits } from './statements.js';
@@ -73,6 +74,10 @@ export interface SessionOptions {
   /** ParameterStatus values the client has been shown, to drop repeats caused by the per-transaction context. */
   shownParams: Map<string, string>;
   hooks: SessionHooks;
+  /** Admin view of this client (SHOW CLIENTS, per-tenant stats, duration histograms). */
+  observer?: SessionObserver;
+  /** Consulted at each transaction start: while the proxy is paused (console PAUSE), new transactions wait. */
+  gate?: TransactionGate;
 }
 
 type State = 'idle' | 'acquiring' | 'active' | 'closed';
@@ -106,7 +111,7 @@ export class Session implements ResponseOwner {
   private partialTimer: NodeJS.Timeout | null = null;
   private serverPaused = false;
   /** What this session waits on while 'acquiring': its user's slot first (if capped), then the pool. */
-  private waitingOn: 'slot' | 'pool' | null = null;
+  private waitingOn: 'gate' | 'slot' | 'pool' | null = null;
   /** This session as a waiter, made once (no allocation per transaction). */
   private readonly poolWaiter: PoolWaiter = {
     granted: (server, handover) => this.onAcquired(server, handover),
@@ -160,6 +165,7 @@ export class Session implements ResponseOwner {
       return;
     }
     if (this.state === 'closed') return;
+    if (this.state === 'active') this.o.observer?.clientData();
     let rest: Buffer | null;
     // Batch what this chunk forwards into one writev; the server socket may change during the chunk.
     const server = this.server;
@@ -213,7 +219,22 @@ export class Session implements ResponseOwner {
     if (this.refusedAtTransactionStart()) return;
     this.state = 'acquiring';
     this.stash = [first];
-    // An idle backend (and a free slot) is granted synchronously, inside these calls.
+    this.o.observer?.waiting();
+    // Held at the gate while the proxy is paused (admin PAUSE); a client that leaves meanwhile takes nothing.
+    const gate = this.o.gate?.() ?? null;
+    if (gate) {
+      this.waitingOn = 'gate';
+      this.pauseClient();
+      void gate.then(() => {
+        if (this.state === 'acquiring' && this.waitingOn === 'gate') this.request();
+      });
+      return;
+    }
+    this.request();
+  }
+
+  /** Asks for a slot (static users) then a backend; an idle backend and a free slot are granted synchronously. */
+  private request(): void {
     if (this.o.userSlots) {
       this.waitingOn = 'slot';
       this.o.userSlots.request(this.slotWaiter);
@@ -261,6 +282,7 @@ export class Session implements ResponseOwner {
     }
     this.state = 'active';
     this.server = server;
+    this.o.observer?.acquired(server);
     server.fresh = false;
     server.attach(this.responses);
     this.offServerClose = server.onClose((reason) => this.onServerGone(reason));
@@ -284,6 +306,7 @@ export class Session implements ResponseOwner {
     this.state = 'idle';
     const pe = err instanceof PoolError ? err : new PoolError(err.message, '08006');
     this.o.hooks.acquireFailed(pe.sqlstate);
+    this.o.observer?.acquireFailed(pe.sqlstate);
     this.o.log.warn({ event: 'ACQUIRE_FAILED', sqlstate: pe.sqlstate, err: pe.message }, 'no backend for client');
     // FATAL, and the connection closed: what the server itself does with 53300 ("too many clients") and
     // 08006 (connection lost), and what PgBouncer does on query_wait_timeout. A non-fatal error here lands
@@ -447,6 +470,10 @@ export class Session implements ResponseOwner {
 
   // ---- the session side of server → client (see responses.ts) -----------------------------------
 
+  serverError(body: Buffer): void {
+    this.o.observer?.serverError(body);
+  }
+
   get currentSegment(): number {
     return this.segDone;
   }
@@ -464,6 +491,7 @@ export class Session implements ResponseOwner {
   readyForQuery(status: number): boolean {
     this.txStatus = status;
     this.segDone++;
+    this.o.observer?.readyForQuery(status === TxStatus.Idle);
     if (status === TxStatus.Idle) this.o.hooks.transactionDone();
     if (this.o.mode === 'session') return true;
     if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;
@@ -516,6 +544,7 @@ export class Session implements ResponseOwner {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    this.o.observer?.released();
     this.responses.endHold();
     this.offServerClose?.();
     this.offServerClose = null;
@@ -533,6 +562,7 @@ export class Session implements ResponseOwner {
 
   private onServerGone(reason: string): void {
     this.server = null;
+    this.o.observer?.released();
     this.offServerClose = null;
     this.responses.endHold();
     this.o.userSlots?.release();

@@ -25,6 +25,8 @@ export interface ResponseOwner {
   /** The sync segment the server is working through (an error skips the rest of it). */
   readonly currentSegment: number;
   pauseServer(): void;
+  /** An ErrorResponse from the server is on its way to the client (counted by SQLSTATE class). */
+  serverError?(body: Buffer): void;
 }
 
 export class ServerResponses implements FrameSink {
@@ -102,6 +104,7 @@ export class ServerResponses implements FrameSink {
         return true;
       }
       case Backend.ErrorResponse:
+        this.owner.serverError?.(body);
         this.statements.error(this.owner.currentSegment);
         return this.replace(this.guard?.rewrite(body) ?? statementErrorHint(body));
       default:

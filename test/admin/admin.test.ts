@@ -40,7 +40,7 @@ describe('admin endpoint', () => {
     expect(body).toMatch(/pgtp_pool_waiting\{pool="[^"]+"\} 0/);
     const tx = Number(/pgtp_transactions_total (\d+)/.exec(body)?.[1]);
     expect(tx).toBeGreaterThanOrEqual(2);
-    expect(body).toMatch(/pgtp_pool_acquire_wait_seconds_count \d+/);
+    expect(body).toMatch(/pgtp_pool_acquire_wait_seconds_count\{outcome="acquired"\} \d+/);
     expect(body).toMatch(/pgtp_auth_failures_total\{reason="expired"\} 1/);
   });
 
