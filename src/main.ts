@@ -6,6 +6,7 @@ import { ConfigError } from './config/types.js';
 import { doctorCommand } from './admin/doctor.js';
 import { hashPasswordCommand } from './admin/hash-password.js';
 import { startProxy } from './server.js';
+import { startCluster } from './cluster/start.js';
 
 const USAGE = `usage: pg-tenant-proxy --config FILE
        pg-tenant-proxy hash-password [--iterations N]   (reads the password; prints a users[].scram verifier)
@@ -57,6 +58,8 @@ export async function main(argv: string[]): Promise<number> {
     throw e;
   }
   const log = createLogger(config.log.level);
+  const clustered = await startCluster(config, configPath, log); // workers > 1: primary or worker; null otherwise
+  if (clustered !== null) return clustered;
   let proxy;
   try {
     proxy = await startProxy(config, log);

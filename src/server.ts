@@ -20,6 +20,7 @@ import { CancelRegistry } from './session/cancel-registry.js';
 import { GuardHook } from './session/guard-hook.js';
 import { renderSearchPath, TenantContext, TenantContextError } from './session/tenant-context.js';
 import { probeBackend } from './backend/probe.js';
+import type { ProxyHooks } from './cluster/hooks.js';
 
 export interface RunningProxy {
   port: number;
@@ -30,18 +31,22 @@ export interface RunningProxy {
   close(): Promise<void>;
   /** Re-reads reloadable files (listen.tls certificate and key, JWT key files); the CLI calls it on SIGHUP. */
   reload?(next?: ProxyConfig): Promise<void>;
+  /** Cancels the query of this proxy's client with that key (constant-time secret check); workers: routed here by the primary. */
+  cancelKey(pid: number, secret: Buffer): boolean;
 }
 
-export async function startProxy(config: ProxyConfig, log: Logger = createLogger(config.log.level)): Promise<RunningProxy> {
+export async function startProxy(config: ProxyConfig, log: Logger = createLogger(config.log.level), hooks: ProxyHooks = {}): Promise<RunningProxy> {
   const poolName = `${config.backend.database}@${config.backend.host}:${config.backend.port}`;
   let metrics!: Metrics;
   const pool = new Pool(poolName, config.pool, config.backend, connectBackend, {
     opened: (c) => {
       metrics.backendOpened.inc();
+      hooks.backendOpened?.(c.pid, c.secret);
       log.info({ event: 'BACKEND_OPEN', backend_pid: c.pid, conn: c.id }, 'backend connection opened');
     },
     closed: (c, reason) => {
       metrics.backendClosed.inc();
+      hooks.backendClosed?.(c.pid);
       log.info({ event: 'BACKEND_CLOSE', backend_pid: c.pid, conn: c.id, reason }, 'backend connection closed');
     },
     acquired: (s) => metrics.acquireWait.observe(s),
@@ -58,7 +63,12 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   });
   metrics = new Metrics(() => pool.stats(), poolName);
   const verify = createTokenVerifier(config.auth.jwt, config.tenant);
-  const cancels = new CancelRegistry();
+  const cancels = hooks.cancels ?? new CancelRegistry();
+  const cancelKey = (pid: number, secret: Buffer): boolean => {
+    const hit = cancels.cancel(pid, secret);
+    metrics.cancels.inc({ outcome: hit ? 'forwarded' : 'unknown_key' });
+    return hit;
+  };
   const limiter = new FailureLimiter(config.auth.rate_limit);
   // One guard for the process: the parser (WASM) loads once; verdicts are cached.
   const statementGuard = config.tenant.guard
@@ -103,8 +113,8 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         verify,
         serverParams: () => pool.serverParams(),
         cancel: (pid, secret) => {
-          const hit = cancels.cancel(pid, secret);
-          metrics.cancels.inc({ outcome: hit ? 'forwarded' : 'unknown_key' });
+          if (hooks.routeCancel?.(pid, secret)) metrics.cancels.inc({ outcome: 'routed_to_worker' });
+          else cancelKey(pid, secret);
         },
       });
       clearTimeout(timer);
@@ -239,6 +249,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     pool,
     metrics,
     log,
+    cancelKey,
     async reload(next?: ProxyConfig) {
       if (next) {
         const before = denied;

@@ -18,6 +18,7 @@ import {
 import { resolveSecret } from './secrets.js';
 import { validateBool, validateDenyList, validateGuardAllow, validateProtected, validateSchemaMap } from './tenant-extras.js';
 import { validateRateLimit, validateUsers } from './users.js';
+import { validateWorkers } from './workers.js';
 import { ConfigError, type ListenTlsConfig, type LogLevel, type ProxyConfig } from './types.js';
 import { isFullyAnchored, int, join, MAX_TIMER_MS, oneOf, optStr, section, show, str, type Raw } from './validate.js';
 
@@ -65,7 +66,7 @@ function parseSource(text: string, env: NodeJS.ProcessEnv, baseDir: string, sour
 
 /** Applies defaults to a parsed YAML tree and checks every key. */
 export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: string): ProxyConfig {
-  const root = section(tree, '', ['listen', 'admin', 'backend', 'pool', 'auth', 'tenant', 'log', 'users']);
+  const root = section(tree, '', ['workers', 'listen', 'admin', 'backend', 'pool', 'auth', 'tenant', 'log', 'users']);
 
   const l = section(root.listen, 'listen', ['host', 'port', 'max_client_conn', 'startup_timeout_ms', 'tls', 'plaintext_tokens']);
   const listenTls = validateListenTls(l.tls, baseDir);
@@ -162,7 +163,8 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
   const log = { level: oneOf(lg, 'log', 'level', LOG_LEVELS, 'info') };
 
   const users = validateUsers(root.users, tenant.id_pattern, pool.size);
-  return { listen, admin, backend, pool, auth: { jwt, rate_limit: validateRateLimit(au.rate_limit) }, tenant: { ...tenant, ...tenantExtras }, log, users };
+  const workers = validateWorkers(root.workers, pool.size, users);
+  return { workers, listen, admin, backend, pool, auth: { jwt, rate_limit: validateRateLimit(au.rate_limit) }, tenant: { ...tenant, ...tenantExtras }, log, users };
 }
 
 const JWKS_TIMING_KEYS = ['jwks_cooldown_ms', 'jwks_grace_ms', 'jwks_timeout_ms', 'jwks_max_age_ms'] as const;

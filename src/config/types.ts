@@ -151,6 +151,8 @@ export interface LogConfig {
 }
 
 export interface ProxyConfig {
+  /** Worker processes (node:cluster) sharing the listen port and splitting pool.size exactly; 1 = no cluster. */
+  workers: number;
   listen: ListenConfig;
   admin: AdminConfig;
   backend: BackendConfig;
