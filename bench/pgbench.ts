@@ -12,6 +12,7 @@ import pino from 'pino';
 import { freePort } from '../src/demo/free-port.js';
 import { validateConfig } from '../src/config/load.js';
 import { startProxy } from '../src/server.js';
+import { benchWorkers, printWorkersTable } from './workers.js';
 
 const run = promisify(execFile);
 const arg = (name: string, dflt: string): string => {
@@ -22,6 +23,8 @@ const CLIENTS = Number(arg('clients', '50'));
 const SECONDS = Number(arg('seconds', '10'));
 const POOL = Number(arg('pool', '20'));
 const MODE = arg('mode', 'simple');
+/** --workers N: compare the proxy run as the CLI with workers: 1 and workers: N (see bench/workers.ts). */
+const WORKERS = Number(arg('workers', '0'));
 
 
 /** CPU ticks used so far by each PostgreSQL process (from /proc; Linux only). */
@@ -107,6 +110,16 @@ async function main(): Promise<void> {
     await b.query('GRANT SELECT, UPDATE, INSERT ON ALL TABLES IN SCHEMA public TO bench_pool');
     await b.end();
 
+    if (WORKERS > 0) {
+      // Interleaved rounds (1, N, 1, N, ...): on a shared machine the load drifts, and order must not decide.
+      const rows = [];
+      const rounds = Number(arg('rounds', '2'));
+      for (const workers of Array.from({ length: rounds }, () => (WORKERS === 1 ? [1] : [1, WORKERS])).flat()) {
+        rows.push(await benchWorkers({ workers, dbPort: port, poolPw, pool: POOL, seconds: SECONDS, dir, pgbench: (p, u, pw) => pgbenchRun(p, u, pw) }));
+      }
+      printWorkersTable(rows, `pgbench -S -M ${MODE} -c ${CLIENTS} -j 2 -T ${SECONDS}, scale 5, pool ${POOL} in all`);
+      return;
+    }
     const secret = randomBytes(32).toString('hex');
     const config = validateConfig(
       {
