@@ -13,7 +13,7 @@ import { ClusterMetrics } from './metrics.js';
 import { isPgtp, type Command, type Request, type WorkerMessage } from './messages.js';
 
 /** A worker that dies sooner than this after it started counts as a crash loop for the backoff. */
-const STABLE_MS = 10_000;
+const STABLE_MS = 30_000;
 const MAX_BACKOFF_MS = 30_000;
 /** Longest wait for a dead worker's backends to leave pg_stat_activity before its share is reused anyway (logged). */
 const FENCE_LIMIT_MS = 60_000;
@@ -34,7 +34,7 @@ interface Slot {
 }
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
-type Pending = { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout };
+type Pending = { slot: number; resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout };
 
 export async function runPrimary(config: ProxyConfig, log: Logger): Promise<number> {
   const count = config.workers;
@@ -56,7 +56,7 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
         pending.delete(id);
         reject(new Error(`worker ${slot.index} did not answer within ${REQUEST_TIMEOUT_MS} ms`));
       }, REQUEST_TIMEOUT_MS);
-      pending.set(id, { resolve, reject, timer });
+      pending.set(id, { slot: slot.index, resolve, reject, timer });
       w.send({ ...m, id } as Request);
     });
   const command = (slot: Slot, m: Command): void => {
@@ -97,6 +97,16 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
     slot.listening = false;
     slot.startedAt = Date.now();
     w.on('message', (m: unknown) => onMessage(slot, m));
+    w.on('disconnect', () => {
+      // The IPC channel is gone with the process: nothing sent to it will be answered.
+      slot.listening = false;
+      for (const [id, p] of pending) {
+        if (p.slot !== slot.index) continue;
+        pending.delete(id);
+        clearTimeout(p.timer);
+        p.reject(new Error('not running'));
+      }
+    });
     w.on('exit', (code, signal) => void onExit(slot, w, code, signal));
   };
 

@@ -182,7 +182,10 @@ describe('workers: 2 under pool.size 4', () => {
     await sleep(1000);
     process.kill(victimPid, 'SIGKILL');
     if (process.env.PGTP_SAMPLES) console.log('killed', Date.now());
-    // Wait for the replacement, then keep the load on it for a while.
+    // /readyz reflects every worker: not ready while one is down. Then wait for the replacement.
+    const down = await p.http('/readyz');
+    expect(down.status).toBe(503);
+    expect(down.body).toContain('worker 0: not running');
     for (let i = 0; i < 600 && !(p.workerPid(victim) !== victimPid && (await p.http('/readyz')).status === 200); i++) await sleep(100);
     expect(p.workerPid(victim)).not.toBe(victimPid);
     restarted = true;
@@ -204,14 +207,38 @@ describe('workers: 2 under pool.size 4', () => {
     expect(p.logs.some((l) => l.event === 'WORKER_EXIT' && l.worker === 'primary' && l.dead_worker === victim)).toBe(true);
   });
 
+  it('a worker that keeps dying is restarted with growing backoff', { timeout: 120_000 }, async () => {
+    const delays: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const pid = p.workerPid(1)!;
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 600 && p.workerPid(1) === pid; i++) await sleep(50);
+      expect(p.workerPid(1)).not.toBe(pid);
+      delays.push(p.logs.filter((l) => l.event === 'WORKER_EXIT' && l.dead_worker === 1).pop()!.restart_in_ms as number);
+    }
+    // Deaths within 30 s of the start back off from 250 ms, doubling (the first of these restarted at once
+    // if worker 1 had run for 30 s before, else it already counted as a quick death).
+    expect(delays[1]).toBeGreaterThanOrEqual(250);
+    expect(delays[0]).toBeLessThan(delays[1]);
+    expect(delays[2]).toBe(2 * delays[1]);
+    for (let i = 0; i < 600 && (await p.http('/readyz')).status !== 200; i++) await sleep(100);
+    expect((await p.http('/readyz')).status).toBe(200);
+  });
+
   it('SIGHUP reloads every worker (tenant.deny), SIGTERM drains them all and the primary exits 0', { timeout: 60_000 }, async () => {
     p.rewrite((tree) => {
       tree.tenant.deny = ['globex'];
     });
     p.child.kill('SIGHUP');
-    await sleep(1500);
-    const refused = await Promise.all(Array.from({ length: 4 }, () => p.client('globex').then((c) => (clients.push(c), 'in'), (e: Error) => e.message)));
+    // Four logins in a row land on both workers; once both have reloaded, all four are refused.
+    let refused: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      refused = await Promise.all(Array.from({ length: 4 }, () => p.client('globex').then((c) => (clients.push(c), 'in'), (e: Error) => e.message)));
+      if (refused.every((r) => /suspended/.test(r))) break;
+      await sleep(200);
+    }
     expect(refused.every((r) => /suspended/.test(r))).toBe(true);
+    expect(p.logs.filter((l) => l.event === 'RELOAD' && typeof l.worker === 'number' && Array.isArray(l.deny)).length).toBeGreaterThanOrEqual(2);
     const acme = await Promise.all(Array.from({ length: 4 }, () => p.client('acme')));
     clients.push(...acme);
     expect(new Set(acme.map((c) => key(c).processID % 2))).toEqual(new Set([0, 1]));
