@@ -131,6 +131,9 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
         await sleep(FENCE_BLIND_MS);
         break;
       }
+      // A pid the server has already reused for a live worker's new backend is that worker's, not the dead one's.
+      pids = pids.filter((pid) => !slots.some((s) => s !== slot && s.backends.has(pid)));
+      if (pids.length === 0) break;
       try {
         pids = (await request(checker, { t: 'pgtp:live-pids', pids })) as number[];
       } catch (e) {
