@@ -3,8 +3,9 @@
 // three workloads: read-only (-S), writes (-N) and a new connection per transaction (-C -S). Prints each
 // ratio and the CPU per transaction of each process, read from /proc: on a shared 2-core box, CPU per
 // transaction is the figure that transfers to production. Compare ratios within one run, never across runs.
+//   npm run bench -- --workers N [--rounds 2]: workers: 1 against workers: N instead (bench/workers.ts)
 //   npm run bench -- [--seconds 10] [--pool 20] [--workloads select,write,connect] [--rounds 1]
-//                    [--workers N] [--mode simple|extended|prepared] [--direct] [--no-reset-peer] [--profile DIR]
+//                    [--mode simple|extended|prepared] [--direct] [--no-reset-peer] [--profile DIR]
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { SignJWT } from 'jose';
 import pg from 'pg';
 import { freePort } from '../src/demo/free-port.js';
 import { cpuSeconds, family, snapshot } from './procstat.js';
+import { benchWorkers, printWorkersTable } from './workers.js';
 
 const run = promisify(execFile);
 const argv = process.argv.slice(2);
@@ -27,8 +29,9 @@ const flag = (name: string): boolean => argv.includes(`--${name}`);
 const SECONDS = Number(arg('seconds', '10'));
 const POOL = Number(arg('pool', '20'));
 const ROUNDS = Number(arg('rounds', '1'));
-const WORKERS = arg('workers', '1');
 const MODE = arg('mode', 'simple');
+/** --workers N: compare the proxy run as the CLI with workers: 1 and workers: N (see bench/workers.ts). */
+const WORKERS = Number(arg('workers', '0'));
 
 interface Workload {
   name: string;
@@ -143,6 +146,16 @@ async function main(): Promise<void> {
     await b.query('GRANT SELECT, UPDATE, INSERT ON ALL TABLES IN SCHEMA public TO bench_pool');
     await b.end();
 
+    if (WORKERS > 0) {
+      // Interleaved rounds (1, N, 1, N, ...): on a shared machine the load drifts, and order must not decide.
+      const rows = [];
+      const rounds = Number(arg('rounds', '2'));
+      for (const workers of Array.from({ length: rounds }, () => (WORKERS === 1 ? [1] : [1, WORKERS])).flat()) {
+        rows.push(await benchWorkers({ workers, dbPort: port, poolPw, pool: POOL, seconds: SECONDS, dir, pgbench: (p, u, pw) => pgbench({ label: 'proxy', port: p, user: u, password: pw, pid: null }, WORKLOADS.select).then((r) => r.tps) }));
+      }
+      printWorkersTable(rows, `pgbench -S -M ${MODE} -c ${WORKLOADS.select.clients} -j 2 -T ${SECONDS}, scale 5, pool ${POOL} in all`);
+      return;
+    }
     // The proxy as its own process, as in production, so its CPU is its own.
     const secret = randomBytes(32).toString('hex');
     const proxyPort = await freePort();
@@ -150,7 +163,6 @@ async function main(): Promise<void> {
     writeFileSync(
       cfgFile,
       JSON.stringify({
-        ...(WORKERS !== '1' ? { workers: WORKERS === 'auto' ? 'auto' : Number(WORKERS) } : {}),
         listen: { port: proxyPort, max_client_conn: 10_000, plaintext_tokens: 'loopback' },
         admin: { port: 0 },
         backend: { port, database: 'bench', user: 'bench_pool', password: poolPw },
@@ -211,7 +223,7 @@ async function main(): Promise<void> {
     const avg = (rs: Result[] | undefined, f: (r: Result) => number): number => (rs ? rs.reduce((s, r) => s + f(r), 0) / rs.length : NaN);
     const fmt = (n: number, d = 0): string => (Number.isNaN(n) ? '–' : n.toFixed(d));
     console.log(
-      `\npgbench -M ${MODE} -j 2 -T ${SECONDS} x ${ROUNDS} round(s), scale 5, pool ${POOL}, proxy workers ${WORKERS}; ` +
+      `\npgbench -M ${MODE} -j 2 -T ${SECONDS} x ${ROUNDS} round(s), scale 5, pool ${POOL}; ` +
         `PgBouncer ${bouncerVersion ? `${bouncerVersion[1]}.${bouncerVersion[2]}` : 'absent'} transaction mode, server_reset_query_always = 1, auth_type = plain\n`,
     );
     console.log('| workload | proxy tps | PgBouncer-with-reset tps | ratio | proxy µs/txn | PgBouncer µs/txn | PostgreSQL µs/txn (proxy / PgBouncer) |');
@@ -228,10 +240,6 @@ async function main(): Promise<void> {
     for (const extra of ['direct', 'bouncer-noreset']) {
       if (!targets.some((t) => t.label === extra)) continue;
       console.log(`\n${extra}: ${chosen.map((wl) => `${wl.name} ${fmt(avg(results.get(`${wl.name}|${extra}`), (r) => r.tps))} tps`).join(', ')}`);
-    }
-    if (WORKERS !== '1') {
-      const us = avg(results.get(`${chosen[0].name}|proxy`), (r) => r.ownUs);
-      console.log(`\nproxy CPU per transaction (${chosen[0].name}), all workers together: ${fmt(us)} µs → about ${fmt(1e6 / us)} transactions/s per core`);
     }
   } finally {
     await stopAll();

@@ -7,6 +7,7 @@ import { doctorCommand } from './admin/doctor.js';
 import { hashPasswordCommand } from './admin/hash-password.js';
 import { kitCommand } from './admin/kit.js';
 import { startProxy } from './server.js';
+import { startCluster } from './cluster/start.js';
 
 const USAGE = `usage: pg-tenant-proxy --config FILE
        pg-tenant-proxy hash-password [--iterations N]   (reads the password; prints a users[].scram verifier)
@@ -60,6 +61,8 @@ export async function main(argv: string[]): Promise<number> {
     throw e;
   }
   const log = createLogger(config.log.level);
+  const clustered = await startCluster(config, configPath, log); // workers > 1: primary or worker; null otherwise
+  if (clustered !== null) return clustered;
   let proxy;
   try {
     proxy = await startProxy(config, log, { loadConfig: () => loadConfigFile(configPath) });

@@ -25,10 +25,13 @@ import { Readiness } from './backend/probe.js';
 import { CONSOLE_DATABASE, consoleParams } from './admin/console/database.js';
 import { runConsole } from './admin/console/session.js';
 import { createAdminRuntime } from './admin/runtime.js';
+import type { ProxyHooks } from './cluster/hooks.js';
 
 export interface StartOptions {
   /** Reads the config file again: the console's RELOAD runs it (as SIGHUP does); absent: RELOAD re-reads keys and certificates only. */
   loadConfig?: () => ProxyConfig;
+  /** Worker-process hooks (src/cluster): backend bookkeeping for the budget fence, cancel routing. */
+  hooks?: ProxyHooks;
 }
 
 export interface RunningProxy {
@@ -42,9 +45,12 @@ export interface RunningProxy {
   close(): Promise<void>;
   /** Re-reads reloadable files (listen.tls certificate and key, JWT key files); the CLI calls it on SIGHUP. */
   reload?(next?: ProxyConfig): Promise<void>;
+  /** Cancels the query of this proxy's client with that key (constant-time secret check); workers: routed here by the primary. */
+  cancelKey(pid: number, secret: Buffer): boolean;
 }
 
 export async function startProxy(config: ProxyConfig, log: Logger = createLogger(config.log.level), opts: StartOptions = {}): Promise<RunningProxy> {
+  const hooks = opts.hooks ?? {};
   const poolName = `${config.backend.database}@${config.backend.host}:${config.backend.port}`;
   let metrics!: Metrics;
   // Pool logins drive readiness both ways; while down, Readiness probes by itself until a login succeeds.
@@ -52,11 +58,13 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const pool = new Pool(poolName, config.pool, config.backend, connectBackend, {
     opened: (c) => {
       metrics.backendOpened.inc();
+      hooks.backendOpened?.(c.pid, c.secret);
       readiness.succeeded();
       log.info({ event: 'BACKEND_OPEN', backend_pid: c.pid, conn: c.id }, 'backend connection opened');
     },
     closed: (c, reason) => {
       metrics.backendClosed.inc();
+      hooks.backendClosed?.(c.pid);
       log.info({ event: 'BACKEND_CLOSE', backend_pid: c.pid, conn: c.id, reason }, 'backend connection closed');
     },
     acquired: () => {}, // observed per client, with the outcome (admin/registry.ts)
@@ -91,7 +99,12 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const ops = createAdminRuntime({ pool, metrics, config, log, loadConfig: opts.loadConfig, reload: (next) => api.reload!(next) });
   const { registry, gate } = ops;
   const verify = createTokenVerifier(config.auth.jwt, config.tenant);
-  const cancels = new CancelRegistry();
+  const cancels = hooks.cancels ?? new CancelRegistry();
+  const cancelKey = (pid: number, secret: Buffer): boolean => {
+    const hit = cancels.cancel(pid, secret);
+    metrics.cancels.inc({ outcome: hit ? 'forwarded' : 'unknown_key' });
+    return hit;
+  };
   // One guard for the process: the parser (WASM) loads once; verdicts are cached.
   const statementGuard = config.tenant.guard
     ? await StatementGuard.create({ tenantSetting: config.tenant.setting, protectedSettings: config.tenant.protected_settings, allowRules: config.tenant.guard_allow, poolMode: config.pool.mode })
@@ -245,8 +258,8 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       serverParams: () => pool.serverParams(),
       consoleParams: (user) => consoleParams(pool.snapshot().params, user),
       cancel: (pid, secret) => {
-        const hit = cancels.cancel(pid, secret);
-        metrics.cancels.inc({ outcome: hit ? 'forwarded' : 'unknown_key' });
+        if (hooks.routeCancel?.(pid, secret)) metrics.cancels.inc({ outcome: 'routed_to_worker' });
+        else cancelKey(pid, secret);
       },
     },
     admit,
@@ -274,6 +287,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     pool,
     metrics,
     log,
+    cancelKey,
     async reload(next?: ProxyConfig) {
       if (next) {
         ops.setConfig(next);

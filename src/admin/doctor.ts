@@ -6,6 +6,7 @@ import pg from 'pg';
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError, type ProxyConfig } from '../config/types.js';
 import { checkBoundary } from './doctor-boundary.js';
+import { budgetArgs, budgetFindings } from './doctor-budget.js';
 
 export type Level = 'critical' | 'warning' | 'ok';
 export interface Finding {
@@ -126,24 +127,28 @@ async function checkRawPolicies(c: pg.Client, cfg: ProxyConfig, add: (f: Finding
     }
 }
 
-export async function doctorCommand(args: string[]): Promise<number> {
+export async function doctorCommand(argv: string[]): Promise<number> {
+  const budget = budgetArgs(argv); // --replicas N, --reserve N (doctor-budget.ts)
+  if ('error' in budget) return void process.stderr.write(`pg-tenant-proxy doctor: ${budget.error}\n`), 1;
+  const args = budget.rest;
   let configPath: string | undefined;
   let json = false;
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--config' || args[i] === '-c') configPath = args[++i];
     else if (args[i] === '--json') json = true;
     else {
-      process.stderr.write(`pg-tenant-proxy doctor: unknown argument "${args[i]}"\nusage: pg-tenant-proxy doctor --config FILE [--json]\n`);
+      process.stderr.write(`pg-tenant-proxy doctor: unknown argument "${args[i]}"\nusage: pg-tenant-proxy doctor --config FILE [--json] [--replicas N] [--reserve N]\n`);
       return 1;
     }
   }
   if (!configPath) {
-    process.stderr.write('usage: pg-tenant-proxy doctor --config FILE [--json]\n');
+    process.stderr.write('usage: pg-tenant-proxy doctor --config FILE [--json] [--replicas N] [--reserve N]\n');
     return 1;
   }
   let findings: Finding[];
   try {
-    findings = await runDoctor(loadConfigFile(configPath));
+    const cfg = loadConfigFile(configPath);
+    findings = [...(await runDoctor(cfg)), ...(await budgetFindings(cfg, budget.opts))];
   } catch (e) {
     const msg = e instanceof ConfigError ? e.message : `cannot check the database: ${(e as Error).message}`;
     process.stderr.write(`pg-tenant-proxy doctor: ${msg}\n`);

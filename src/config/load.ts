@@ -18,6 +18,7 @@ import {
 import { resolveSecret } from './secrets.js';
 import { validateBool, validateDenyList, validateFunctionCallAllow, validateGuardAllow, validateProtected, validateSchemaMap } from './tenant-extras.js';
 import { validateRateLimit, validateUsers } from './users.js';
+import { validateWorkers } from './workers.js';
 import { ConfigError, type ListenTlsConfig, type LogLevel, type ProxyConfig } from './types.js';
 import { isFullyAnchored, int, join, MAX_TIMER_MS, oneOf, optStr, section, show, str, type Raw } from './validate.js';
 
@@ -65,7 +66,7 @@ function parseSource(text: string, env: NodeJS.ProcessEnv, baseDir: string, sour
 
 /** Applies defaults to a parsed YAML tree and checks every key. */
 export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: string): ProxyConfig {
-  const root = section(tree, '', ['listen', 'admin', 'backend', 'pool', 'auth', 'tenant', 'log', 'users', 'metrics']);
+  const root = section(tree, '', ['workers', 'listen', 'admin', 'backend', 'pool', 'auth', 'tenant', 'log', 'users', 'metrics']);
 
   const l = section(root.listen, 'listen', ['host', 'port', 'max_client_conn', 'startup_timeout_ms', 'tls', 'plaintext_tokens']);
   const listenTls = validateListenTls(l.tls, baseDir);
@@ -172,7 +173,8 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
   const m = section(root.metrics, 'metrics', ['tenant_top_k']);
   // Each labelled tenant is a set of Prometheus series; past a few hundred a scrape gets expensive.
   const metrics = { tenant_top_k: int(m, 'metrics', 'tenant_top_k', { min: 0, max: 1000, def: 20 }) };
-  return { listen, admin, backend, pool, auth: { jwt, rate_limit: validateRateLimit(au.rate_limit) }, tenant: { ...tenant, ...tenantExtras }, log, users, metrics };
+  const workers = validateWorkers(root.workers, pool.size, users);
+  return { workers, listen, admin, backend, pool, auth: { jwt, rate_limit: validateRateLimit(au.rate_limit) }, tenant: { ...tenant, ...tenantExtras }, log, users, metrics };
 }
 
 /** tenant.proof_key / proof_setting / proof_max_ttl_s: the verified tenant context (see sql/tenancy-kit.sql). */

@@ -179,6 +179,8 @@ export interface MetricsConfig {
 }
 
 export interface ProxyConfig {
+  /** Worker processes (node:cluster) sharing the listen port and splitting pool.size exactly; 1 = no cluster. */
+  workers: number;
   listen: ListenConfig;
   admin: AdminConfig;
   backend: BackendConfig;

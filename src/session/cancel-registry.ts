@@ -15,10 +15,14 @@ export interface CancelKey {
 export class CancelRegistry {
   private readonly byPid = new Map<number, { secret: Buffer; target: Cancellable }>();
 
+  /** With worker processes, worker `index` of `count` issues only pids with pid % count === index (src/cluster/cancel-router.ts). */
+  constructor(private readonly shard: { index: number; count: number } = { index: 0, count: 1 }) {}
+
   /** Allocates a unique key for a new client. */
   register(target: Cancellable): CancelKey {
     let pid: number;
-    do pid = randomInt(1, 0x7fffffff);
+    const { index, count } = this.shard;
+    do pid = randomInt(1, Math.floor(0x7fffffff / count)) * count + index;
     while (this.byPid.has(pid));
     const secret = randomBytes(4);
     this.byPid.set(pid, { secret, target });

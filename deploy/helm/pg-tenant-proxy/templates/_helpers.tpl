@@ -63,3 +63,35 @@ Container image reference; the tag defaults to the chart's appVersion.
 {{- define "pg-tenant-proxy.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
 {{- end }}
+
+{{/*
+Per-replica pool.size. With pool.totalBudget > 0: floor(totalBudget / (replicaCount + maxSurge)), surge pods
+counted so a rollout stays within the budget; fails when a replica (or one of its workers) would get nothing.
+Without it: config.pool.size as written.
+*/}}
+{{- define "pg-tenant-proxy.poolSize" -}}
+{{- $total := int (.Values.pool.totalBudget | default 0) -}}
+{{- if gt $total 0 -}}
+{{- $replicas := int .Values.replicaCount -}}
+{{- $surge := 0 -}}
+{{- with .Values.strategy -}}{{- with .rollingUpdate -}}{{- with .maxSurge -}}
+{{- if kindIs "string" . -}}
+{{- fail (printf "pool.totalBudget needs strategy.rollingUpdate.maxSurge as a number of pods, not %q: the budget must count surge pods" .) -}}
+{{- end -}}
+{{- $surge = int . -}}
+{{- end -}}{{- end -}}{{- end -}}
+{{- $pods := add $replicas $surge -}}
+{{- if lt (int $pods) 1 -}}{{- fail "replicaCount must be at least 1" -}}{{- end -}}
+{{- $share := div $total $pods -}}
+{{- if lt (int $share) 1 -}}
+{{- fail (printf "pool.totalBudget %d cannot cover %d replicas + %d surge pods: each needs at least one backend connection; raise pool.totalBudget or lower replicaCount" $total $replicas $surge) -}}
+{{- end -}}
+{{- $workers := .Values.config.workers | default 1 -}}
+{{- if and (not (kindIs "string" $workers)) (lt (int $share) (int $workers)) -}}
+{{- fail (printf "pool.totalBudget %d gives each of %d pods %d backend connections, fewer than config.workers %d: every worker needs at least one; raise pool.totalBudget or lower config.workers" $total $pods $share (int $workers)) -}}
+{{- end -}}
+{{- $share -}}
+{{- else -}}
+{{- int .Values.config.pool.size -}}
+{{- end -}}
+{{- end }}

@@ -1,0 +1,26 @@
+// The IPC messages between the primary and its workers (process.send / worker.send, JSON-serialised).
+
+/** Primary → worker requests; the worker answers each with a Reply carrying the same id. */
+export type Request =
+  | { t: 'pgtp:metrics'; id: number }
+  | { t: 'pgtp:ready'; id: number }
+  | { t: 'pgtp:ping'; id: number }
+  | { t: 'pgtp:live-pids'; id: number; pids: number[] };
+
+/** Primary → worker commands without an answer. */
+export type Command =
+  | { t: 'pgtp:cancel'; pid: number; secret: string }
+  | { t: 'pgtp:reload' }
+  | { t: 'pgtp:shutdown' };
+
+/** Worker → primary. */
+export type WorkerMessage =
+  | { t: 'pgtp:listening'; port: number }
+  | { t: 'pgtp:backend-open'; pid: number; secret: string }
+  | { t: 'pgtp:backend-close'; pid: number }
+  | { t: 'pgtp:cancel'; pid: number; secret: string }
+  | { t: 'pgtp:reply'; id: number; ok: boolean; value?: unknown; error?: string };
+
+export function isPgtp(m: unknown): m is { t: string } {
+  return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string' && (m as { t: string }).t.startsWith('pgtp:');
+}

@@ -1,0 +1,99 @@
+// One worker process of a cluster (workers > 1): runs the whole proxy on its exact share of the budget,
+// owns its clients and backends, and answers the primary over IPC (cancels, metrics, readiness, reload, drain).
+import type { Logger } from 'pino';
+import { loadConfigFile } from '../config/load.js';
+import type { ProxyConfig } from '../config/types.js';
+import { startProxy, type RunningProxy } from '../server.js';
+import { CancelRegistry } from '../session/cancel-registry.js';
+import { workerConfig } from './budget.js';
+import { ownerOf } from './cancel-router.js';
+import { livePids } from './live-pids.js';
+import { isPgtp, type Command, type Request, type WorkerMessage } from './messages.js';
+
+const send = (m: WorkerMessage): void => {
+  if (process.connected) process.send!(m);
+};
+
+/** Runs until the primary says shutdown (or goes away); resolves with the exit code. */
+export async function runWorker(base: ProxyConfig, configPath: string, baseLog: Logger): Promise<number> {
+  const index = Number(process.env.PGTP_WORKER_INDEX);
+  const count = Number(process.env.PGTP_WORKERS);
+  if (!Number.isInteger(index) || !Number.isInteger(count) || index < 0 || index >= count) {
+    throw new Error('worker started without a valid PGTP_WORKER_INDEX / PGTP_WORKERS');
+  }
+  const log = baseLog.child({ worker: index, pid: process.pid });
+  const config = workerConfig(base, index, count);
+  let proxy: RunningProxy;
+  try {
+    proxy = await startProxy(config, log, {
+      // The console's RELOAD in this worker re-reads the file and takes this worker's share, as SIGHUP does.
+      loadConfig: () => workerConfig(loadConfigFile(configPath), index, count),
+      hooks: {
+        cancels: new CancelRegistry({ index, count }),
+        routeCancel: (pid, secret) => {
+          if (ownerOf(pid, count) === index) return false;
+          send({ t: 'pgtp:cancel', pid, secret: secret.toString('hex') });
+          return true;
+        },
+        backendOpened: (pid, secret) => send({ t: 'pgtp:backend-open', pid, secret: secret.toString('hex') }),
+        backendClosed: (pid) => send({ t: 'pgtp:backend-close', pid }),
+      },
+    });
+  } catch (e) {
+    log.fatal({ event: 'WORKER_START_FAILED', err: (e as Error).message }, 'worker could not start');
+    return 1;
+  }
+
+  const answer = async (m: Request): Promise<unknown> => {
+    switch (m.t) {
+      case 'pgtp:metrics':
+        return proxy.metrics.registry.getMetricsAsJSON();
+      case 'pgtp:ready':
+        return proxy.readiness.check();
+      case 'pgtp:ping':
+        return proxy.pool.stats();
+      case 'pgtp:live-pids':
+        return livePids(proxy.pool, m.pids);
+    }
+  };
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (why: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ event: 'SHUTDOWN', reason: why }, 'worker draining');
+      void proxy.close().then(() => resolve(0));
+    };
+    process.on('message', (raw: unknown) => {
+      if (!isPgtp(raw)) return;
+      const m = raw as Request | Command;
+      if (m.t === 'pgtp:cancel') {
+        // Routed here by the primary because this worker issued the key; a wrong secret stops nothing.
+        proxy.cancelKey(m.pid, Buffer.from(m.secret, 'hex'));
+      } else if (m.t === 'pgtp:reload') {
+        let next: ProxyConfig | undefined;
+        try {
+          next = workerConfig(loadConfigFile(configPath), index, count);
+        } catch (e) {
+          log.error({ event: 'RELOAD_FAILED', err: (e as Error).message }, 'config file not reloaded; previous settings kept');
+        }
+        void proxy.reload?.(next).catch((e: Error) => log.error({ event: 'RELOAD_FAILED', err: e.message }, 'reload failed'));
+      } else if (m.t === 'pgtp:shutdown') {
+        stop('primary asked');
+      } else {
+        answer(m).then(
+          (value) => send({ t: 'pgtp:reply', id: m.id, ok: true, value }),
+          (e: Error) => send({ t: 'pgtp:reply', id: m.id, ok: false, error: e.message }),
+        );
+      }
+    });
+    // The primary relays SIGTERM/SIGHUP; a terminal's Ctrl-C reaches the whole process group.
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {}); // the primary sends pgtp:reload to every worker
+    // Without a primary nobody supervises the budget: stop.
+    process.on('disconnect', () => stop('primary went away'));
+    send({ t: 'pgtp:listening', port: proxy.port });
+  });
+}
