@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import { stringify } from 'yaml';
-import { createFixtureDatabase, freePort, type PgServer } from './pg.js';
+import { createFixtureDatabase, freePort, type PgServer, TEST_PROOF_KEY } from './pg.js';
 import { JWT_SECRET } from './proxy.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -50,7 +50,7 @@ export async function startClusterProxy(server: PgServer, name: string, opts: { 
     backend: { host: server.host, port: server.port, database: fx.database, user: fx.poolUser, password: fx.poolPassword },
     pool: { size: 4, idle_timeout_ms: 0, ...opts.pool },
     auth: { jwt: { algorithms: ['HS256'], secret: JWT_SECRET } },
-    tenant: { search_path: 'tenant_{tenant}, public' },
+    tenant: { search_path: 'tenant_{tenant}, public', proof_key: TEST_PROOF_KEY },
     log: { level: 'info' },
   };
   writeFileSync(configFile, stringify(tree));
