@@ -157,7 +157,7 @@ export class Pool {
           this.events.reset('eager');
           this.makeAvailable(conn);
         } else {
-          this.events.resetFailed(conn, r.reason);
+          if (!this.closing) this.events.resetFailed(conn, r.reason); // close() destroying a backend mid-reset is no failure
           conn.destroy(`reset failed: ${r.reason}`);
         }
       });
