@@ -63,3 +63,24 @@ Container image reference; the tag defaults to the chart's appVersion.
 {{- define "pg-tenant-proxy.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
 {{- end }}
+
+{{/*
+TLS Secret name: tls.secretName, or "<fullname>-tls".
+*/}}
+{{- define "pg-tenant-proxy.tlsSecretName" -}}
+{{- .Values.tls.secretName | default (printf "%s-tls" (include "pg-tenant-proxy.fullname" .)) }}
+{{- end }}
+
+{{/*
+The proxy's config file: .Values.config, plus listen.tls pointing at the mounted TLS Secret when tls.enabled
+(a listen.tls.min_version given in config is kept). test/packaging/helm-chart.test.ts validates the result
+against the proxy's config schema.
+*/}}
+{{- define "pg-tenant-proxy.config" -}}
+{{- $config := deepCopy .Values.config }}
+{{- if .Values.tls.enabled }}
+{{- $files := dict "cert_file" (printf "%s/tls.crt" .Values.tls.mountPath) "key_file" (printf "%s/tls.key" .Values.tls.mountPath) }}
+{{- $_ := set $config.listen "tls" (merge $files (default dict $config.listen.tls)) }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
