@@ -11,8 +11,9 @@ function readHidden(prompts: string[]): Promise<string[]> {
     const stdin = process.stdin;
     const answers: string[] = [];
     let value = '';
-    process.stderr.write(prompts[0]);
+    // Echo off before the prompt shows: typing that follows the prompt at once must not be echoed.
     stdin.setRawMode(true);
+    process.stderr.write(prompts[0]);
     stdin.resume();
     stdin.setEncoding('utf8');
     const done = (): void => {
