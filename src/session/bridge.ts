@@ -386,8 +386,9 @@ export class Session implements ResponseOwner {
     },
     dropped: (type, length) => {
       // A message the guard refuses unread: its substitute fails in its place (see guard-hook.ts).
-      if (this.refusedWhole !== type || !this.o.guard || !this.server) return;
+      const refused = this.refusedWhole;
       this.refusedWhole = 0;
+      if (refused !== type || !this.o.guard || !this.server) return;
       const substitute = this.o.guard.substitute(type, length);
       if (type === Frontend.FunctionCall) this.statements.simpleQuery(); // its substitute is a simple Query
       // Tracked like the client's own Parse, so the statement bookkeeping stays aligned with the server.
