@@ -174,8 +174,11 @@ async function main(): Promise<void> {
     );
     // --profile DIR: the proxy writes a V8 CPU profile there when it exits (open it in Chrome DevTools).
     const profile = arg('profile', '');
-    const nodeFlags = profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profile)] : [];
-    const proxy = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', 'src/main.ts', '--config', cfgFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const nodeFlags = profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profile)] : process.env.PGTP_BENCH_PERF ? ['--perf-basic-prof'] : [];
+    // Compiled by tsc, as production runs it (npm's package ships dist/): tsx's on-the-fly build wraps every
+    // closure in a keep-names helper, which costs real CPU per connection and would skew the figures.
+    await run('npx', ['tsc', '-p', 'tsconfig.build.json']);
+    const proxy = spawn(process.execPath, [...nodeFlags, 'dist/main.js', '--config', cfgFile], { stdio: ['ignore', 'ignore', 'inherit'] });
     children.push(proxy);
     await waitForPort(proxyPort, 20_000);
     const token = await new SignJWT({ tenant_id: 'acme' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('2h').sign(new TextEncoder().encode(secret));

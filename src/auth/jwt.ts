@@ -1,7 +1,8 @@
 // Verifies the JWT a client sends as its password and extracts the tenant id; errors carry a reason and SQLSTATE, never the token.
 import { decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import type { JwtConfig, TenantConfig } from '../config/types.js';
-import { createKeySource, KeysUnavailableError } from './keys.js';
+import { createKeySource, DEFAULT_JWKS_GRACE_MS, DEFAULT_JWKS_MAX_AGE_MS, KeysUnavailableError } from './keys.js';
+import { VerifiedTokenCache } from './token-cache.js';
 
 export type AuthFailureReason =
   | 'bad_token'
@@ -139,6 +140,11 @@ async function verifyWithKeys(token: string, key: Parameters<typeof jwtVerify>[1
  * Builds the per-login verifier: size check, signature and claims (jose, with the configured key source),
  * then the tenant claim and the optional role claim.
  */
+/** Verified tokens remembered (LRU). */
+const VERIFIED_CACHE_ENTRIES = 10_000;
+/** Longest a verified token is trusted without a fresh signature check. */
+const VERIFIED_CACHE_MAX_AGE_MS = 60_000;
+
 export function createTokenVerifier(jwt: JwtConfig, tenant: TenantConfig): TokenVerifier {
   const keys = createKeySource(jwt);
   const algorithms = [...jwt.algorithms];
@@ -155,11 +161,25 @@ export function createTokenVerifier(jwt: JwtConfig, tenant: TenantConfig): Token
     ...(jwt.audience !== undefined ? { audience: jwt.audience } : {}),
   };
 
+  // Verified tokens, so a reconnect with the same token skips the signature check (token-cache.ts). An entry
+  // lives at most a minute, and with a remote JWKS no longer than a removed key stays accepted nor than the
+  // set may go without a refetch, so rotation is seen as soon as it would be without the cache.
+  const cache = new VerifiedTokenCache<VerifiedIdentity>(
+    VERIFIED_CACHE_ENTRIES,
+    jwt.jwks_url !== undefined
+      ? Math.min(VERIFIED_CACHE_MAX_AGE_MS, jwt.jwks_grace_ms ?? DEFAULT_JWKS_GRACE_MS, jwt.jwks_max_age_ms ?? DEFAULT_JWKS_MAX_AGE_MS)
+      : VERIFIED_CACHE_MAX_AGE_MS,
+    jwt.clock_tolerance_s,
+  );
+
   const verify = async (token: string): Promise<VerifiedIdentity> => {
     const size = Buffer.byteLength(token, 'utf8');
     if (size > jwt.max_token_bytes) {
       throw new AuthError('token_too_large', INVALID_PASSWORD, `token is ${size} bytes; the limit is ${jwt.max_token_bytes} (auth.jwt.max_token_bytes)`);
     }
+    const digest = VerifiedTokenCache.digest(token);
+    const cached = cache.get(digest);
+    if (cached) return cached;
     let payload: JWTPayload;
     try {
       payload = await verifyWithKeys(token, keys.key, options);
@@ -197,7 +217,17 @@ export function createTokenVerifier(jwt: JwtConfig, tenant: TenantConfig): Token
         role = r;
       }
     }
-    return { tenant: id, claims: payload as Record<string, unknown>, expiresAt: payload.exp, ...(role !== undefined ? { role } : {}) };
+    const identity: VerifiedIdentity = { tenant: id, claims: payload as Record<string, unknown>, expiresAt: payload.exp, ...(role !== undefined ? { role } : {}) };
+    // Only a token jose accepted now is cached (nbf already passed); exp is checked again on every hit.
+    cache.set(digest, { identity, expiresAt: payload.exp });
+    return identity;
   };
-  return Object.assign(verify, { reload: () => keys.reload() });
+  // New keys (SIGHUP, RELOAD): nothing verified under the old ones is trusted without a fresh check.
+  return Object.assign(verify, {
+    reload: async () => {
+      cache.clear();
+      await keys.reload();
+      cache.clear();
+    },
+  });
 }

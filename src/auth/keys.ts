@@ -1,5 +1,5 @@
 // JWT verification keys: the HS* secret, a PEM public key file, a local JWKS file, or a remote JWKS URL (cooldown, grace, timeout).
-import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, createSecretKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { calculateJwkThumbprint, createLocalJWKSet, errors, importSPKI, type JWK, type JWTVerifyGetKey } from 'jose';
@@ -38,7 +38,7 @@ export class KeysUnavailableError extends Error {
 
 /** What the verifier needs: a key (or key resolver) for jose, and a way to re-read file-based keys. */
 export interface KeySource {
-  readonly key: Uint8Array | JWTVerifyGetKey;
+  readonly key: KeyObject | JWTVerifyGetKey;
   /** Re-reads public_key_file / jwks_file, or refetches jwks_url; on failure rejects and keeps the previous keys. */
   reload(): Promise<void>;
 }
@@ -355,7 +355,9 @@ export function createKeySource(jwt: JwtConfig): KeySource {
   const algs = jwt.algorithms;
   if (algs.every(isHmacAlgorithm)) {
     if (jwt.secret === undefined) throw new KeySourceError('auth.jwt.secret is required for HS* algorithms');
-    return { key: new TextEncoder().encode(jwt.secret), reload: async () => {} };
+    // A KeyObject, not raw bytes: jose converts a KeyObject to a CryptoKey once and caches it, where raw
+    // bytes are imported again on every verification.
+    return { key: createSecretKey(Buffer.from(jwt.secret, 'utf8')), reload: async () => {} };
   }
   if (algs.some(isHmacAlgorithm)) throw new KeySourceError('auth.jwt.algorithms mixes HS* and public-key algorithms');
   if (jwt.public_key_file !== undefined) return new PublicKeyFileSource(jwt.public_key_file, algs);

@@ -35,8 +35,15 @@ const pipelined = (text: string): Buffer => Buffer.concat([serialize.parse({ tex
 const PIPELINED_DISCARD_ALL = pipelined('DISCARD ALL');
 const PIPELINED_BEGIN = pipelined('BEGIN');
 const PIPELINED_COMMIT = pipelined('COMMIT');
-/** CommandCompletes of the pipelined reseed: BEGIN, SELECT, COMMIT. */
-const PIPELINED_RESEED_COMMANDS = 3;
+
+/**
+ * True if `next` (what follows the hand-over in the pipeline, e.g. the tenant context prefix) starts with
+ * an extended-protocol BEGIN: that BEGIN turns the implicit block opened by the reseed into an explicit
+ * one, and its COMMIT ends it, so the reseed needs no BEGIN/COMMIT of its own.
+ */
+export function opensTransactionBlock(next: Buffer): boolean {
+  return next.length >= PIPELINED_BEGIN.length && next.subarray(0, PIPELINED_BEGIN.length).equals(PIPELINED_BEGIN);
+}
 
 /**
  * DISCARD ALL does not reset the random() seed (setseed), so a tenant could make the next tenant's random()
@@ -72,7 +79,8 @@ export class Handover {
   private discardCompleted = false;
   private readbackSeen = false;
   private mode: HandoverMode | null = null;
-  private reseedLeft = PIPELINED_RESEED_COMMANDS;
+  /** CommandCompletes of the pipelined reseed still due: its SELECT, plus BEGIN and COMMIT if it wraps itself. */
+  private reseedLeft = 1;
 
   /**
    * @param rollback the server was left inside a transaction block (client went away mid-transaction):
@@ -90,8 +98,11 @@ export class Handover {
     return !this.rollback;
   }
 
-  /** The bytes that settle what the backend owes, for `mode`. Call once. */
-  bytes(mode: HandoverMode): Buffer {
+  /**
+   * The bytes that settle what the backend owes, for `mode`. Call once.
+   * @param nextOpensBlock (pipelined) what follows starts with BEGIN: see opensTransactionBlock.
+   */
+  bytes(mode: HandoverMode, nextOpensBlock = false): Buffer {
     this.mode = mode;
     const parts: Buffer[] = [];
     if (this.rollback) {
@@ -109,13 +120,19 @@ export class Handover {
       // Separate Query messages: DISCARD ALL refuses to run inside a multi-statement string.
       parts.push(DISCARD_ALL, serialize.query(reseedSql()));
     } else {
-      // DISCARD ALL must be the first statement of its pipeline; the reseed follows it in the same one,
-      // wrapped in BEGIN/COMMIT: a second statement without a Sync opens an implicit transaction block,
-      // which the COMMIT closes, so the client's statements start a fresh transaction (a login with no
-      // context prefix would otherwise have its autocommit statements left uncommitted).
-      // If any of it fails, the server skips everything up to the next client's Sync: nothing of that
-      // client runs on a backend that was not reset.
-      parts.push(PIPELINED_DISCARD_ALL, PIPELINED_BEGIN, pipelined(reseedSql()), PIPELINED_COMMIT);
+      // DISCARD ALL must be the first statement of its pipeline; the reseed follows it in the same one.
+      // A second statement without a Sync opens an implicit transaction block. If what follows starts with
+      // BEGIN (the tenant context), that BEGIN makes the block explicit and its COMMIT ends it; otherwise
+      // the reseed is wrapped in its own BEGIN/COMMIT, so the client's statements start a fresh
+      // transaction (a login with no context prefix would else have its autocommit statements left
+      // uncommitted). If any of it fails, the server skips everything up to the next client's Sync:
+      // nothing of that client runs on a backend that was not reset.
+      if (nextOpensBlock) {
+        parts.push(PIPELINED_DISCARD_ALL, pipelined(reseedSql()));
+      } else {
+        this.reseedLeft = 3;
+        parts.push(PIPELINED_DISCARD_ALL, PIPELINED_BEGIN, pipelined(reseedSql()), PIPELINED_COMMIT);
+      }
     }
     return Buffer.concat(parts);
   }

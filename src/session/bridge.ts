@@ -5,7 +5,7 @@
 //             https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-READYFORQUERY
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import type { Handover } from '../backend/handover.js';
+import { type Handover, opensTransactionBlock } from '../backend/handover.js';
 import type { Pool, PoolWaiter, ReleaseMode } from '../backend/pool.js';
 import { PoolError } from '../backend/pool.js';
 import type { ServerConn } from '../backend/server.js';
@@ -291,8 +291,9 @@ export class Session implements ResponseOwner {
     this.statements.newBackend();
     // The hand-over (if one is due), the prefix and the client's first messages leave in one writev.
     server.socket.cork();
-    if (handover) server.write(handover.bytes('pipelined'));
-    server.write(this.o.context.prefix);
+    const prefix = this.o.context.prefix;
+    if (handover) server.write(handover.bytes('pipelined', opensTransactionBlock(prefix)));
+    server.write(prefix);
     this.drainStash();
     server.socket.uncork();
     this.watchPartialMessage();
@@ -386,8 +387,9 @@ export class Session implements ResponseOwner {
     },
     dropped: (type, length) => {
       // A message the guard refuses unread: its substitute fails in its place (see guard-hook.ts).
-      if (this.refusedWhole !== type || !this.o.guard || !this.server) return;
+      const refused = this.refusedWhole;
       this.refusedWhole = 0;
+      if (refused !== type || !this.o.guard || !this.server) return;
       const substitute = this.o.guard.substitute(type, length);
       if (type === Frontend.FunctionCall) this.statements.simpleQuery(); // its substitute is a simple Query
       // Tracked like the client's own Parse, so the statement bookkeeping stays aligned with the server.

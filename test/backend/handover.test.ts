@@ -2,7 +2,8 @@
 // reported (intact, tampered, failed, skipped), a failed read-back never passes silently, and a reset that
 // does not complete fails the hand-over.
 import { describe, expect, it } from 'vitest';
-import { cryptoSeed, Handover, type HandoverMode, type ReadbackOutcome } from '../../src/backend/handover.js';
+import { serialize } from 'pg-protocol';
+import { cryptoSeed, Handover, type HandoverMode, opensTransactionBlock, type ReadbackOutcome } from '../../src/backend/handover.js';
 import type { Readback } from '../../src/backend/readback.js';
 
 const msg = (type: string, body: Buffer) => ({ type: type.charCodeAt(0), body });
@@ -95,6 +96,22 @@ describe.each(['eager', 'pipelined'] as const)('Handover (%s)', (mode) => {
 });
 
 describe('Handover', () => {
+  it('pipelined in front of a prefix that starts with BEGIN, the reseed needs no BEGIN/COMMIT of its own', () => {
+    const begin = Buffer.concat([serialize.parse({ text: 'BEGIN' }), serialize.bind({}), serialize.execute({})]);
+    expect(opensTransactionBlock(Buffer.concat([begin, serialize.sync()]))).toBe(true);
+    expect(opensTransactionBlock(Buffer.alloc(0))).toBe(false);
+    expect(opensTransactionBlock(serialize.query('BEGIN'))).toBe(false);
+    const own = new Handover(false, null, { readback: () => {} });
+    const bytes = own.bytes('pipelined', true);
+    expect(bytes.includes(Buffer.from('COMMIT'))).toBe(false);
+    expect(feed(own, [complete('DISCARD ALL'), dataRow(['']), complete('SELECT 1')]).state).toBe('done');
+    // Without a BEGIN after it, the reseed wraps itself (its COMMIT ends the implicit block).
+    const wrapped = new Handover(false, null, { readback: () => {} });
+    expect(wrapped.bytes('pipelined', false).includes(Buffer.from('COMMIT'))).toBe(true);
+    expect(feed(wrapped, [complete('DISCARD ALL'), complete('BEGIN'), complete('SELECT 1')]).state).toBe('more');
+    expect(wrapped.answer(0x43, Buffer.from('COMMIT\0')).state).toBe('done');
+  });
+
   it('a backend left in a transaction is rolled back first and cannot be pipelined', () => {
     const { h, bytes } = setup('eager', true);
     expect(h.pipelinable).toBe(false);

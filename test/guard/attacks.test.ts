@@ -2,6 +2,7 @@
 // it before it runs (naming the rule), and in the same connection's next transaction the tenant setting and
 // search_path are still the proxy's and the connection still works. Look-alikes stay allowed.
 import pg from 'pg';
+import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type PgServer, primaryServer, secondServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
@@ -55,6 +56,14 @@ describe.each(servers)('guard attacks through the proxy (%s server)', (_label, s
       await c.write(functionCall(oid, ['app.current_tenant', 'globex', 'false']));
       expect(summarise(await c.untilReady())).toMatchObject({ status: 'E' });
       expect((await c.query('ROLLBACK')).status).toBe('I');
+      expect((await c.query(CTX)).rows).toEqual([ACME]);
+      // In the middle of an unsynced extended-protocol batch: the statement before it runs, the refusal
+      // and the Sync each get their ReadyForQuery, and nothing is left owed.
+      await c.write(Buffer.concat([serialize.parse({ text: 'SELECT 41 + 1' }), serialize.bind({}), serialize.execute({}), functionCall(oid, ['search_path', 'tenant_globex', 'false']), serialize.sync()]));
+      const first = summarise(await c.untilReady());
+      expect(first.rows).toEqual(['42']);
+      expect(first.error?.M).toMatch(/rule function_call/);
+      expect(summarise(await c.untilReady()).error).toBeNull();
       expect((await c.query(CTX)).rows).toEqual([ACME]);
     } finally {
       c.end();

@@ -18,7 +18,16 @@ describe('cancel', () => {
     const sql = await t.sql('acme');
     const q = sql`SELECT pg_sleep(20)`;
     const started = Date.now();
-    setTimeout(() => q.cancel(), 300);
+    // Cancel once the query really runs on the server (a fixed delay raced a loaded machine).
+    const admin = await t.admin();
+    void (async () => {
+      for (let i = 0; i < 200; i++) {
+        const r = await admin.query("SELECT 1 FROM pg_stat_activity WHERE usename = $1 AND query = 'SELECT pg_sleep(20)' AND state = 'active'", [t.poolUser]);
+        if (r.rowCount) break;
+        await new Promise((res) => setTimeout(res, 25));
+      }
+      q.cancel();
+    })();
     const e = (await q.catch((err: unknown) => err)) as { code: string };
     expect(e.code).toBe('57014');
     expect(Date.now() - started).toBeLessThan(5000);
