@@ -1,22 +1,61 @@
-// The CLI: `pg-tenant-proxy --config FILE` runs the proxy until SIGINT/SIGTERM.
+// The CLI: `pg-tenant-proxy --config FILE` runs the proxy until SIGINT/SIGTERM; subcommands (doctor, token, …) dispatch from here.
 import { readFileSync } from 'node:fs';
 import { createLogger } from './admin/log.js';
 import { loadConfigFile } from './config/load.js';
 import { ConfigError } from './config/types.js';
 import { doctorCommand } from './admin/doctor.js';
 import { hashPasswordCommand } from './admin/hash-password.js';
-import { kitCommand } from './admin/kit.js';
+import { healthcheckCommand, HEALTHCHECK_USAGE } from './admin/healthcheck.js';
+import { kitCommand, KIT_USAGE } from './admin/kit.js';
+import { tokenCommand, TOKEN_USAGE } from './admin/token.js';
 import { startProxy } from './server.js';
 import { startCluster } from './cluster/start.js';
 
-const USAGE = `usage: pg-tenant-proxy --config FILE
-       pg-tenant-proxy hash-password [--iterations N]   (reads the password; prints a users[].scram verifier)
-       pg-tenant-proxy doctor --config FILE [--json]     (what in the database would let a tenant escape)
-       pg-tenant-proxy kit [--apply] [--config FILE] ...  (the database-side boundary; kit --help)
+/** Subcommands: each one's usage is printed for `pg-tenant-proxy SUBCOMMAND --help` before it parses anything. */
+const SUBCOMMANDS: Record<string, { summary: string; usage: string; run: (args: string[]) => Promise<number> }> = {
+  'hash-password': {
+    summary: 'reads a password; prints a users[].scram verifier',
+    usage: `usage: pg-tenant-proxy hash-password [--iterations N]
 
-  --config FILE   YAML configuration (see config/example.yaml)
+Reads a password and prints its SCRAM-SHA-256 verifier for users[].scram (the password itself never goes in
+the config). On a terminal it asks twice, without echo, and refuses a mismatch; from a pipe it reads one line:
+  echo "$PASSWORD" | npx pg-tenant-proxy hash-password
+
+  --iterations N   PBKDF2 iterations, at least 4096 (the default, as PostgreSQL)
+`,
+    run: hashPasswordCommand,
+  },
+  doctor: {
+    summary: 'what in the database would let a tenant escape',
+    usage: `usage: pg-tenant-proxy doctor --config FILE [--json] [--replicas N] [--reserve N]
+
+Connects as backend.user and reports what would let a tenant escape row-level security (superuser or
+BYPASSRLS, tables without forced RLS, policies that fail open, CREATE on schemas, functions calling
+set_config, the tenancy kit and its proof key) and whether the connection budget fits the server,
+each finding critical, warning or ok. Exits 2 on a critical finding, 1 if it cannot check.
+
+  --config FILE    the proxy's config
+  --json           machine-readable output
+  --replicas N     proxy processes sharing the database (replicas, plus surge pods in a rollout; default 1)
+  --reserve N      connections kept for everything else (migrations, psql, other services; default 5)
+`,
+    run: doctorCommand,
+  },
+  kit: { summary: 'prints or applies the tenancy kit (the database-side boundary)', usage: KIT_USAGE, run: kitCommand },
+  token: { summary: 'signs a token for a tenant with the config\'s HS* secret (trying out, tests)', usage: TOKEN_USAGE, run: tokenCommand },
+  healthcheck: { summary: 'exits 0 when the running proxy\'s /healthz answers (container health checks)', usage: HEALTHCHECK_USAGE, run: healthcheckCommand },
+};
+
+const USAGE = `usage: pg-tenant-proxy --config FILE
+${Object.entries(SUBCOMMANDS)
+  .map(([name, c]) => `       pg-tenant-proxy ${name.padEnd(14)} ${c.summary}`)
+  .join('\n')}
+
+  --config FILE   YAML configuration (see config/example.yaml and docs/configuration.md)
   --version       print the version
-  --help          this text
+  --help          this text; pg-tenant-proxy SUBCOMMAND --help for a subcommand's
+
+Runs the proxy until SIGINT or SIGTERM; SIGHUP reloads the config's reloadable parts.
 `;
 
 function version(): string {
@@ -25,9 +64,15 @@ function version(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  if (argv[0] === 'hash-password') return hashPasswordCommand(argv.slice(1));
-  if (argv[0] === 'doctor') return doctorCommand(argv.slice(1));
-  if (argv[0] === 'kit') return kitCommand(argv.slice(1));
+  const sub = argv[0] !== undefined ? SUBCOMMANDS[argv[0]] : undefined;
+  if (sub) {
+    const args = argv.slice(1);
+    if (args.includes('--help') || args.includes('-h')) {
+      process.stdout.write(sub.usage);
+      return 0;
+    }
+    return sub.run(args);
+  }
   let configPath: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];

@@ -1,36 +1,46 @@
-// `pg-tenant-proxy hash-password`: reads a password (without echo on a terminal, or one line from a pipe)
-// and prints its SCRAM-SHA-256 verifier for users[].scram, so no plaintext password sits in the config.
+// `pg-tenant-proxy hash-password`: reads a password (twice and without echo on a terminal, refusing a mismatch;
+// one line from a pipe) and prints its SCRAM-SHA-256 verifier for users[].scram, so no plaintext password sits in the config.
 import { makeVerifier } from '../auth/scram.js';
 
-function readHidden(prompt: string): Promise<string> {
+/**
+ * Reads one answer per prompt from the terminal in raw mode (no echo). One listener serves all prompts, so
+ * answers that arrive in one chunk (pasted) are split at each Enter rather than lost.
+ */
+function readHidden(prompts: string[]): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
-    process.stderr.write(prompt);
+    const answers: string[] = [];
     let value = '';
+    // Echo off before the prompt shows: typing that follows the prompt at once must not be echoed.
     stdin.setRawMode(true);
+    process.stderr.write(prompts[0]);
     stdin.resume();
     stdin.setEncoding('utf8');
-    const onData = (chunk: string): void => {
-      for (const ch of chunk) {
-        if (ch === '\r' || ch === '\n') {
-          done();
-          resolve(value);
-          return;
-        }
-        if (ch === '\u0003') {
-          done();
-          reject(new Error('cancelled'));
-          return;
-        }
-        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
-        else value += ch;
-      }
-    };
     const done = (): void => {
       stdin.setRawMode(false);
       stdin.pause();
       stdin.removeListener('data', onData);
-      process.stderr.write('\n');
+    };
+    const onData = (chunk: string): void => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n') {
+          process.stderr.write('\n');
+          answers.push(value);
+          value = '';
+          if (answers.length === prompts.length) {
+            done();
+            resolve(answers);
+            return;
+          }
+          process.stderr.write(prompts[answers.length]);
+        } else if (ch === '\u0003') {
+          process.stderr.write('\n');
+          done();
+          reject(new Error('cancelled'));
+          return;
+        } else if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
+        else value += ch;
+      }
     };
     stdin.on('data', onData);
   });
@@ -47,7 +57,7 @@ export async function hashPasswordCommand(args: string[]): Promise<number> {
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--iterations') iterations = Number(args[++i]);
     else {
-      process.stderr.write(`pg-tenant-proxy hash-password: unknown argument "${args[i]}"\nusage: pg-tenant-proxy hash-password [--iterations N] < password\n`);
+      process.stderr.write(`pg-tenant-proxy hash-password: unknown argument "${args[i]}"\nusage: pg-tenant-proxy hash-password [--iterations N]  (--help for more)\n`);
       return 2;
     }
   }
@@ -55,7 +65,18 @@ export async function hashPasswordCommand(args: string[]): Promise<number> {
     process.stderr.write('pg-tenant-proxy hash-password: --iterations must be an integer of at least 4096\n');
     return 2;
   }
-  const password = process.stdin.isTTY ? await readHidden('password: ') : await readPiped();
+  let password: string;
+  if (process.stdin.isTTY) {
+    // A typo typed blind would lock the user out with a verifier nobody knows the password of: ask twice.
+    const [first, again] = await readHidden(['password: ', 'again: ']);
+    password = first;
+    if (again !== password) {
+      process.stderr.write('pg-tenant-proxy hash-password: the passwords do not match; nothing printed\n');
+      return 2;
+    }
+  } else {
+    password = await readPiped();
+  }
   if (password.length === 0) {
     process.stderr.write('pg-tenant-proxy hash-password: empty password\n');
     return 2;

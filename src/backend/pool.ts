@@ -256,7 +256,7 @@ export class Pool {
     conn.whenCancelsSettled(() =>
       runEagerHandover(conn, handover, this.cfg.reset_timeout_ms, (r) => {
         if (r.ok) return ok();
-        this.events.resetFailed(conn, r.reason);
+        if (!this.closing) this.events.resetFailed(conn, r.reason); // close() destroying a backend mid-reset is no failure
         conn.destroy(`reset failed: ${r.reason}`);
         failed(r.reason);
       }),

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError } from './types.js';
-import { isMapping, show } from './validate.js';
+import { isMapping, record, show } from './validate.js';
 
 const FORMS = 'a string, { env: VAR_NAME } or { file: path }';
 
@@ -11,6 +11,7 @@ const FORMS = 'a string, { env: VAR_NAME } or { file: path }';
  * Relative file paths resolve against `baseDir` (the config file's directory); trailing newlines are trimmed.
  */
 export function resolveSecret(v: unknown, key: string, env: NodeJS.ProcessEnv, baseDir: string, allowEmpty: boolean): string {
+  record({ key, type: 'secret', required: true });
   if (v === undefined || v === null) {
     throw new ConfigError(key, `is required: give ${FORMS}${allowEmpty ? ' ("" for no password)' : ''}`);
   }

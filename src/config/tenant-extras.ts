@@ -1,7 +1,7 @@
 // Validation of the tenant section's isolation keys: the explicit tenant → schema map (one schema per
 // tenant, checked at load), the deny-list of suspended tenants, the read-back check and the statement guard.
 import { ConfigError } from './types.js';
-import { isMapping, show, type Raw } from './validate.js';
+import { isMapping, record, show, type Raw } from './validate.js';
 
 const SCHEMA = /^[a-z_][a-z0-9_$]{0,62}$/;
 
@@ -36,6 +36,7 @@ export function validateDenyList(raw: unknown, idPattern: RegExp): string[] {
 }
 
 export function validateBool(raw: unknown, key: string, def: boolean): boolean {
+  record({ key, type: 'boolean', default: def, required: false });
   if (raw === undefined || raw === null) return def;
   if (typeof raw !== 'boolean') throw new ConfigError(key, `must be true or false, got ${show(raw)}`);
   return raw;

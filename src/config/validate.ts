@@ -3,6 +3,40 @@ import { ConfigError } from './types.js';
 
 export type Raw = Record<string, unknown>;
 
+/**
+ * What a reader learned about one key, for the generated configuration reference (docs/configuration.md,
+ * scripts/config-reference.ts). Recording is off except inside recordKeys(), so validation is unchanged.
+ */
+export interface KeyInfo {
+  key: string;
+  type?: 'mapping' | 'integer' | 'string' | 'enum' | 'boolean' | 'secret';
+  default?: unknown;
+  values?: readonly string[];
+  min?: number;
+  max?: number;
+  required?: boolean;
+}
+
+let recorder: ((info: KeyInfo) => void) | undefined;
+
+/** Notes a key for the reference; a no-op outside recordKeys(). */
+export function record(info: KeyInfo): void {
+  recorder?.(info);
+}
+
+/** Runs `fn` (validations) and returns every key the readers saw, in the order they saw them. */
+export function recordKeys(fn: () => void): KeyInfo[] {
+  const seen: KeyInfo[] = [];
+  const previous = recorder;
+  recorder = (info) => seen.push(info);
+  try {
+    fn();
+  } finally {
+    recorder = previous;
+  }
+  return seen;
+}
+
 /** setTimeout fires at once for delays past 2^31-1 ms, so no timeout may exceed it. */
 export const MAX_TIMER_MS = 2_147_483_647;
 
@@ -52,6 +86,10 @@ function suggest(key: string, allowed: readonly string[]): string {
  * falls back to a default.
  */
 export function section(v: unknown, key: string, allowed: readonly string[]): Raw {
+  if (recorder) {
+    if (key !== '') record({ key, type: 'mapping' });
+    for (const k of allowed) record({ key: join(key, k) });
+  }
   if (v === undefined || v === null) return {};
   if (!isMapping(v)) {
     throw new ConfigError(key || '(top level)', `must be a mapping of keys (${allowed.join(', ')}), got ${show(v)}`);
@@ -72,6 +110,7 @@ export interface IntOpts {
 
 export function int(obj: Raw, parent: string, name: string, o: IntOpts): number {
   const key = join(parent, name);
+  record({ key, type: 'integer', min: o.min, max: o.max, default: o.def, required: o.def === undefined });
   const v = obj[name];
   if (v === undefined || v === null) {
     if (o.def === undefined) throw new ConfigError(key, 'is required');
@@ -85,6 +124,7 @@ export function int(obj: Raw, parent: string, name: string, o: IntOpts): number 
 
 export function str(obj: Raw, parent: string, name: string, def?: string): string {
   const key = join(parent, name);
+  record({ key, type: 'string', default: def, required: def === undefined });
   const v = obj[name];
   if (v === undefined || v === null) {
     if (def === undefined) throw new ConfigError(key, 'is required');
@@ -97,11 +137,13 @@ export function str(obj: Raw, parent: string, name: string, def?: string): strin
 }
 
 export function optStr(obj: Raw, parent: string, name: string): string | undefined {
+  record({ key: join(parent, name), type: 'string', required: false });
   const v = obj[name];
   return v === undefined || v === null ? undefined : str(obj, parent, name);
 }
 
 export function oneOf<T extends string>(obj: Raw, parent: string, name: string, values: readonly T[], def: T): T {
+  record({ key: join(parent, name), type: 'enum', values, default: def, required: false });
   const v = str(obj, parent, name, def);
   if (!(values as readonly string[]).includes(v)) {
     throw new ConfigError(join(parent, name), `must be one of ${values.join(', ')}, got ${show(v)}`);

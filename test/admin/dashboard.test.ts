@@ -6,7 +6,7 @@ import { primaryServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 
 process.env.PGTP_ADMIN_EPHEMERAL = '1';
-const DASHBOARD = new URL('../../deploy/helm/pg-tenant-proxy/dashboards/pg-tenant-proxy.json', import.meta.url);
+const DASHBOARD = new URL('../../helm/pg-tenant-proxy/dashboards/pg-tenant-proxy.json', import.meta.url);
 
 interface Panel {
   title: string;

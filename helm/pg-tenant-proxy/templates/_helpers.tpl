@@ -95,3 +95,26 @@ Without it: config.pool.size as written.
 {{- int .Values.config.pool.size -}}
 {{- end -}}
 {{- end }}
+
+{{/*
+TLS Secret name: tls.secretName, or "<fullname>-tls".
+*/}}
+{{- define "pg-tenant-proxy.tlsSecretName" -}}
+{{- .Values.tls.secretName | default (printf "%s-tls" (include "pg-tenant-proxy.fullname" .)) }}
+{{- end }}
+
+{{/*
+The proxy's config file: .Values.config, plus listen.tls pointing at the mounted TLS Secret when tls.enabled
+(a listen.tls.min_version given in config is kept), and pool.size from pg-tenant-proxy.poolSize.
+test/packaging/helm-chart.test.ts validates the result against the proxy's config schema.
+*/}}
+{{- define "pg-tenant-proxy.config" -}}
+{{- $config := deepCopy .Values.config }}
+{{- /* pool.size is the per-replica share of pool.totalBudget when that is set (pg-tenant-proxy.poolSize). */}}
+{{- $_ := set $config.pool "size" (include "pg-tenant-proxy.poolSize" . | atoi) }}
+{{- if .Values.tls.enabled }}
+{{- $files := dict "cert_file" (printf "%s/tls.crt" .Values.tls.mountPath) "key_file" (printf "%s/tls.key" .Values.tls.mountPath) }}
+{{- $_ := set $config.listen "tls" (merge $files (default dict $config.listen.tls)) }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
