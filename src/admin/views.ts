@@ -6,6 +6,10 @@ import type { Pool } from '../backend/pool.js';
 import type { ProxyConfig } from '../config/types.js';
 import type { PauseGate } from './pause-gate.js';
 import type { Registry, Totals } from './registry.js';
+import { workerView } from '../cluster/view.js';
+
+/** When this process started (SHOW WORKERS for a single-process proxy). */
+const STARTED_AT_MS = Date.now();
 
 export type Cell = string | number | null;
 export interface Column {
@@ -226,4 +230,16 @@ export function showConfig(s: AdminState): Table {
 /** A table as JSON: one object per row, keyed by column name. */
 export function tableJson(t: Table): Array<Record<string, Cell>> {
   return t.rows.map((r) => Object.fromEntries(t.columns.map((c, i) => [c.name, r[i]])));
+}
+
+/**
+ * The worker processes (workers > 1: as the primary last reported them, `self` marking the worker serving this
+ * console connection; the other SHOW tables describe that worker only). A single process shows itself.
+ */
+export function showWorkers(s: AdminState): Table {
+  const v = workerView(s.config().pool.size, STARTED_AT_MS);
+  return {
+    columns: cols('worker:i pid:i state restarts:i pool_share:i started_at self'),
+    rows: v.rows.map((r) => [r.worker, r.pid, r.state, r.restarts, r.pool_share, r.started_at, r.worker === v.self ? 'yes' : 'no']),
+  };
 }

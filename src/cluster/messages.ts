@@ -1,4 +1,5 @@
 // The IPC messages between the primary and its workers (process.send / worker.send, JSON-serialised).
+import type { WorkerRow } from './view.js';
 
 /** Primary → worker requests; the worker answers each with a Reply carrying the same id. */
 export type Request =
@@ -11,6 +12,8 @@ export type Request =
 export type Command =
   | { t: 'pgtp:cancel'; pid: number; secret: string }
   | { t: 'pgtp:reload' }
+  /** The workers' states, for SHOW WORKERS (see view.ts). */
+  | { t: 'pgtp:workers'; rows: WorkerRow[] }
   | { t: 'pgtp:shutdown' };
 
 /** Worker → primary. */

@@ -28,6 +28,8 @@ interface Slot {
   listening: boolean;
   startedAt: number;
   crashes: number;
+  /** Times this worker was restarted (SHOW WORKERS). */
+  restarts: number;
   /** Server pid → cancel secret of every backend this worker holds (reported over IPC). */
   backends: Map<number, string>;
   timer: NodeJS.Timeout | null;
@@ -41,7 +43,7 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
   const plog = log.child({ worker: 'primary', pid: process.pid });
   const metrics = new ClusterMetrics();
   metrics.workersConfigured.set(count);
-  const slots: Slot[] = Array.from({ length: count }, (_, index) => ({ index, worker: null, listening: false, startedAt: 0, crashes: 0, backends: new Map(), timer: null }));
+  const slots: Slot[] = Array.from({ length: count }, (_, index) => ({ index, worker: null, listening: false, startedAt: 0, crashes: 0, restarts: 0, backends: new Map(), timer: null }));
   const pending = new Map<number, Pending>();
   let nextId = 1;
   let stopping = false;
@@ -63,6 +65,18 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
     if (slot.worker?.isConnected()) slot.worker.send(m);
   };
   const running = (): Slot[] => slots.filter((s) => s.worker && s.listening);
+  /** Tells every worker the current states (SHOW WORKERS); called on every start, ready and exit. */
+  const broadcastWorkers = (): void => {
+    const rows = slots.map((s) => ({
+      worker: s.index,
+      pid: s.worker?.process.pid ?? null,
+      state: (s.worker ? (s.listening ? 'running' : 'starting') : 'restarting') as 'running' | 'starting' | 'restarting',
+      restarts: s.restarts,
+      pool_share: share(config.pool.size, count, s.index),
+      started_at: s.worker ? new Date(s.startedAt).toISOString() : null,
+    }));
+    for (const s of slots) command(s, { t: 'pgtp:workers', rows });
+  };
 
   const onMessage = (slot: Slot, raw: unknown): void => {
     if (!isPgtp(raw)) return;
@@ -82,6 +96,7 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
     } else if (m.t === 'pgtp:listening') {
       slot.listening = true;
       metrics.workerUp.set({ worker: String(slot.index) }, 1);
+      broadcastWorkers();
       if (!announced && running().length === count) {
         announced = true;
         plog.info({ event: 'LISTENING', host: config.listen.host, port: m.port, admin_port: adminPort, workers: count, pool_size: config.pool.size, shares: slots.map((s) => share(config.pool.size, count, s.index)) }, 'pg-tenant-proxy ready');
@@ -158,6 +173,7 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
     slot.worker = null;
     slot.listening = false;
     metrics.workerUp.set({ worker: String(slot.index) }, 0);
+    if (!stopping) broadcastWorkers();
     if (stopping) {
       if (slots.every((s) => !s.worker)) allExited();
       return;
@@ -168,6 +184,7 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
     plog.error({ event: 'WORKER_EXIT', dead_worker: slot.index, code, signal, lived_ms: lived, backends: slot.backends.size, restart_in_ms: backoff }, 'worker died; its clients are disconnected; restarting it');
     await fence(slot);
     metrics.restarts.inc({ worker: String(slot.index) });
+    slot.restarts++;
     if (!stopping) slot.timer = setTimeout(() => fork(slot), backoff);
   };
 

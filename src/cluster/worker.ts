@@ -8,6 +8,7 @@ import { CancelRegistry } from '../session/cancel-registry.js';
 import { workerConfig } from './budget.js';
 import { ownerOf } from './cancel-router.js';
 import { livePids } from './live-pids.js';
+import { setWorkerView } from './view.js';
 import { isPgtp, type Command, type Request, type WorkerMessage } from './messages.js';
 
 const send = (m: WorkerMessage): void => {
@@ -68,7 +69,9 @@ export async function runWorker(base: ProxyConfig, configPath: string, baseLog: 
     process.on('message', (raw: unknown) => {
       if (!isPgtp(raw)) return;
       const m = raw as Request | Command;
-      if (m.t === 'pgtp:cancel') {
+      if (m.t === 'pgtp:workers') {
+        setWorkerView(m.rows, index);
+      } else if (m.t === 'pgtp:cancel') {
         // Routed here by the primary because this worker issued the key; a wrong secret stops nothing.
         proxy.cancelKey(m.pid, Buffer.from(m.secret, 'hex'));
       } else if (m.t === 'pgtp:reload') {

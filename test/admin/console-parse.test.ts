@@ -35,7 +35,7 @@ describe('console commands', () => {
     for (const bad of ['SELECT 1', 'SHOW', 'SHOW POOLS EXTRA', 'SHOW LISTS', 'KILL CLIENT abc', 'KILL 12', 'KILL SERVER 1', 'SUSPEND acme', 'PAUSE NOW', 'KILL CLIENT 12345678901']) {
       const e = refused(bad);
       expect(e.sqlstate, bad).toBe('42601');
-      expect(e.hint).toContain('SHOW POOLS, SHOW CLIENTS, SHOW SERVERS, SHOW STATS, SHOW TENANTS, SHOW CONFIG, PAUSE, RESUME, RELOAD');
+      expect(e.hint).toContain('SHOW POOLS, SHOW CLIENTS, SHOW SERVERS, SHOW STATS, SHOW TENANTS, SHOW CONFIG, SHOW WORKERS, PAUSE, RESUME, RELOAD');
     }
   });
 });

@@ -128,6 +128,10 @@ describe.skipIf(!hasPsql)('admin console', () => {
       expect(r.suspended).toBe('no');
     }
 
+    // One process: SHOW WORKERS is this process alone, serving this connection, with the whole pool.
+    const shownWorkers = await psql('SHOW WORKERS');
+    expect(shownWorkers).toEqual([{ worker: '0', pid: String(process.pid), state: 'running', restarts: '0', pool_share: '4', started_at: shownWorkers[0].started_at, self: 'yes' }]);
+
     const config = await psql('SHOW CONFIG');
     const byKey = new Map(config.map((r) => [r.key, r.value]));
     expect(byKey.get('pool.size')).toBe('4');
@@ -152,7 +156,7 @@ describe.skipIf(!hasPsql)('admin console', () => {
 
     const unknown = await psqlError('SHOW EVERYTHING');
     expect(unknown).toMatch(/unknown SHOW item "EVERYTHING"/);
-    expect(unknown).toMatch(/valid commands: SHOW POOLS, SHOW CLIENTS, SHOW SERVERS, SHOW STATS, SHOW TENANTS, SHOW CONFIG, PAUSE, RESUME, RELOAD, KILL CLIENT <id>/);
+    expect(unknown).toMatch(/valid commands: SHOW POOLS, SHOW CLIENTS, SHOW SERVERS, SHOW STATS, SHOW TENANTS, SHOW CONFIG, SHOW WORKERS, PAUSE, RESUME, RELOAD, KILL CLIENT <id>/);
     expect(await psqlError('DROP TABLE orders')).toMatch(/unknown command "DROP TABLE orders"/);
 
     stop = true;

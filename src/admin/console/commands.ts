@@ -2,7 +2,7 @@
 // (a result set, or a CommandComplete tag). Errors are thrown as CommandError with their SQLSTATE.
 import type { Logger } from 'pino';
 import { noticeResponse } from '../../protocol/encode.js';
-import { type AdminState, showClients, showConfig, showPools, showServers, showStats, showTenants } from '../views.js';
+import { type AdminState, showClients, showConfig, showPools, showServers, showStats, showTenants, showWorkers } from '../views.js';
 import { type Command, CommandError } from './parse.js';
 import { commandComplete, resultSet } from './result-set.js';
 
@@ -16,7 +16,7 @@ export interface ConsoleDeps extends AdminState {
 const MAX_SUSPENDED = 100_000;
 const PAUSE_POLL_MS = 20;
 
-const SHOW = { pools: showPools, clients: showClients, servers: showServers, stats: showStats, config: showConfig, tenants: showTenants };
+const SHOW = { pools: showPools, clients: showClients, servers: showServers, stats: showStats, config: showConfig, tenants: showTenants, workers: showWorkers };
 
 export async function runCommand(cmd: Command, d: ConsoleDeps, alive: () => boolean): Promise<Buffer> {
   switch (cmd.kind) {

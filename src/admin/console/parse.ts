@@ -2,7 +2,7 @@
 // trailing semicolon. Anything else is refused with the list of valid commands.
 
 export type Command =
-  | { kind: 'show'; what: 'pools' | 'clients' | 'servers' | 'stats' | 'config' | 'tenants' }
+  | { kind: 'show'; what: 'pools' | 'clients' | 'servers' | 'stats' | 'config' | 'tenants' | 'workers' }
   | { kind: 'pause' }
   | { kind: 'resume' }
   | { kind: 'reload' }
@@ -17,6 +17,7 @@ export const VALID_COMMANDS = [
   'SHOW STATS',
   'SHOW TENANTS',
   'SHOW CONFIG',
+  'SHOW WORKERS',
   'PAUSE',
   'RESUME',
   'RELOAD',
@@ -36,7 +37,7 @@ export class CommandError extends Error {
   }
 }
 
-const SHOWABLE = new Set(['pools', 'clients', 'servers', 'stats', 'config', 'tenants']);
+const SHOWABLE = new Set(['pools', 'clients', 'servers', 'stats', 'config', 'tenants', 'workers']);
 
 /** Parses one statement (no semicolons inside); null for an empty one. */
 export function parseCommand(text: string): Command | null {
