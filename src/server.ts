@@ -25,6 +25,7 @@ import { Readiness } from './backend/probe.js';
 import { CONSOLE_DATABASE, consoleParams } from './admin/console/database.js';
 import { runConsole } from './admin/console/session.js';
 import { createAdminRuntime } from './admin/runtime.js';
+import { type ActionResult, type AdminAction, applyLocally } from './admin/console/actions.js';
 import type { ProxyHooks } from './cluster/hooks.js';
 
 export interface StartOptions {
@@ -47,6 +48,8 @@ export interface RunningProxy {
   reload?(next?: ProxyConfig): Promise<void>;
   /** Cancels the query of this proxy's client with that key (constant-time secret check); workers: routed here by the primary. */
   cancelKey(pid: number, secret: Buffer): boolean;
+  /** Applies a console action to this process only (a worker, asked by the primary). */
+  applyAdminAction(action: AdminAction): Promise<ActionResult>;
 }
 
 export async function startProxy(config: ProxyConfig, log: Logger = createLogger(config.log.level), opts: StartOptions = {}): Promise<RunningProxy> {
@@ -96,7 +99,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   metrics = new Metrics(() => pool.snapshot(), poolName, config.metrics.tenant_top_k);
   let api!: RunningProxy;
   // The live view (console, JSON, per-tenant metrics) and the PAUSE gate.
-  const ops = createAdminRuntime({ pool, metrics, config, log, loadConfig: opts.loadConfig, reload: (next) => api.reload!(next) });
+  const ops = createAdminRuntime({ pool, metrics, config, log, loadConfig: opts.loadConfig, reload: (next) => api.reload!(next), cluster: hooks.adminAction });
   const { registry, gate } = ops;
   const verify = createTokenVerifier(config.auth.jwt, config.tenant);
   const cancels = hooks.cancels ?? new CancelRegistry();
@@ -288,6 +291,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     metrics,
     log,
     cancelKey,
+    applyAdminAction: (action) => applyLocally(action, ops.console),
     async reload(next?: ProxyConfig) {
       if (next) {
         ops.setConfig(next);

@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import type { Pool } from '../backend/pool.js';
 import type { ProxyConfig } from '../config/types.js';
+import type { ApplyAction } from './console/actions.js';
 import type { ConsoleDeps } from './console/commands.js';
 import type { Metrics } from './metrics.js';
 import { PauseGate } from './pause-gate.js';
@@ -29,6 +30,8 @@ export interface AdminRuntimeOptions {
   loadConfig?: () => ProxyConfig;
   /** Applies a reload, as SIGHUP does. */
   reload(next: ProxyConfig | undefined): Promise<void>;
+  /** With workers: applies console actions on every worker (src/cluster). */
+  cluster?: ApplyAction;
 }
 
 export function createAdminRuntime(o: AdminRuntimeOptions): AdminRuntime {
@@ -43,6 +46,7 @@ export function createAdminRuntime(o: AdminRuntimeOptions): AdminRuntime {
     console: {
       ...state,
       log: o.log,
+      ...(o.cluster ? { cluster: o.cluster } : {}),
       reload: async () => {
         let next: ProxyConfig | undefined;
         try {

@@ -1,5 +1,6 @@
 // What a worker process plugs into startProxy (src/server.ts): its shard of cancel keys, cancel routing to
 // other workers, and reports of the backends it opens and closes (the primary's budget fence needs them).
+import type { ApplyAction } from '../admin/console/actions.js';
 import type { CancelRegistry } from '../session/cancel-registry.js';
 
 export interface ProxyHooks {
@@ -11,4 +12,6 @@ export interface ProxyHooks {
   backendOpened?(pid: number, secret: Buffer): void;
   /** A backend connection was closed by the proxy or the server. */
   backendClosed?(pid: number): void;
+  /** The console's state-changing commands (PAUSE, KILL, SUSPEND…), applied on every worker through the primary. */
+  adminAction?: ApplyAction;
 }

@@ -1,4 +1,5 @@
 // The IPC messages between the primary and its workers (process.send / worker.send, JSON-serialised).
+import type { AdminAction, ActionResult } from '../admin/console/actions.js';
 import type { WorkerRow } from './view.js';
 
 /** Primary → worker requests; the worker answers each with a Reply carrying the same id. */
@@ -6,7 +7,9 @@ export type Request =
   | { t: 'pgtp:metrics'; id: number }
   | { t: 'pgtp:ready'; id: number }
   | { t: 'pgtp:ping'; id: number }
-  | { t: 'pgtp:live-pids'; id: number; pids: number[] };
+  | { t: 'pgtp:live-pids'; id: number; pids: number[] }
+  /** Apply a console action in this worker only; the answer is its ActionResult. */
+  | { t: 'pgtp:admin-action'; id: number; action: AdminAction };
 
 /** Primary → worker commands without an answer. */
 export type Command =
@@ -14,6 +17,8 @@ export type Command =
   | { t: 'pgtp:reload' }
   /** The workers' states, for SHOW WORKERS (see view.ts). */
   | { t: 'pgtp:workers'; rows: WorkerRow[] }
+  /** The answer to a worker's pgtp:admin-action: every running worker's result. */
+  | { t: 'pgtp:admin-done'; id: number; ok: boolean; results?: ActionResult[]; error?: string }
   | { t: 'pgtp:shutdown' };
 
 /** Worker → primary. */
@@ -22,6 +27,8 @@ export type WorkerMessage =
   | { t: 'pgtp:backend-open'; pid: number; secret: string }
   | { t: 'pgtp:backend-close'; pid: number }
   | { t: 'pgtp:cancel'; pid: number; secret: string }
+  /** A console action to apply on every worker (answered with pgtp:admin-done). */
+  | { t: 'pgtp:admin-action'; id: number; action: AdminAction }
   | { t: 'pgtp:reply'; id: number; ok: boolean; value?: unknown; error?: string };
 
 export function isPgtp(m: unknown): m is { t: string } {

@@ -5,6 +5,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type client from 'prom-client';
 import { sendCancel } from '../backend/connect.js';
+import type { ActionResult } from '../admin/console/actions.js';
 import type { ProxyConfig } from '../config/types.js';
 import { startClusterAdmin } from './admin.js';
 import { share } from './budget.js';
@@ -21,6 +22,8 @@ const FENCE_LIMIT_MS = 60_000;
 const FENCE_BLIND_MS = 2_000;
 const REQUEST_TIMEOUT_MS = 3_000;
 const DRAIN_LIMIT_MS = 30_000;
+/** Longest a cluster-wide PAUSE waits for every worker's running transactions. */
+const ADMIN_PAUSE_LIMIT_MS = 3_600_000;
 
 interface Slot {
   index: number;
@@ -49,15 +52,15 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
   let stopping = false;
   let announced = false;
 
-  const request = (slot: Slot, m: WithoutId<Request>): Promise<unknown> =>
+  const request = (slot: Slot, m: WithoutId<Request>, timeoutMs = REQUEST_TIMEOUT_MS): Promise<unknown> =>
     new Promise((resolve, reject) => {
       const w = slot.worker;
       if (!w || !slot.listening || !w.isConnected()) return reject(new Error(`worker ${slot.index} is not running`));
       const id = nextId++;
       const timer = setTimeout(() => {
         pending.delete(id);
-        reject(new Error(`worker ${slot.index} did not answer within ${REQUEST_TIMEOUT_MS} ms`));
-      }, REQUEST_TIMEOUT_MS);
+        reject(new Error(`worker ${slot.index} did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
       pending.set(id, { slot: slot.index, resolve, reject, timer });
       w.send({ ...m, id } as Request);
     });
@@ -93,6 +96,13 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
     else if (m.t === 'pgtp:cancel') {
       // Keys are sharded by pid % workers; a key of a worker that is gone has no query left to stop.
       command(slots[ownerOf(m.pid, count)], { t: 'pgtp:cancel', pid: m.pid, secret: m.secret });
+    } else if (m.t === 'pgtp:admin-action') {
+      // A console command on one worker: every running worker applies it (PAUSE answers once all are quiet).
+      const timeout = m.action.op === 'pause' ? ADMIN_PAUSE_LIMIT_MS : REQUEST_TIMEOUT_MS;
+      void Promise.all(running().map((s) => request(s, { t: 'pgtp:admin-action', action: m.action }, timeout) as Promise<ActionResult>)).then(
+        (results) => command(slot, { t: 'pgtp:admin-done', id: m.id, ok: true, results }),
+        (e: Error) => command(slot, { t: 'pgtp:admin-done', id: m.id, ok: false, error: e.message }),
+      );
     } else if (m.t === 'pgtp:listening') {
       slot.listening = true;
       metrics.workerUp.set({ worker: String(slot.index) }, 1);

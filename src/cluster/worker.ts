@@ -9,6 +9,7 @@ import { workerConfig } from './budget.js';
 import { ownerOf } from './cancel-router.js';
 import { livePids } from './live-pids.js';
 import { setWorkerView } from './view.js';
+import type { ActionResult, AdminAction } from '../admin/console/actions.js';
 import { isPgtp, type Command, type Request, type WorkerMessage } from './messages.js';
 
 const send = (m: WorkerMessage): void => {
@@ -23,6 +24,16 @@ export async function runWorker(base: ProxyConfig, configPath: string, baseLog: 
     throw new Error('worker started without a valid PGTP_WORKER_INDEX / PGTP_WORKERS');
   }
   const log = baseLog.child({ worker: index, pid: process.pid });
+  // Console actions this worker asked the primary to apply everywhere, by request id (answered by pgtp:admin-done).
+  const adminPending = new Map<number, { resolve(r: ActionResult[]): void; reject(e: Error): void }>();
+  let nextAdminId = 1;
+  const adminAction = (action: AdminAction): Promise<ActionResult[]> =>
+    new Promise((resolve, reject) => {
+      if (!process.connected) return reject(new Error('the cluster primary is gone'));
+      const id = nextAdminId++;
+      adminPending.set(id, { resolve, reject });
+      send({ t: 'pgtp:admin-action', id, action });
+    });
   const config = workerConfig(base, index, count);
   let proxy: RunningProxy;
   try {
@@ -38,6 +49,7 @@ export async function runWorker(base: ProxyConfig, configPath: string, baseLog: 
         },
         backendOpened: (pid, secret) => send({ t: 'pgtp:backend-open', pid, secret: secret.toString('hex') }),
         backendClosed: (pid) => send({ t: 'pgtp:backend-close', pid }),
+        adminAction,
       },
     });
   } catch (e) {
@@ -55,6 +67,8 @@ export async function runWorker(base: ProxyConfig, configPath: string, baseLog: 
         return proxy.pool.stats();
       case 'pgtp:live-pids':
         return livePids(proxy.pool, m.pids);
+      case 'pgtp:admin-action':
+        return proxy.applyAdminAction(m.action);
     }
   };
 
@@ -71,6 +85,12 @@ export async function runWorker(base: ProxyConfig, configPath: string, baseLog: 
       const m = raw as Request | Command;
       if (m.t === 'pgtp:workers') {
         setWorkerView(m.rows, index);
+      } else if (m.t === 'pgtp:admin-done') {
+        const p = adminPending.get(m.id);
+        adminPending.delete(m.id);
+        if (!p) return;
+        if (m.ok) p.resolve(m.results ?? []);
+        else p.reject(new Error(m.error ?? 'the primary could not apply the command'));
       } else if (m.t === 'pgtp:cancel') {
         // Routed here by the primary because this worker issued the key; a wrong secret stops nothing.
         proxy.cancelKey(m.pid, Buffer.from(m.secret, 'hex'));
