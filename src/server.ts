@@ -19,6 +19,7 @@ import { CancelRegistry } from './session/cancel-registry.js';
 import { GuardHook } from './session/guard-hook.js';
 import { renderSearchPath, TenantContext } from './session/tenant-context.js';
 import { Readiness } from './backend/probe.js';
+import { poolLimitEvents } from './backend/pool-log.js';
 
 export interface RunningProxy {
   port: number;
@@ -67,8 +68,9 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     connectFailed: (e) => {
       metrics.backendConnectFailures.inc();
       readiness.failed(e.message);
-      log.error({ event: 'BACKEND_CONNECT_FAILED', err: e.message }, 'could not open a backend connection');
+      log.debug({ event: 'BACKEND_CONNECT_FAILED', err: e.message }, 'could not open a backend connection');
     },
+    ...poolLimitEvents(log),
   });
   metrics = new Metrics(() => pool.stats(), poolName);
   const verify = createTokenVerifier(config.auth.jwt, config.tenant);
@@ -109,6 +111,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       pool,
       log: clog,
       context,
+      tenant,
       mode: config.pool.mode,
       statementLimits: { maxCount: config.pool.max_prepared_statements, maxBytes: config.pool.max_prepared_statement_bytes },
       shownParams: ok.shown,

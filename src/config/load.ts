@@ -15,6 +15,7 @@ import {
   loadJwksFile,
   loadPublicKeyFile,
 } from '../auth/keys.js';
+import { POOL_LIMIT_KEYS, validatePoolLimits } from './pool-limits.js';
 import { resolveSecret } from './secrets.js';
 import { validateBool, validateDenyList, validateGuardAllow, validateProtected, validateSchemaMap } from './tenant-extras.js';
 import { validateRateLimit, validateUsers } from './users.js';
@@ -65,9 +66,9 @@ function parseSource(text: string, env: NodeJS.ProcessEnv, baseDir: string, sour
 
 /** Applies defaults to a parsed YAML tree and checks every key. */
 export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: string): ProxyConfig {
-  const root = section(tree, '', ['listen', 'admin', 'backend', 'pool', 'auth', 'tenant', 'log', 'users']);
+  const root = section(tree, '', ['listen', 'admin', 'backend', 'pool', 'auth', 'tenant', 'log', 'users', 'shutdown']);
 
-  const l = section(root.listen, 'listen', ['host', 'port', 'max_client_conn', 'startup_timeout_ms', 'tls', 'plaintext_tokens']);
+  const l = section(root.listen, 'listen', ['host', 'port', 'max_client_conn', 'startup_timeout_ms', 'tls', 'plaintext_tokens', 'client_idle_timeout_ms']);
   const listenTls = validateListenTls(l.tls, baseDir);
   const listen = {
     host: str(l, 'listen', 'host', '127.0.0.1'),
@@ -76,6 +77,8 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     startup_timeout_ms: int(l, 'listen', 'startup_timeout_ms', { ...TIMEOUT, def: 10_000 }),
     ...(listenTls ? { tls: listenTls } : {}),
     plaintext_tokens: oneOf(l, 'listen', 'plaintext_tokens', PLAINTEXT_TOKENS, 'refuse'),
+    // 0: off. A client idle outside a transaction this long is disconnected (FATAL 57P01).
+    client_idle_timeout_ms: int(l, 'listen', 'client_idle_timeout_ms', { min: 0, max: MAX_TIMER_MS, def: 0 }),
   };
 
   const a = section(root.admin, 'admin', ['host', 'port']);
@@ -101,9 +104,11 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     ...(sslrootcert !== undefined ? { sslrootcert: resolve(baseDir, sslrootcert) } : {}),
   };
 
-  const p = section(root.pool, 'pool', ['mode', 'size', 'acquire_timeout_ms', 'max_waiting', 'idle_timeout_ms', 'reset_timeout_ms', 'max_prepared_statements', 'max_prepared_statement_bytes', 'max_prepared_statement_bytes_total', 'partial_message_timeout_ms']);
+  const p = section(root.pool, 'pool', ['mode', 'size', 'acquire_timeout_ms', 'max_waiting', 'idle_timeout_ms', 'reset_timeout_ms', 'max_prepared_statements', 'max_prepared_statement_bytes', 'max_prepared_statement_bytes_total', 'partial_message_timeout_ms', ...POOL_LIMIT_KEYS]);
+  const size = int(p, 'pool', 'size', { min: 1, max: 10_000, def: 20 });
   const pool = {
-    size: int(p, 'pool', 'size', { min: 1, max: 10_000, def: 20 }),
+    ...validatePoolLimits(p, size),
+    size,
     acquire_timeout_ms: int(p, 'pool', 'acquire_timeout_ms', { ...TIMEOUT, def: 5000 }),
     // 0: a client never waits; it gets 53300 at once when every backend is busy.
     max_waiting: int(p, 'pool', 'max_waiting', { min: 0, max: 1_000_000, def: 10_000 }),
@@ -163,8 +168,11 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
   const lg = section(root.log, 'log', ['level']);
   const log = { level: oneOf(lg, 'log', 'level', LOG_LEVELS, 'info') };
 
+  const sd = section(root.shutdown, 'shutdown', ['drain_timeout_ms']);
+  const shutdown = { drain_timeout_ms: int(sd, 'shutdown', 'drain_timeout_ms', { min: 0, max: MAX_TIMER_MS, def: 25_000 }) };
+
   const users = validateUsers(root.users, tenant.id_pattern, pool.size);
-  return { listen, admin, backend, pool, auth: { jwt, rate_limit: validateRateLimit(au.rate_limit) }, tenant: { ...tenant, ...tenantExtras }, log, users };
+  return { listen, admin, backend, pool, auth: { jwt, rate_limit: validateRateLimit(au.rate_limit) }, tenant: { ...tenant, ...tenantExtras }, log, users, shutdown };
 }
 
 const JWKS_TIMING_KEYS = ['jwks_cooldown_ms', 'jwks_grace_ms', 'jwks_timeout_ms', 'jwks_max_age_ms'] as const;

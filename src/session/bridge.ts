@@ -59,6 +59,8 @@ export interface SessionOptions {
   log: Logger;
   /** The client's tenant context; its prefix is written in front of each transaction. */
   context: TenantContext;
+  /** The client's tenant (null: a trusted login), for the pool's fairness and pool.tenant_max_backends. */
+  tenant?: string | null;
   /** transaction: the backend is released at the end of each transaction; session: when the client leaves. */
   mode: 'transaction' | 'session';
   statementLimits: StatementLimits;
@@ -109,11 +111,8 @@ export class Session implements ResponseOwner {
   private serverPaused = false;
   /** What this session waits on while 'acquiring': its user's slot first (if capped), then the pool. */
   private waitingOn: 'slot' | 'pool' | null = null;
-  /** This session as a waiter, made once (no allocation per transaction). */
-  private readonly poolWaiter: PoolWaiter = {
-    granted: (server, handover) => this.onAcquired(server, handover),
-    failed: (err) => this.onAcquireFailed(err),
-  };
+  /** This session as a waiter, made once (no allocation per transaction); its tenant decides fairness. */
+  private readonly poolWaiter: PoolWaiter;
   private readonly slotWaiter: SlotWaiter = {
     granted: () => {
       this.waitingOn = 'pool';
@@ -123,6 +122,11 @@ export class Session implements ResponseOwner {
   };
 
   constructor(private readonly o: SessionOptions) {
+    this.poolWaiter = {
+      tenant: o.tenant ?? null,
+      granted: (server, handover) => this.onAcquired(server, handover),
+      failed: (err) => this.onAcquireFailed(err),
+    };
     this.statements = new StatementCache(o.statementLimits, o.pool.retainedStatements);
     this.maxKeptParse = Math.min(o.statementLimits.maxBytes - 5, MAX_CLIENT_INSPECT);
     this.responses = new ServerResponses(o.client, this.statements, o.context, o.shownParams, o.mode, this, o.guard);
