@@ -212,7 +212,7 @@ export class Pool {
 
   /** With pool.pre_ping, a backend idle longer than pre_ping_after_ms is checked before a client gets it. */
   private needsPing(conn: ServerConn): boolean {
-    return this.cfg.pre_ping && Date.now() - conn.lastUsedAt > this.cfg.pre_ping_after_ms;
+    return this.cfg.pre_ping && Date.now() - conn.lastUsedAt >= this.cfg.pre_ping_after_ms;
   }
 
   /** Pings `conn`; a live one is granted, a dead one closed and the request retried: the client never knows. */

@@ -19,6 +19,7 @@ import { type ResponseOwner, ServerResponses } from './responses.js';
 import { statementName } from './server-messages.js';
 import { StatementCache, type StatementLimits } from './statements.js';
 import type { TenantContext } from './tenant-context.js';
+import { FirstFlight } from './retry.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
 const MAX_CLIENT_FRAME = 0x4000_0000;
@@ -109,6 +110,8 @@ export class Session implements ResponseOwner {
   /** Armed while the client holds a backend with a message half sent (see watchPartialMessage). */
   private partialTimer: NodeJS.Timeout | null = null;
   private serverPaused = false;
+  /** The client's bytes held until the prefix is answered, for the transparent retry (retry.ts). */
+  private readonly firstFlight = new FirstFlight();
   /** What this session waits on while 'acquiring': its user's slot first (if capped), then the pool. */
   private waitingOn: 'slot' | 'pool' | null = null;
   /** This session as a waiter, made once (no allocation per transaction); its tenant decides fairness. */
@@ -166,6 +169,7 @@ export class Session implements ResponseOwner {
       return;
     }
     if (this.state === 'closed') return;
+    if (this.firstFlight.holding && this.responses.inPrefix) this.firstFlight.record(chunk);
     let rest: Buffer | null;
     // Batch what this chunk forwards into one writev; the server socket may change during the chunk.
     const server = this.server;
@@ -274,6 +278,7 @@ export class Session implements ResponseOwner {
     this.segSent = this.segDone = 0;
     this.statements.newBackend();
     // The hand-over (if one is due), the prefix and the client's first messages leave in one writev.
+    this.firstFlight.begin();
     server.socket.cork();
     if (handover) server.write(handover.bytes('pipelined'));
     server.write(this.o.context.prefix);
@@ -420,10 +425,12 @@ export class Session implements ResponseOwner {
     } catch {
       if (whole) throw new FrameError(`malformed message type 0x${type.toString(16)}: a name is not NUL-terminated`);
       // A name longer than the bytes peeked at: not tracked. A Parse still takes its place in the queue.
+      this.firstFlight.spoil();
       if (type === Frontend.Parse) this.statements.clientParse(null, null, this.segSent);
       return null;
     }
     if (!ref) return null;
+    if (ref.kind !== 'use' && ref.name !== '') this.firstFlight.spoil();
     if (ref.kind === 'parse') {
       const keep = whole ? (own ?? frame(Frontend.Parse, body)) : null;
       return this.statements.clientParse(ref.name, keep, this.segSent);
@@ -440,8 +447,22 @@ export class Session implements ResponseOwner {
   }
 
   prefixFailed(kind: 'reset' | 'context', reason: string, sqlstate: string | undefined): void {
+    const again = this.firstFlight.take(sqlstate, this.scanner.atBoundary);
+    if (again) return this.retryOnAnotherBackend(again, reason);
     if (kind === 'reset') this.failReset(reason);
     else this.failContext(reason, sqlstate);
+  }
+
+  /**
+   * The backend ended before any of the client's statements ran (see retry.ts): it is discarded and the
+   * same bytes go to another backend, as if the client had just sent them. The client sees nothing.
+   */
+  private retryOnAnotherBackend(bytes: Buffer, reason: string): void {
+    this.o.log.info({ event: 'BACKEND_RETRY', reason }, 'backend ended before the transaction ran; retried on another backend');
+    this.segDone = this.segSent = 0;
+    this.unsynced = false;
+    this.releaseServer('broken');
+    this.acquire(bytes);
   }
 
   /** Sync points sent to the backend that it has not answered yet. */
@@ -452,6 +473,7 @@ export class Session implements ResponseOwner {
   readyForQuery(status: number): boolean {
     this.txStatus = status;
     this.segDone++;
+    this.firstFlight.done();
     if (status === TxStatus.Idle) this.o.hooks.transactionDone();
     if (this.o.mode === 'session') return true;
     if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;

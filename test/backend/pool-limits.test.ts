@@ -1,0 +1,171 @@
+// The pool limits of issue 12 against real PostgreSQL: the size + overflow cap in pg_stat_activity under
+// load and churn, overflow closing, min_idle warm-up, recycling by age (never mid-transaction), pre-ping
+// and invisible replacement of terminated idle backends, and saturation logs.
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { primaryServer } from '../support/pg.js';
+import { backendCount, captureLogger, startTestProxy, type TestProxy } from '../support/proxy.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, check: () => Promise<boolean> | boolean, ms = 8000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+let t: TestProxy | null = null;
+afterEach(async () => {
+  await t?.close();
+  t = null;
+});
+afterAll(async () => t?.close());
+
+describe('pool.size + pool.overflow', () => {
+  it('opens overflow backends under load, never more than the cap, and closes them after overflow_idle_ms', async () => {
+    t = await startTestProxy(primaryServer(), 'pool_limits_cap', { pool: { size: 3, overflow: 2, overflow_idle_ms: 400, acquire_timeout_ms: 30_000, max_lifetime_ms: 700 } });
+    const admin = await t.admin();
+    const clients = await Promise.all(Array.from({ length: 20 }, (_, i) => t!.pgClient(i % 2 ? 'acme' : 'globex')));
+    let maxSeen = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        maxSeen = Math.max(maxSeen, await backendCount(admin, t!.poolUser));
+        await sleep(5);
+      }
+    })();
+    // max_lifetime_ms 700 adds churn: backends are recycled and replaced while the load runs.
+    const until = Date.now() + 2500;
+    const results = await Promise.all(
+      clients.map(async (c) => {
+        let n = 0;
+        while (Date.now() < until) {
+          await c.query('BEGIN');
+          await c.query('SELECT pg_sleep(0.02)');
+          await c.query('COMMIT');
+          n++;
+        }
+        return n;
+      }),
+    );
+    sampling = false;
+    await sampler;
+    expect(results.every((n) => n > 0)).toBe(true);
+    expect(maxSeen).toBeGreaterThan(3); // overflow was used
+    expect(maxSeen).toBeLessThanOrEqual(5); // never past the cap
+    // Idle again: overflow backends go after overflow_idle_ms; the steady ones stay (idle_timeout_ms is 0).
+    await untilCount(admin, (n) => n <= 3, 'overflow backends to close');
+    expect(t.proxy.pool.stats().overflowOpen).toBe(0);
+  }, 60_000);
+});
+
+async function untilCount(admin: Awaited<ReturnType<TestProxy['admin']>>, ok: (n: number) => boolean, what: string): Promise<void> {
+  await until(what, async () => ok(await backendCount(admin, t!.poolUser)));
+}
+
+describe('pool.min_idle', () => {
+  it('opens min_idle backends ahead of any client and keeps them ready after one is terminated', async () => {
+    t = await startTestProxy(primaryServer(), 'pool_limits_minidle', { pool: { size: 4, min_idle: 2 } });
+    const admin = await t.admin();
+    await untilCount(admin, (n) => n === 2, 'two warm backends');
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [t.poolUser]);
+    await sleep(300);
+    await untilCount(admin, (n) => n === 2, 'two warm backends again');
+    expect(t.proxy.pool.stats().idle).toBe(2);
+  });
+});
+
+describe('pool.max_lifetime_ms', () => {
+  it('replaces a backend older than the limit at its release, never inside a transaction', async () => {
+    t = await startTestProxy(primaryServer(), 'pool_limits_lifetime', { pool: { size: 1, max_lifetime_ms: 800 } });
+    const c = await t.pgClient('acme');
+    const pid = async () => (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p as number;
+    await c.query('BEGIN');
+    const first = await pid();
+    await sleep(1200); // past the lifetime, inside a transaction: the backend stays
+    expect(await pid()).toBe(first);
+    await c.query('COMMIT');
+    expect(await pid()).not.toBe(first);
+  });
+});
+
+describe('pool.pre_ping and dead idle backends', () => {
+  for (const prePing of [true, false]) {
+    it(`pre_ping ${prePing}: terminated idle backends are replaced without a client error`, async () => {
+      const lines: Array<Record<string, unknown>> = [];
+      t = await startTestProxy(primaryServer(), `pool_limits_ping_${prePing}`, { pool: { size: 4, pre_ping: prePing, pre_ping_after_ms: 0 }, logger: captureLogger(lines) });
+      const admin = await t.admin();
+      const clients = await Promise.all(Array.from({ length: 4 }, () => t!.pgClient('acme')));
+      let errors = 0;
+      const msgs: string[] = [];
+      for (let round = 0; round < 5; round++) {
+        await Promise.all(clients.map((c) => c.query('SELECT 1').catch(() => errors++)));
+        // Every backend back in the pool (its reset done), so all are idle when terminated.
+        await until('backends idle', () => t!.proxy.pool.stats().busy === 0);
+        await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [t.poolUser]);
+        // With pre_ping, wait until the backends are really gone (the signal is asynchronous): the ping, not
+        // a retry, must then find every one of them dead. Without it, go at once, racing the terminations.
+        if (prePing) await untilCount(admin, (n) => n === 0, 'terminated backends to exit');
+        await Promise.all(clients.map((c) => c.query("SELECT current_setting('app.current_tenant') AS t").then((r) => expect(r.rows[0].t).toBe('acme')).catch((e: Error) => { errors++; msgs.push(e.message); })));
+      }
+      expect(msgs).toEqual([]);
+      expect(errors).toBe(0);
+      // With pre_ping the check catches the dead backends before a client gets them; without it the
+      // transaction start is retried on another backend (nothing of the client's had run).
+      const retries = lines.filter((l) => l.event === 'BACKEND_RETRY').length;
+      if (prePing) expect(retries).toBe(0);
+      else expect(retries).toBeGreaterThan(0);
+    });
+  }
+});
+
+describe('pool.pre_ping and an unresponsive backend', () => {
+  // A backend that is connected but does not answer (a hung server, a dropped network path): the proxy
+  // cannot see it from the idle socket. SIGSTOP makes one. With pre_ping, the check times out and the
+  // client gets a fresh backend; without it the client's statement would hang on the stopped one.
+  for (const prePing of [true, false]) {
+    it(`pre_ping ${prePing}: ${prePing ? 'replaced within the ping bound' : 'the client hangs (why pre_ping exists)'}`, async () => {
+      t = await startTestProxy(primaryServer(), `pool_limits_stopped_${prePing}`, { pool: { size: 2, pre_ping: prePing, pre_ping_after_ms: 0, reset_timeout_ms: 800 } });
+      const c = await t.pgClient('acme');
+      const before = (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p as number;
+      await until('backend idle', () => t!.proxy.pool.stats().busy === 0 && t!.proxy.pool.stats().idle === 1);
+      process.kill(before, 'SIGSTOP');
+      try {
+        const started = Date.now();
+        const r = await Promise.race([c.query('SELECT pg_backend_pid() AS p'), sleep(4000).then(() => null)]);
+        if (prePing) {
+          expect(r).not.toBeNull();
+          expect(r!.rows[0].p).not.toBe(before);
+          expect(Date.now() - started).toBeLessThan(3500);
+        } else expect(r).toBeNull();
+      } finally {
+        process.kill(before, 'SIGCONT');
+      }
+    });
+  }
+});
+
+describe('saturation', () => {
+  it('logs POOL_SATURATED once above alert_threshold (cap and overflow) and POOL_RECOVERED once below; gauges show it', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    t = await startTestProxy(primaryServer(), 'pool_limits_saturation', { pool: { size: 2, overflow: 2, alert_threshold: 0.75, overflow_idle_ms: 300 }, logger: captureLogger(lines) });
+    const events = () => lines.filter((l) => l.event === 'POOL_SATURATED' || l.event === 'POOL_RECOVERED').map((l) => `${l.event}:${l.kind}`);
+    const clients = await Promise.all(Array.from({ length: 4 }, () => t!.pgClient('acme')));
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(clients.map((c) => c.query('BEGIN')));
+      expect(t.proxy.pool.stats().held).toBe(4);
+      const metrics = await t.proxy.metrics.registry.metrics();
+      expect(metrics).toMatch(/pgtp_pool_utilisation\{pool="[^"]+"\} 1\n/);
+      expect(metrics).toMatch(/pgtp_pool_overflow_utilisation\{pool="[^"]+"\} 1\n/);
+      await Promise.all(clients.map((c) => c.query('COMMIT')));
+    }
+    // Each busy round saturates the cap and each idle gap recovers it (utilisation really drops to 0); the
+    // overflow backends stay open across the rounds, so overflow saturates once and recovers once they close.
+    expect(events().filter((e) => e.endsWith(':cap'))).toEqual(['POOL_SATURATED:cap', 'POOL_RECOVERED:cap', 'POOL_SATURATED:cap', 'POOL_RECOVERED:cap', 'POOL_SATURATED:cap', 'POOL_RECOVERED:cap']);
+    expect(events().filter((e) => e === 'POOL_SATURATED:overflow')).toHaveLength(1);
+    await until('overflow to recover', () => events().includes('POOL_RECOVERED:overflow'));
+    expect(events().filter((e) => e === 'POOL_RECOVERED:overflow')).toHaveLength(1);
+  });
+});
