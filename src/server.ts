@@ -36,6 +36,8 @@ export interface RunningProxy {
 
 export async function startProxy(config: ProxyConfig, log: Logger = createLogger(config.log.level)): Promise<RunningProxy> {
   const poolName = `${config.backend.database}@${config.backend.host}:${config.backend.port}`;
+  /** The configuration now in force: replaced by a successful reload (reload.ts). */
+  let live = config;
   let metrics!: Metrics;
   // Pool logins drive readiness both ways; while down, Readiness probes by itself until a login succeeds.
   const readiness = new Readiness(config.backend, log);
@@ -112,6 +114,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       log: clog,
       context,
       tenant,
+      clientIdleMs: () => live.listen.client_idle_timeout_ms,
       mode: config.pool.mode,
       statementLimits: { maxCount: config.pool.max_prepared_statements, maxBytes: config.pool.max_prepared_statement_bytes },
       shownParams: ok.shown,

@@ -20,6 +20,7 @@ import { statementName } from './server-messages.js';
 import { StatementCache, type StatementLimits } from './statements.js';
 import type { TenantContext } from './tenant-context.js';
 import { FirstFlight } from './retry.js';
+import { SessionTimeouts } from './timeouts.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
 const MAX_CLIENT_FRAME = 0x4000_0000;
@@ -62,6 +63,8 @@ export interface SessionOptions {
   context: TenantContext;
   /** The client's tenant (null: a trusted login), for the pool's fairness and pool.tenant_max_backends. */
   tenant?: string | null;
+  /** listen.client_idle_timeout_ms as now configured (reloadable); 0 or absent: off. */
+  clientIdleMs?: () => number;
   /** transaction: the backend is released at the end of each transaction; session: when the client leaves. */
   mode: 'transaction' | 'session';
   statementLimits: StatementLimits;
@@ -112,6 +115,8 @@ export class Session implements ResponseOwner {
   private serverPaused = false;
   /** The client's bytes held until the prefix is answered, for the transparent retry (retry.ts). */
   private readonly firstFlight = new FirstFlight();
+  /** query, idle-in-transaction and client-idle clocks (timeouts.ts). */
+  private readonly timeouts: SessionTimeouts;
   /** What this session waits on while 'acquiring': its user's slot first (if capped), then the pool. */
   private waitingOn: 'slot' | 'pool' | null = null;
   /** This session as a waiter, made once (no allocation per transaction); its tenant decides fairness. */
@@ -125,6 +130,22 @@ export class Session implements ResponseOwner {
   };
 
   constructor(private readonly o: SessionOptions) {
+    this.timeouts = new SessionTimeouts(
+      {
+        queryMs: () => o.pool.cfg.query_timeout_ms,
+        idleInTransactionMs: () => o.pool.cfg.idle_in_transaction_timeout_ms,
+        clientIdleMs: () => o.clientIdleMs?.() ?? 0,
+      },
+      {
+        cancelQuery: () => {
+          if (this.server) this.o.pool.cancel(this.server);
+        },
+        terminate: (code, message, hint) => {
+          this.o.log.warn({ event: code === '25P03' ? 'IDLE_IN_TRANSACTION_TIMEOUT' : 'CLIENT_IDLE_TIMEOUT' }, message);
+          this.fatal({ code, message, hint });
+        },
+      },
+    );
     this.poolWaiter = {
       tenant: o.tenant ?? null,
       granted: (server, handover) => this.onAcquired(server, handover),
@@ -148,6 +169,7 @@ export class Session implements ResponseOwner {
 
   /** Bytes that arrived with the login, before the session existed. */
   start(initial: Buffer | null): void {
+    this.timeouts.clientIdle();
     if (initial && initial.length > 0) this.onClientData(initial);
   }
 
@@ -169,6 +191,7 @@ export class Session implements ResponseOwner {
       return;
     }
     if (this.state === 'closed') return;
+    this.timeouts.clientActive();
     if (this.firstFlight.holding && this.responses.inPrefix) this.firstFlight.record(chunk);
     let rest: Buffer | null;
     // Batch what this chunk forwards into one writev; the server socket may change during the chunk.
@@ -351,6 +374,7 @@ export class Session implements ResponseOwner {
         case Frontend.FunctionCall:
           this.segSent++;
           this.unsynced = false;
+          this.timeouts.queryStarted();
           if (type !== Frontend.Query) return Action.Pass;
           this.statements.simpleQuery();
           if (!this.o.guard) return Action.Pass;
@@ -465,6 +489,10 @@ export class Session implements ResponseOwner {
     this.acquire(bytes);
   }
 
+  rewriteError(body: Buffer): Buffer | null {
+    return this.timeouts.rewrite(body);
+  }
+
   /** Sync points sent to the backend that it has not answered yet. */
   private get pendingSyncs(): number {
     return this.segSent - this.segDone;
@@ -474,6 +502,7 @@ export class Session implements ResponseOwner {
     this.txStatus = status;
     this.segDone++;
     this.firstFlight.done();
+    this.timeouts.ready(this.pendingSyncs, status !== TxStatus.Idle);
     if (status === TxStatus.Idle) this.o.hooks.transactionDone();
     if (this.o.mode === 'session') return true;
     if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;
@@ -573,6 +602,7 @@ export class Session implements ResponseOwner {
     const wasActive = this.state === 'active';
     if (this.state === 'acquiring') this.withdraw();
     this.statements.dispose();
+    this.timeouts.stop();
     if (this.partialTimer) clearTimeout(this.partialTimer);
     this.state = 'closed';
     this.stash = [];

@@ -25,6 +25,8 @@ export interface ResponseOwner {
   /** The sync segment the server is working through (an error skips the rest of it). */
   readonly currentSegment: number;
   pauseServer(): void;
+  /** The session's own wording of an error (e.g. a query_timeout_ms cancel), or null. */
+  rewriteError?(body: Buffer): Buffer | null;
 }
 
 export class ServerResponses implements FrameSink {
@@ -102,7 +104,7 @@ export class ServerResponses implements FrameSink {
       }
       case Backend.ErrorResponse:
         this.statements.error(this.owner.currentSegment);
-        return this.replace(this.guard?.rewrite(body) ?? statementErrorHint(body));
+        return this.replace(this.owner.rewriteError?.(body) ?? this.guard?.rewrite(body) ?? statementErrorHint(body));
       default:
         return this.replace(listenRefusal(body));
     }
