@@ -20,6 +20,8 @@ import { GuardHook } from './session/guard-hook.js';
 import { renderSearchPath, TenantContext } from './session/tenant-context.js';
 import { Readiness } from './backend/probe.js';
 import { poolLimitEvents } from './backend/pool-log.js';
+import { drain, type Drainable } from './drain.js';
+import { mergeReload } from './reload.js';
 
 export interface RunningProxy {
   port: number;
@@ -29,8 +31,14 @@ export interface RunningProxy {
   pool: Pool;
   metrics: Metrics;
   log: Logger;
+  /** Stops at once: every client gets 57P01, running queries are cancelled (drain with no grace). */
   close(): Promise<void>;
-  /** Re-reads reloadable files (listen.tls certificate and key, JWT key files); the CLI calls it on SIGHUP. */
+  /** SIGTERM: drains for shutdown.drain_timeout_ms (drain.ts), then stops. */
+  drain(): Promise<void>;
+  /**
+   * Applies a reloaded config (reload.ts decides what is live) and re-reads reloadable files (listen.tls
+   * certificate and key, JWT key files); the CLI calls it on SIGHUP.
+   */
   reload?(next?: ProxyConfig): Promise<void>;
 }
 
@@ -217,11 +225,26 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     });
   });
   const port = (server.address() as AddressInfo).port;
+  /** Set once a drain starts: /readyz answers 503 from then on. */
+  let draining = false;
   let admin: AdminServer | null = null;
   if (config.admin.port !== 0 || process.env.PGTP_ADMIN_EPHEMERAL === '1') {
-    admin = await startAdmin(config.admin.host, config.admin.port, metrics, () => readiness.check());
+    admin = await startAdmin(config.admin.host, config.admin.port, metrics, () => (draining ? Promise.resolve(false) : readiness.check()));
   }
   log.info({ event: 'LISTENING', host: config.listen.host, port, admin_port: admin?.port ?? null, pool: poolName, pool_size: config.pool.size }, 'pg-tenant-proxy ready');
+
+  const drainable = (): Drainable => ({
+    listener: server,
+    sessions,
+    admission,
+    readiness,
+    pool,
+    admin,
+    log,
+    stopReady: () => {
+      draining = true;
+    },
+  });
 
   return {
     port,
@@ -232,21 +255,22 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     log,
     async reload(next?: ProxyConfig) {
       if (next) {
+        const { merged, needRestart } = mergeReload(live, next);
+        live = merged;
+        pool.reconfigure(merged.pool);
+        if (needRestart.length > 0) log.warn({ event: 'RELOAD_NEEDS_RESTART', keys: needRestart }, `changed keys that only apply after a restart (kept as running): ${needRestart.join(', ')}`);
         const before = denied;
         denied = new Set(next.tenant.deny);
-        log.info({ event: 'RELOAD', deny: [...denied], newly_suspended: [...denied].filter((t) => !before.has(t)) }, 'tenant deny-list reloaded');
+        log.info(
+          { event: 'RELOAD', deny: [...denied], newly_suspended: [...denied].filter((t) => !before.has(t)), pool_size: merged.pool.size, pool_overflow: merged.pool.overflow },
+          'configuration reloaded',
+        );
       }
       clientTls?.reload();
       // JWT key files (public_key_file, jwks_file) or the remote JWKS; on failure the old keys stay in use.
       await verify.reload().catch((e: Error) => log.error({ event: 'RELOAD_FAILED', what: 'auth.jwt keys', err: e.message }, 'JWT key reload failed; old keys kept'));
     },
-    async close() {
-      server.close();
-      for (const s of [...sessions]) s.terminate({ code: '57P01', message: 'terminating connection: pg-tenant-proxy is shutting down' });
-      admission.destroyAll();
-      readiness.close();
-      await pool.close();
-      await admin?.close();
-    },
+    close: () => drain(drainable(), 0),
+    drain: () => drain(drainable(), live.shutdown.drain_timeout_ms),
   };
 }

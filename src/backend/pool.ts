@@ -96,6 +96,8 @@ export class Pool {
   private readonly backoff = new Backoff();
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly saturation: Saturation;
+  /** CancelRequests on their way to the server; close() waits for them. */
+  private readonly cancelsSent = new Set<Promise<void>>();
   private readonly eligible = (tenant: string | null): boolean => this.mayHold(tenant);
   /** Server ParameterStatus values from the newest handshake, shown to clients at login. */
   private params: Map<string, string> | null = null;
@@ -296,7 +298,11 @@ export class Pool {
   cancel(conn: ServerConn): void {
     if (conn.closed) return;
     conn.cancelStarted();
-    void sendCancel(this.backend, conn.pid, conn.secret).finally(() => conn.cancelFinished());
+    const sent = sendCancel(this.backend, conn.pid, conn.secret).finally(() => {
+      conn.cancelFinished();
+      this.cancelsSent.delete(sent);
+    });
+    this.cancelsSent.add(sent);
   }
 
   async close(): Promise<void> {
@@ -306,6 +312,9 @@ export class Pool {
     this.disarmDeadline();
     for (const q of this.queue.drain()) q.waiter.failed(new PoolError('the proxy is shutting down', '57P01'));
     for (const conn of [...this.all]) conn.destroy('proxy shutting down');
+    // A cancel still on its way must arrive: PostgreSQL does not notice a closed socket while a query runs,
+    // so without it the query (and its locks) would outlive the proxy. Bounded by backend.connect_timeout_ms.
+    await Promise.allSettled([...this.cancelsSent]);
   }
 
   /** Runs the hand-over in its own round trip (after any cancel in flight settles); closes the backend if it fails. */

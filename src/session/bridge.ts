@@ -35,6 +35,8 @@ const MAX_CLIENT_INSPECT = 64 << 20;
 const PEEK_BYTES = 1024;
 /** How long an ended client socket may take to flush its FATAL before it is destroyed anyway. */
 const FATAL_FLUSH_MS = 2000;
+/** What a client is told when the proxy shuts down: the server's own code for an administrator shutdown. */
+const SHUTTING_DOWN: ErrorFields = { code: '57P01', message: 'terminating connection: pg-tenant-proxy is shutting down', hint: 'Reconnect; another proxy instance will serve you.' };
 /** ReadyForQuery 'I', answered locally to a Sync while no backend is held: one buffer, never re-made. */
 const READY_IDLE = readyForQuery('I');
 
@@ -113,6 +115,8 @@ export class Session implements ResponseOwner {
   /** Armed while the client holds a backend with a message half sent (see watchPartialMessage). */
   private partialTimer: NodeJS.Timeout | null = null;
   private serverPaused = false;
+  /** Set by drain(): the session ends at its next transaction end. */
+  private draining = false;
   /** The client's bytes held until the prefix is answered, for the transparent retry (retry.ts). */
   private readonly firstFlight = new FirstFlight();
   /** query, idle-in-transaction and client-idle clocks (timeouts.ts). */
@@ -176,6 +180,15 @@ export class Session implements ResponseOwner {
   /** True while the client's query runs on a backend: a CancelRequest should reach that backend. */
   get runningOn(): ServerConn | null {
     return this.state === 'active' && (this.pendingSyncs > 0 || this.unsynced) ? this.server : null;
+  }
+
+  /**
+   * Shutdown (drain.ts): a client outside a transaction gets FATAL 57P01 now; one inside a transaction may
+   * finish it and gets 57P01 when it ends. drain.ts terminates whoever is left at its deadline.
+   */
+  drain(): void {
+    this.draining = true;
+    if (this.state !== 'active') this.terminate(SHUTTING_DOWN);
   }
 
   /** Ends the session from outside (shutdown): FATAL to the client, backend cleaned or closed. */
@@ -504,11 +517,15 @@ export class Session implements ResponseOwner {
     this.firstFlight.done();
     this.timeouts.ready(this.pendingSyncs, status !== TxStatus.Idle);
     if (status === TxStatus.Idle) this.o.hooks.transactionDone();
-    if (this.o.mode === 'session') return true;
+    if (this.o.mode === 'session') {
+      if (this.draining && status === TxStatus.Idle && this.pendingSyncs === 0 && !this.unsynced) queueMicrotask(() => this.terminate(SHUTTING_DOWN));
+      return true;
+    }
     if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;
     // The transaction is over and the server owes this client nothing: hand the backend back.
     this.o.client.write(readyForQuery('I'));
     this.releaseServer('idle');
+    if (this.draining) this.terminate(SHUTTING_DOWN);
     return false;
   }
 

@@ -1,0 +1,46 @@
+// Live reload (SIGHUP; issue 12 item 5): re-reads the config file and applies what can change without
+// dropping anyone. Every pool key applies at once (pool.reconfigure: growing now, shrinking idle-first and
+// never mid-transaction, timeouts from the next transaction), as do tenant.deny, listen.client_idle_timeout_ms,
+// shutdown.drain_timeout_ms, the listen.tls files and the JWT keys. Keys that need a restart (listen address,
+// backend, pool.mode) keep their old value and say so. A file that does not validate changes nothing and logs
+// RELOAD_FAILED naming the key.
+import type { Logger } from 'pino';
+import { loadConfigFile } from './config/load.js';
+import { ConfigError, type ProxyConfig } from './config/types.js';
+
+/** Keys whose change needs a restart; a reload keeps their running value. */
+const RESTART_ONLY: Array<[string, (c: ProxyConfig) => unknown]> = [
+  ['listen.host', (c) => c.listen.host],
+  ['listen.port', (c) => c.listen.port],
+  ['listen.max_client_conn', (c) => c.listen.max_client_conn],
+  ['admin', (c) => JSON.stringify(c.admin)],
+  ['backend', (c) => JSON.stringify(c.backend)],
+  ['pool.mode', (c) => c.pool.mode],
+  ['auth', (c) => JSON.stringify(c.auth)],
+  ['users', (c) => JSON.stringify(c.users)],
+];
+
+/** The running config with every reloadable key taken from `next`; lists the restart-only keys that differ. */
+export function mergeReload(running: ProxyConfig, next: ProxyConfig): { merged: ProxyConfig; needRestart: string[] } {
+  const needRestart = RESTART_ONLY.filter(([, pick]) => pick(running) !== pick(next)).map(([k]) => k);
+  const merged: ProxyConfig = {
+    ...running,
+    pool: { ...next.pool, mode: running.pool.mode },
+    tenant: next.tenant,
+    listen: { ...running.listen, client_idle_timeout_ms: next.listen.client_idle_timeout_ms, startup_timeout_ms: next.listen.startup_timeout_ms },
+    shutdown: next.shutdown,
+    log: next.log,
+  };
+  return { merged, needRestart };
+}
+
+/** Reads the file; on an invalid file logs RELOAD_FAILED with the key and returns null (old config kept). */
+export function readForReload(path: string, log: Logger): ProxyConfig | null {
+  try {
+    return loadConfigFile(path);
+  } catch (e) {
+    const key = e instanceof ConfigError ? e.key : null;
+    log.error({ event: 'RELOAD_FAILED', key, err: (e as Error).message }, `config file not reloaded${key ? ` (${key})` : ''}; previous settings kept`);
+    return null;
+  }
+}
