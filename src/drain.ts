@@ -25,8 +25,7 @@ export interface Drainable {
 
 export async function drain(d: Drainable, timeoutMs: number): Promise<void> {
   d.stopReady();
-  d.listener.close();
-  d.admission.destroyAll(); // logins in progress: not yet clients of any transaction
+  d.listener.close(); // logins already under way are refused by the session assembly while draining
   for (const s of [...d.sessions]) s.drain();
   const inTransaction = d.sessions.size; // the others were outside a transaction and are gone
   if (timeoutMs > 0 && d.sessions.size > 0) {
@@ -38,6 +37,7 @@ export async function drain(d: Drainable, timeoutMs: number): Promise<void> {
   // Terminating an active session cancels its running query on the server before closing the backend.
   for (const s of [...d.sessions]) s.terminate({ code: '57P01', message: 'terminating connection: pg-tenant-proxy is shutting down (shutdown.drain_timeout_ms reached)' });
   if (inTransaction > 0) d.log.info({ event: 'DRAIN_DONE', terminated_at_deadline: left }, 'drain finished');
+  d.admission.destroyAll(); // whatever socket is left (logins under way, FATALs still flushing)
   d.readiness.close();
   await d.pool.close();
   await d.admin?.close();

@@ -46,6 +46,8 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const poolName = `${config.backend.database}@${config.backend.host}:${config.backend.port}`;
   /** The configuration now in force: replaced by a successful reload (reload.ts). */
   let live = config;
+  /** Set once a drain starts: /readyz answers 503 and logins are refused from then on. */
+  let draining = false;
   let metrics!: Metrics;
   // Pool logins drive readiness both ways; while down, Readiness probes by itself until a login succeeds.
   const readiness = new Readiness(config.backend, log);
@@ -98,6 +100,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   // Session assembly for a completed login; admission (slots, timeout, rate limit, refusals) is in Admission.
   const admit = (ok: LoginOk, remote: string): void => {
     const { tenant, role, staticUser } = ok.principal;
+    if (draining) throw new LoginError('57P01', 'the proxy is shutting down', 'shutting_down', 'Reconnect; another proxy instance will serve you.');
     if (tenant !== null && denied.has(tenant)) throw new LoginError('28000', `tenant "${tenant}" is suspended`, 'tenant_suspended');
     const tenantSettings: Array<[string, string]> = [];
     const searchPath = tenant !== null && config.tenant.search_path ? renderSearchPath(config.tenant.search_path, tenant, config.tenant.schema_map) : null;
@@ -225,8 +228,6 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     });
   });
   const port = (server.address() as AddressInfo).port;
-  /** Set once a drain starts: /readyz answers 503 from then on. */
-  let draining = false;
   let admin: AdminServer | null = null;
   if (config.admin.port !== 0 || process.env.PGTP_ADMIN_EPHEMERAL === '1') {
     admin = await startAdmin(config.admin.host, config.admin.port, metrics, () => (draining ? Promise.resolve(false) : readiness.check()));
