@@ -5,6 +5,7 @@
 // backend, pool.mode) keep their old value and say so. A file that does not validate changes nothing and logs
 // RELOAD_FAILED naming the key.
 import type { Logger } from 'pino';
+import type { Pool } from './backend/pool.js';
 import { loadConfigFile } from './config/load.js';
 import { ConfigError, type ProxyConfig } from './config/types.js';
 
@@ -43,4 +44,35 @@ export function readForReload(path: string, log: Logger): ProxyConfig | null {
     log.error({ event: 'RELOAD_FAILED', key, err: (e as Error).message }, `config file not reloaded${key ? ` (${key})` : ''}; previous settings kept`);
     return null;
   }
+}
+
+export interface Reloadable {
+  live(): ProxyConfig;
+  /** Makes `c` the running config (the server re-reads tenant.deny and the timeouts from it). */
+  setLive(c: ProxyConfig): void;
+  pool: Pool;
+  clientTls: { reload(): void } | null;
+  verify: { reload(): Promise<void> };
+  log: Logger;
+}
+
+/** Applies `next` (if the file validated) and re-reads the reloadable files: TLS certificate and JWT keys. */
+export async function applyReload(next: ProxyConfig | undefined, r: Reloadable): Promise<void> {
+  if (next) {
+    const before = new Set(r.live().tenant.deny);
+    const { merged, needRestart } = mergeReload(r.live(), next);
+    r.setLive(merged);
+    r.pool.reconfigure(merged.pool);
+    if (needRestart.length > 0) {
+      r.log.warn({ event: 'RELOAD_NEEDS_RESTART', keys: needRestart }, `changed keys that only apply after a restart (kept as running): ${needRestart.join(', ')}`);
+    }
+    const deny = merged.tenant.deny;
+    r.log.info(
+      { event: 'RELOAD', deny, newly_suspended: deny.filter((t) => !before.has(t)), pool_size: merged.pool.size, pool_overflow: merged.pool.overflow },
+      'configuration reloaded',
+    );
+  }
+  r.clientTls?.reload();
+  // JWT key files (public_key_file, jwks_file) or the remote JWKS; on failure the old keys stay in use.
+  await r.verify.reload().catch((e: Error) => r.log.error({ event: 'RELOAD_FAILED', what: 'auth.jwt keys', err: e.message }, 'JWT key reload failed; old keys kept'));
 }

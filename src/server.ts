@@ -19,9 +19,9 @@ import { CancelRegistry } from './session/cancel-registry.js';
 import { GuardHook } from './session/guard-hook.js';
 import { renderSearchPath, TenantContext } from './session/tenant-context.js';
 import { Readiness } from './backend/probe.js';
-import { poolLimitEvents } from './backend/pool-log.js';
+import { poolEvents } from './backend/pool-log.js';
 import { drain, type Drainable } from './drain.js';
-import { mergeReload } from './reload.js';
+import { applyReload } from './reload.js';
 
 export interface RunningProxy {
   port: number;
@@ -51,39 +51,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   let metrics!: Metrics;
   // Pool logins drive readiness both ways; while down, Readiness probes by itself until a login succeeds.
   const readiness = new Readiness(config.backend, log);
-  const pool = new Pool(poolName, config.pool, config.backend, connectBackend, {
-    opened: (c) => {
-      metrics.backendOpened.inc();
-      readiness.succeeded();
-      log.info({ event: 'BACKEND_OPEN', backend_pid: c.pid, conn: c.id }, 'backend connection opened');
-    },
-    closed: (c, reason) => {
-      metrics.backendClosed.inc();
-      log.info({ event: 'BACKEND_CLOSE', backend_pid: c.pid, conn: c.id, reason }, 'backend connection closed');
-    },
-    acquired: (s) => metrics.acquireWait.observe(s),
-    reset: (mode) => metrics.resets.inc({ mode }),
-    resetFailed: (c, reason) => {
-      metrics.resetFailures.inc();
-      metrics.securityEvents.inc({ event: 'RESET_FAILED' });
-      log.error({ event: 'RESET_FAILED', backend_pid: c.pid, conn: c.id, reason }, 'backend reset failed; connection closed');
-    },
-    readback: (outcome, reason) => {
-      metrics.readbackChecks.inc({ outcome });
-      if (outcome === 'failed') {
-        metrics.securityEvents.inc({ event: 'READBACK_FAILED' });
-        log.error({ event: 'READBACK_FAILED', reason }, 'the tenant context could not be read back; client disconnected');
-      } else if (outcome === 'skipped') {
-        log.info({ event: 'READBACK_SKIPPED', reason }, 'read-back not run: the backend was closed, so no session state of the client survives');
-      }
-    },
-    connectFailed: (e) => {
-      metrics.backendConnectFailures.inc();
-      readiness.failed(e.message);
-      log.debug({ event: 'BACKEND_CONNECT_FAILED', err: e.message }, 'could not open a backend connection');
-    },
-    ...poolLimitEvents(log),
-  });
+  const pool = new Pool(poolName, config.pool, config.backend, connectBackend, poolEvents(log, () => metrics, readiness));
   metrics = new Metrics(() => pool.stats(), poolName);
   const verify = createTokenVerifier(config.auth.jwt, config.tenant);
   const cancels = new CancelRegistry();
@@ -254,23 +222,18 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     pool,
     metrics,
     log,
-    async reload(next?: ProxyConfig) {
-      if (next) {
-        const { merged, needRestart } = mergeReload(live, next);
-        live = merged;
-        pool.reconfigure(merged.pool);
-        if (needRestart.length > 0) log.warn({ event: 'RELOAD_NEEDS_RESTART', keys: needRestart }, `changed keys that only apply after a restart (kept as running): ${needRestart.join(', ')}`);
-        const before = denied;
-        denied = new Set(next.tenant.deny);
-        log.info(
-          { event: 'RELOAD', deny: [...denied], newly_suspended: [...denied].filter((t) => !before.has(t)), pool_size: merged.pool.size, pool_overflow: merged.pool.overflow },
-          'configuration reloaded',
-        );
-      }
-      clientTls?.reload();
-      // JWT key files (public_key_file, jwks_file) or the remote JWKS; on failure the old keys stay in use.
-      await verify.reload().catch((e: Error) => log.error({ event: 'RELOAD_FAILED', what: 'auth.jwt keys', err: e.message }, 'JWT key reload failed; old keys kept'));
-    },
+    reload: (next?: ProxyConfig) =>
+      applyReload(next, {
+        live: () => live,
+        setLive: (c) => {
+          live = c;
+          denied = new Set(c.tenant.deny);
+        },
+        pool,
+        clientTls,
+        verify,
+        log,
+      }),
     close: () => drain(drainable(), 0),
     drain: () => drain(drainable(), live.shutdown.drain_timeout_ms),
   };

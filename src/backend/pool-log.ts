@@ -1,7 +1,47 @@
-// What the pool's limits tell an on-call engineer: saturation with hysteresis (POOL_SATURATED once,
-// POOL_RECOVERED once), and the server's reachability once per change (not per reconnect attempt).
+// What the pool tells an on-call engineer and the metrics: backends opened and closed, resets, read-back
+// outcomes, saturation with hysteresis (POOL_SATURATED once, POOL_RECOVERED once), and the server's
+// reachability once per change (not per reconnect attempt).
 import type { Logger } from 'pino';
+import type { Metrics } from '../admin/metrics.js';
 import type { PoolEvents } from './pool.js';
+import type { Readiness } from './probe.js';
+
+/** The pool's events wired to logs, metrics and readiness (`m` is read late: metrics need the pool first). */
+export function poolEvents(log: Logger, m: () => Metrics, readiness: Readiness): PoolEvents {
+  return {
+    opened: (c) => {
+      m().backendOpened.inc();
+      readiness.succeeded();
+      log.info({ event: 'BACKEND_OPEN', backend_pid: c.pid, conn: c.id }, 'backend connection opened');
+    },
+    closed: (c, reason) => {
+      m().backendClosed.inc();
+      log.info({ event: 'BACKEND_CLOSE', backend_pid: c.pid, conn: c.id, reason }, 'backend connection closed');
+    },
+    acquired: (s) => m().acquireWait.observe(s),
+    reset: (mode) => m().resets.inc({ mode }),
+    resetFailed: (c, reason) => {
+      m().resetFailures.inc();
+      m().securityEvents.inc({ event: 'RESET_FAILED' });
+      log.error({ event: 'RESET_FAILED', backend_pid: c.pid, conn: c.id, reason }, 'backend reset failed; connection closed');
+    },
+    readback: (outcome, reason) => {
+      m().readbackChecks.inc({ outcome });
+      if (outcome === 'failed') {
+        m().securityEvents.inc({ event: 'READBACK_FAILED' });
+        log.error({ event: 'READBACK_FAILED', reason }, 'the tenant context could not be read back; client disconnected');
+      } else if (outcome === 'skipped') {
+        log.info({ event: 'READBACK_SKIPPED', reason }, 'read-back not run: the backend was closed, so no session state of the client survives');
+      }
+    },
+    connectFailed: (e) => {
+      m().backendConnectFailures.inc();
+      readiness.failed(e.message);
+      log.debug({ event: 'BACKEND_CONNECT_FAILED', err: e.message }, 'could not open a backend connection');
+    },
+    ...poolLimitEvents(log),
+  };
+}
 
 export function poolLimitEvents(log: Logger): Pick<PoolEvents, 'saturation' | 'reachability'> {
   return {

@@ -12,6 +12,9 @@ import { pingBackend } from './ping.js';
 import { ServerConn } from './server.js';
 import { Waiters } from './waiters.js';
 
+/** How long a retired backend's server may take to close the socket after Terminate before it is cut. */
+const RETIRE_WAIT_MS = 2000;
+
 export class PoolError extends Error {
   constructor(
     message: string,
@@ -94,6 +97,8 @@ export class Pool {
   /** Waiters whose idle backend is being pre-pinged: they may still withdraw. */
   private readonly pinging = new Map<PoolWaiter, ServerConn>();
   private readonly backoff = new Backoff();
+  /** Backends sent Terminate whose server process has not closed the socket yet: still counted in the cap. */
+  private retiring = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly saturation: Saturation;
   /** CancelRequests on their way to the server; close() waits for them. */
@@ -344,7 +349,7 @@ export class Pool {
     if (conn.closed) return;
     if (this.mustRetire(conn)) {
       // Recycled by age, or above a cap lowered by reload: closed here, at a release, never mid-transaction.
-      conn.destroy(this.all.size > this.cap ? 'pool shrunk by reload' : 'max_lifetime_ms reached');
+      this.retire(conn, this.all.size > this.cap ? 'pool shrunk by reload' : 'max_lifetime_ms reached');
       return;
     }
     const q = this.queue.next(this.eligible);
@@ -377,6 +382,7 @@ export class Pool {
     if (!this.heldBy.has(conn)) return;
     const tenant = this.heldBy.get(conn)!;
     this.heldBy.delete(conn);
+    this.observeSaturation();
     if (tenant === null) return;
     const n = (this.tenantHeld.get(tenant) ?? 1) - 1;
     if (n <= 0) this.tenantHeld.delete(tenant);
@@ -430,12 +436,32 @@ export class Pool {
 
   /** Opens connections while clients that may be served wait, and the cap allows. */
   private grow(): void {
-    while (this.queue.eligibleCount(this.eligible) > this.connecting && this.all.size + this.connecting < this.cap && this.openOne());
+    while (this.queue.eligibleCount(this.eligible) > this.connecting && this.all.size + this.connecting + this.retiring < this.cap && this.openOne());
   }
 
   /** Keeps min_idle backends ready ahead of demand (steady ones only: never into overflow). */
   private keepMinIdle(): void {
-    while (this.idle.length + this.connecting < this.cfg.min_idle && this.all.size + this.connecting < this.cfg.size && this.openOne());
+    while (this.idle.length + this.connecting < this.cfg.min_idle && this.all.size + this.connecting + this.retiring < this.cfg.size && this.openOne());
+  }
+
+  /**
+   * Closes an idle backend the limits retire (age, overflow, idle, shrink) politely, and keeps counting it
+   * against the cap until the server has closed the socket: only then is its process (and its
+   * pg_stat_activity entry) gone, so a replacement never makes PostgreSQL see more than the cap.
+   */
+  private retire(conn: ServerConn, reason: string): void {
+    if (conn.closed) return;
+    this.retiring++;
+    const sock = conn.socket;
+    const timer = setTimeout(() => sock.destroy(), RETIRE_WAIT_MS);
+    timer.unref();
+    sock.once('close', () => {
+      clearTimeout(timer);
+      this.retiring--;
+      this.grow();
+      this.keepMinIdle();
+    });
+    conn.terminate(reason);
   }
 
   /** Starts one connect unless backing off after failures (then retries when the back-off ends). False: not started. */
@@ -504,11 +530,11 @@ export class Pool {
   private maintain(): void {
     if (this.closing) return;
     const now = Date.now();
-    for (const conn of idleToClose(this.idle, this.all.size, this.cfg, now)) conn.destroy(this.all.size > this.cfg.size ? 'overflow idle timeout' : 'idle timeout');
+    for (const conn of idleToClose(this.idle, this.all.size, this.cfg, now)) this.retire(conn, this.all.size > this.cfg.size ? 'overflow idle timeout' : 'idle timeout');
     // (destroy() tells forget() synchronously, so all.size falls as we go.)
     for (const conn of [...this.idle]) {
-      if (this.all.size > this.cap) conn.destroy('pool shrunk by reload');
-      else if (now >= (this.recycleDue.get(conn) ?? Infinity)) conn.destroy('max_lifetime_ms reached');
+      if (this.all.size > this.cap) this.retire(conn, 'pool shrunk by reload');
+      else if (now >= (this.recycleDue.get(conn) ?? Infinity)) this.retire(conn, 'max_lifetime_ms reached');
     }
     this.observeSaturation();
     this.keepMinIdle();

@@ -163,6 +163,7 @@ describe('saturation', () => {
     }
     // Each busy round saturates the cap and each idle gap recovers it (utilisation really drops to 0); the
     // overflow backends stay open across the rounds, so overflow saturates once and recovers once they close.
+    await until('the last round to recover', () => events().filter((e) => e.endsWith(':cap')).length >= 6);
     expect(events().filter((e) => e.endsWith(':cap'))).toEqual(['POOL_SATURATED:cap', 'POOL_RECOVERED:cap', 'POOL_SATURATED:cap', 'POOL_RECOVERED:cap', 'POOL_SATURATED:cap', 'POOL_RECOVERED:cap']);
     expect(events().filter((e) => e === 'POOL_SATURATED:overflow')).toHaveLength(1);
     await until('overflow to recover', () => events().includes('POOL_RECOVERED:overflow'));
