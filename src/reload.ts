@@ -63,6 +63,7 @@ export async function applyReload(next: ProxyConfig | undefined, r: Reloadable):
     const { merged, needRestart } = mergeReload(r.live(), next);
     r.setLive(merged);
     r.pool.reconfigure(merged.pool);
+    r.log.level = merged.log.level;
     if (needRestart.length > 0) {
       r.log.warn({ event: 'RELOAD_NEEDS_RESTART', keys: needRestart }, `changed keys that only apply after a restart (kept as running): ${needRestart.join(', ')}`);
     }

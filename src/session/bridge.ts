@@ -188,7 +188,9 @@ export class Session implements ResponseOwner {
    */
   drain(): void {
     this.draining = true;
-    if (this.state !== 'active') this.terminate(SHUTTING_DOWN);
+    // (Session mode holds a backend while idle: idle there means no transaction and nothing pending.)
+    const idleInSession = this.state === 'active' && this.txStatus === TxStatus.Idle && this.pendingSyncs === 0 && !this.unsynced && this.scanner.atBoundary;
+    if (this.state !== 'active' || idleInSession) this.terminate(SHUTTING_DOWN);
   }
 
   /** Ends the session from outside (shutdown): FATAL to the client, backend cleaned or closed. */

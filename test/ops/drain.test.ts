@@ -104,3 +104,23 @@ describe('drain on SIGTERM', () => {
     }
   }, 60_000);
 });
+
+describe('drain in session mode', () => {
+  it('ends an idle session-mode client at once (it holds a backend but no transaction)', async () => {
+    const { startTestProxy } = await import('../support/proxy.js');
+    const t = await startTestProxy(primaryServer(), 'ops_drain_session', { pool: { mode: 'session' }, shutdown: { drain_timeout_ms: 5000 } });
+    try {
+      const c = await t.pgClient('acme');
+      const errors: PgErr[] = [];
+      c.on('error', (e: Error) => errors.push(e as PgErr));
+      await c.query('SELECT 1');
+      const started = Date.now();
+      await t.proxy.drain();
+      expect(Date.now() - started).toBeLessThan(2500); // not the 5 s deadline
+      while (errors.length === 0 && Date.now() - started < 3000) await sleep(20);
+      expect(errors[0]?.code).toBe('57P01');
+    } finally {
+      await t.close();
+    }
+  });
+});
