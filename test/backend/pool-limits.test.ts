@@ -61,6 +61,52 @@ describe('pool.size + pool.overflow', () => {
   }, 60_000);
 });
 
+describe('the cap during backend failures', () => {
+  it('never exceeds size + overflow in pg_stat_activity while backends are terminated under load', async () => {
+    t = await startTestProxy(primaryServer(), 'pool_limits_failures', { pool: { size: 3, overflow: 1, acquire_timeout_ms: 30_000 } });
+    const admin = await t.admin();
+    const sampler = await t.admin();
+    let stop = false;
+    let maxSeen = 0;
+    let done = 0;
+    const sampling = (async () => {
+      while (!stop) {
+        maxSeen = Math.max(maxSeen, await backendCount(sampler, t!.poolUser));
+        await sleep(5);
+      }
+    })();
+    const killing = (async () => {
+      while (!stop) {
+        await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 ORDER BY random() LIMIT 1', [t!.poolUser]);
+        await sleep(100);
+      }
+    })();
+    // A client whose transaction is hit gets an error and is replaced, as an application pool would.
+    const end = Date.now() + 3000;
+    await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        while (Date.now() < end) {
+          const c = await t!.pgClient('acme');
+          try {
+            while (Date.now() < end) {
+              await c.query('BEGIN');
+              await c.query('SELECT pg_sleep(0.02)');
+              await c.query('COMMIT');
+              done++;
+            }
+          } catch {
+            // terminated mid-transaction: next client
+          }
+        }
+      }),
+    );
+    stop = true;
+    await Promise.all([sampling, killing]);
+    expect(done).toBeGreaterThan(10);
+    expect(maxSeen).toBeLessThanOrEqual(4);
+  }, 60_000);
+});
+
 async function untilCount(admin: Awaited<ReturnType<TestProxy['admin']>>, ok: (n: number) => boolean, what: string): Promise<void> {
   await until(what, async () => ok(await backendCount(admin, t!.poolUser)));
 }
