@@ -216,3 +216,26 @@ describe('saturation', () => {
     expect(events().filter((e) => e === 'POOL_RECOVERED:overflow')).toHaveLength(1);
   });
 });
+
+describe('reconnect back-off', () => {
+  it('logs BACKEND_UNREACHABLE once for repeated failed attempts, backing off between them', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    // Port 1 on loopback: connection refused at once.
+    t = await startTestProxy(primaryServer(), 'pool_limits_backoff', { backend: { port: 1 }, logger: captureLogger(lines) });
+    const attempts = async () => {
+      for (let i = 0; i < 6; i++) {
+        await t!.pgClient('acme').then(
+          () => {},
+          () => {},
+        );
+      }
+    };
+    const started = Date.now();
+    await attempts();
+    const failed = lines.filter((l) => l.event === 'BACKEND_CONNECT_FAILED').length;
+    expect(failed).toBeGreaterThanOrEqual(3);
+    expect(lines.filter((l) => l.event === 'BACKEND_UNREACHABLE')).toHaveLength(1);
+    // Back-off: 6 attempts cannot all connect at once; at least 50 + 100 + 200 ms (half-jittered) were waited.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+  });
+});
