@@ -37,7 +37,7 @@ export interface ClusterProxy {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startClusterProxy(server: PgServer, name: string, opts: { workers: number; pool?: Record<string, unknown> }): Promise<ClusterProxy> {
+export async function startClusterProxy(server: PgServer, name: string, opts: { workers: number; pool?: Record<string, unknown>; shutdown?: Record<string, unknown> }): Promise<ClusterProxy> {
   const fx = await createFixtureDatabase(server, name);
   const port = await freePort();
   const adminPort = await freePort();
@@ -52,6 +52,7 @@ export async function startClusterProxy(server: PgServer, name: string, opts: { 
     auth: { jwt: { algorithms: ['HS256'], secret: JWT_SECRET } },
     tenant: { search_path: 'tenant_{tenant}, public', proof_key: TEST_PROOF_KEY },
     log: { level: 'info' },
+    ...(opts.shutdown ? { shutdown: opts.shutdown } : {}),
   };
   writeFileSync(configFile, stringify(tree));
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--config', configFile], {
