@@ -14,6 +14,8 @@ const RESTART_ONLY: Array<[string, (c: ProxyConfig) => unknown]> = [
   ['listen.host', (c) => c.listen.host],
   ['listen.port', (c) => c.listen.port],
   ['listen.max_client_conn', (c) => c.listen.max_client_conn],
+  // Admission arms its startup timer from the config it was built with.
+  ['listen.startup_timeout_ms', (c) => c.listen.startup_timeout_ms],
   ['admin', (c) => JSON.stringify(c.admin)],
   ['backend', (c) => JSON.stringify(c.backend)],
   ['pool.mode', (c) => c.pool.mode],
@@ -30,7 +32,7 @@ export function mergeReload(running: ProxyConfig, next: ProxyConfig): { merged: 
     ...running,
     pool: { ...next.pool, mode: running.pool.mode },
     tenant: next.tenant,
-    listen: { ...running.listen, client_idle_timeout_ms: next.listen.client_idle_timeout_ms, startup_timeout_ms: next.listen.startup_timeout_ms },
+    listen: { ...running.listen, client_idle_timeout_ms: next.listen.client_idle_timeout_ms },
     shutdown: next.shutdown,
     log: next.log,
   };

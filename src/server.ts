@@ -145,7 +145,8 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       tenant,
       clientIdleMs: () => live.listen.client_idle_timeout_ms,
       mode: config.pool.mode,
-      statementLimits: { maxCount: config.pool.max_prepared_statements, maxBytes: config.pool.max_prepared_statement_bytes },
+      // From the live config: a reload applies to clients that connect after it.
+      statementLimits: { maxCount: live.pool.max_prepared_statements, maxBytes: live.pool.max_prepared_statement_bytes },
       shownParams: ok.shown,
       expiresAtMs: ok.principal.expiresAtMs,
       suspended: tenant === null ? () => false : () => denied.has(tenant) || registry.suspended.has(tenant),

@@ -150,8 +150,9 @@ Secrets (type *secret*: \`backend.password\`, \`auth.jwt.secret\`, \`tenant.proo
 
 SIGHUP (or \`RELOAD\` in the admin console) re-reads the config file without dropping connections: every
 \`pool\` key but \`mode\` (growing at once, shrinking idle backends first and never mid-transaction, timeouts
-from the next transaction), \`tenant.deny\`, \`listen.client_idle_timeout_ms\`, \`listen.startup_timeout_ms\`,
-\`shutdown.drain_timeout_ms\` and \`log.level\` take effect at once; the \`listen.tls\` certificate and key and
+from the next transaction), \`tenant.deny\`, \`listen.client_idle_timeout_ms\`, \`shutdown.drain_timeout_ms\` and
+\`log.level\` take effect at once (\`pool.max_prepared_statements\` and \`pool.max_prepared_statement_bytes\` for
+clients that connect after the reload); the \`listen.tls\` certificate and key and
 the JWT key files are reloaded (or the JWKS refetched). The other keys need a restart: a reload keeps their
 running value and logs \`RELOAD_NEEDS_RESTART\` naming them. A file that no longer validates changes nothing
 and logs \`RELOAD_FAILED\` naming the key. With \`workers\`, the primary relays SIGHUP to every worker.`;
