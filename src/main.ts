@@ -8,6 +8,7 @@ import { hashPasswordCommand } from './admin/hash-password.js';
 import { healthcheckCommand, HEALTHCHECK_USAGE } from './admin/healthcheck.js';
 import { kitCommand, KIT_USAGE } from './admin/kit.js';
 import { tokenCommand, TOKEN_USAGE } from './admin/token.js';
+import { readForReload } from './reload.js';
 import { startProxy } from './server.js';
 import { startCluster } from './cluster/start.js';
 
@@ -116,22 +117,26 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   await new Promise<void>((resolve) => {
+    // SIGTERM (Kubernetes, systemd) drains: in-flight transactions may finish within shutdown.drain_timeout_ms.
+    // A second signal stops at once.
+    let stopping = false;
     const stop = (signal: string): void => {
-      log.info({ event: 'SHUTDOWN', signal }, 'shutting down');
-      void proxy.close().then(resolve);
+      if (stopping) {
+        log.warn({ event: 'SHUTDOWN', signal }, 'second signal: stopping now');
+        void proxy.close().then(resolve);
+        return;
+      }
+      stopping = true;
+      log.info({ event: 'SHUTDOWN', signal }, 'shutting down: draining');
+      void proxy.drain().then(resolve);
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
     // SIGHUP re-reads the config file (tenant.deny takes effect at once), the listen.tls certificate and key,
     // and the JWT keys, without dropping connections. A config file that no longer validates changes nothing.
     process.on('SIGHUP', () => {
       log.info({ event: 'RELOAD', signal: 'SIGHUP' }, 'reloading');
-      let next;
-      try {
-        next = loadConfigFile(configPath);
-      } catch (e) {
-        log.error({ event: 'RELOAD_FAILED', err: (e as Error).message }, 'config file not reloaded; previous settings kept');
-      }
+      const next = readForReload(configPath, log) ?? undefined;
       void proxy.reload?.(next).catch((e: Error) => log.error({ event: 'RELOAD_FAILED', err: e.message }, 'reload failed'));
     });
   });

@@ -27,6 +27,9 @@ import { runConsole } from './admin/console/session.js';
 import { createAdminRuntime } from './admin/runtime.js';
 import { type ActionResult, type AdminAction, applyLocally } from './admin/console/actions.js';
 import type { ProxyHooks } from './cluster/hooks.js';
+import { poolEvents } from './backend/pool-log.js';
+import { drain, type Drainable } from './drain.js';
+import { applyReload } from './reload.js';
 
 export interface StartOptions {
   /** Reads the config file again: the console's RELOAD runs it (as SIGHUP does); absent: RELOAD re-reads keys and certificates only. */
@@ -43,8 +46,14 @@ export interface RunningProxy {
   pool: Pool;
   metrics: Metrics;
   log: Logger;
+  /** Stops at once: every client gets 57P01, running queries are cancelled (drain with no grace). */
   close(): Promise<void>;
-  /** Re-reads reloadable files (listen.tls certificate and key, JWT key files); the CLI calls it on SIGHUP. */
+  /** SIGTERM: drains for shutdown.drain_timeout_ms (drain.ts), then stops. */
+  drain(): Promise<void>;
+  /**
+   * Applies a reloaded config (reload.ts decides what is live) and re-reads reloadable files (listen.tls
+   * certificate and key, JWT key files); the CLI calls it on SIGHUP.
+   */
   reload?(next?: ProxyConfig): Promise<void>;
   /** Cancels the query of this proxy's client with that key (constant-time secret check); workers: routed here by the primary. */
   cancelKey(pid: number, secret: Buffer): boolean;
@@ -55,47 +64,14 @@ export interface RunningProxy {
 export async function startProxy(config: ProxyConfig, log: Logger = createLogger(config.log.level), opts: StartOptions = {}): Promise<RunningProxy> {
   const hooks = opts.hooks ?? {};
   const poolName = `${config.backend.database}@${config.backend.host}:${config.backend.port}`;
+  /** The configuration now in force: replaced by a successful reload (reload.ts). */
+  let live = config;
+  /** Set once a drain starts: /readyz answers 503 and logins are refused from then on. */
+  let draining = false;
   let metrics!: Metrics;
   // Pool logins drive readiness both ways; while down, Readiness probes by itself until a login succeeds.
   const readiness = new Readiness(config.backend, log);
-  const pool = new Pool(poolName, config.pool, config.backend, connectBackend, {
-    opened: (c) => {
-      metrics.backendOpened.inc();
-      hooks.backendOpened?.(c.pid, c.secret);
-      readiness.succeeded();
-      log.info({ event: 'BACKEND_OPEN', backend_pid: c.pid, conn: c.id }, 'backend connection opened');
-    },
-    closed: (c, reason) => {
-      metrics.backendClosed.inc();
-      hooks.backendClosed?.(c.pid);
-      log.info({ event: 'BACKEND_CLOSE', backend_pid: c.pid, conn: c.id, reason }, 'backend connection closed');
-    },
-    acquired: () => {}, // observed per client, with the outcome (admin/registry.ts)
-    reset: (mode) => {
-      metrics.resets.inc({ mode });
-      metrics.resetOutcomes.inc({ outcome: mode === 'eager' ? 'ok' : 'pipelined' });
-    },
-    resetFailed: (c, reason) => {
-      metrics.resetFailures.inc();
-      metrics.resetOutcomes.inc({ outcome: 'failed' });
-      metrics.securityEvents.inc({ event: 'RESET_FAILED' });
-      log.error({ event: 'RESET_FAILED', backend_pid: c.pid, conn: c.id, reason }, 'backend reset failed; connection closed');
-    },
-    readback: (outcome, reason) => {
-      metrics.readbackChecks.inc({ outcome });
-      if (outcome === 'failed') {
-        metrics.securityEvents.inc({ event: 'READBACK_FAILED' });
-        log.error({ event: 'READBACK_FAILED', reason }, 'the tenant context could not be read back; client disconnected');
-      } else if (outcome === 'skipped') {
-        log.info({ event: 'READBACK_SKIPPED', reason }, 'read-back not run: the backend was closed, so no session state of the client survives');
-      }
-    },
-    connectFailed: (e) => {
-      metrics.backendConnectFailures.inc();
-      readiness.failed(e.message);
-      log.error({ event: 'BACKEND_CONNECT_FAILED', err: e.message }, 'could not open a backend connection');
-    },
-  });
+  const pool = new Pool(poolName, config.pool, config.backend, connectBackend, poolEvents(log, () => metrics, readiness, hooks));
   metrics = new Metrics(() => pool.snapshot(), poolName, config.metrics.tenant_top_k);
   let api!: RunningProxy;
   // The live view (console, JSON, per-tenant metrics) and the PAUSE gate.
@@ -129,6 +105,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       runConsole(ok.socket, ops.console, ok.user, ok.leftover);
       return;
     }
+    if (draining) throw new LoginError('57P01', 'the proxy is shutting down', 'shutting_down', 'Reconnect; another proxy instance will serve you.');
     if (tenant !== null && (denied.has(tenant) || registry.suspended.has(tenant))) throw new LoginError('28000', `tenant "${tenant}" is suspended`, 'tenant_suspended');
     const tenantSettings: Array<[string, string]> = [];
     const searchPath = tenant !== null && config.tenant.search_path ? renderSearchPath(config.tenant.search_path, tenant, config.tenant.schema_map) : null;
@@ -168,8 +145,11 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       pool,
       log: clog,
       context,
+      tenant,
+      clientIdleMs: () => live.listen.client_idle_timeout_ms,
       mode: config.pool.mode,
-      statementLimits: { maxCount: config.pool.max_prepared_statements, maxBytes: config.pool.max_prepared_statement_bytes },
+      // From the live config: a reload applies to clients that connect after it.
+      statementLimits: { maxCount: live.pool.max_prepared_statements, maxBytes: live.pool.max_prepared_statement_bytes },
       shownParams: ok.shown,
       expiresAtMs: ok.principal.expiresAtMs,
       suspended: tenant === null ? () => false : () => denied.has(tenant) || registry.suspended.has(tenant),
@@ -279,9 +259,23 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const port = (server.address() as AddressInfo).port;
   let admin: AdminServer | null = null;
   if (config.admin.port !== 0 || process.env.PGTP_ADMIN_EPHEMERAL === '1') {
-    admin = await startAdmin(config.admin.host, config.admin.port, metrics, () => readiness.check(), ops.tables);
+    admin = await startAdmin(config.admin.host, config.admin.port, metrics, () => (draining ? Promise.resolve(false) : readiness.check()), ops.tables);
   }
   log.info({ event: 'LISTENING', host: config.listen.host, port, admin_port: admin?.port ?? null, pool: poolName, pool_size: config.pool.size }, 'pg-tenant-proxy ready');
+
+  const drainable = (): Drainable => ({
+    listener: server,
+    sessions,
+    admission,
+    readiness,
+    pool,
+    gate,
+    admin,
+    log,
+    stopReady: () => {
+      draining = true;
+    },
+  });
 
   api = {
     port,
@@ -292,26 +286,21 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     log,
     cancelKey,
     applyAdminAction: (action) => applyLocally(action, ops.console),
-    async reload(next?: ProxyConfig) {
-      if (next) {
-        ops.setConfig(next);
-        const before = denied;
-        denied = new Set(next.tenant.deny);
-        log.info({ event: 'RELOAD', deny: [...denied], newly_suspended: [...denied].filter((t) => !before.has(t)) }, 'tenant deny-list reloaded');
-      }
-      clientTls?.reload();
-      // JWT key files (public_key_file, jwks_file) or the remote JWKS; on failure the old keys stay in use.
-      await verify.reload().catch((e: Error) => log.error({ event: 'RELOAD_FAILED', what: 'auth.jwt keys', err: e.message }, 'JWT key reload failed; old keys kept'));
-    },
-    async close() {
-      server.close();
-      for (const s of [...sessions]) s.terminate({ code: '57P01', message: 'terminating connection: pg-tenant-proxy is shutting down' });
-      admission.destroyAll();
-      readiness.close();
-      await pool.close();
-      gate.resume();
-      await admin?.close();
-    },
+    reload: (next?: ProxyConfig) =>
+      applyReload(next, {
+        live: () => live,
+        setLive: (c) => {
+          live = c;
+          denied = new Set(c.tenant.deny);
+          ops.setConfig(c);
+        },
+        pool,
+        clientTls,
+        verify,
+        log,
+      }),
+    close: () => drain(drainable(), 0),
+    drain: () => drain(drainable(), live.shutdown.drain_timeout_ms),
   };
   return api;
 }

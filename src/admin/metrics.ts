@@ -115,7 +115,15 @@ export class Metrics {
     gauge('pgtp_pool_busy', 'Backend connections assigned to a client or being reset.', (s) => s.busy);
     gauge('pgtp_pool_idle', 'Backend connections idle in the pool.', (s) => s.idle);
     gauge('pgtp_pool_waiting', 'Clients waiting for a backend connection.', (s) => s.waiting);
-    gauge('pgtp_pool_utilization_ratio', 'Backends assigned or being reset, as a fraction of pool.size (alert above 0.8).', (s) => (s.size === 0 ? 0 : s.busy / s.size));
+    gauge('pgtp_pool_utilization_ratio', 'Backends assigned or being reset, as a fraction of pool.size (alert above 0.8; above 1 while overflow backends are in use: see pgtp_pool_utilisation for the cap).', (s) => (s.size === 0 ? 0 : s.busy / s.size));
+    // ---- pool limits (issue 12): the cap, overflow and utilisation the PrometheusRule alerts on --------
+    gauge('pgtp_pool_cap', 'Hard cap of backend connections: pool.size + pool.overflow.', (s) => s.cap);
+    gauge('pgtp_pool_overflow_open', 'Backend connections open beyond pool.size.', (s) => s.overflowOpen);
+    gauge('pgtp_pool_overflow_limit', 'pool.overflow: backends allowed beyond pool.size.', (s) => s.cap - s.size);
+    gauge('pgtp_pool_held', 'Backend connections checked out by a client now.', (s) => s.held);
+    gauge('pgtp_pool_utilisation', 'Checked-out backends as a fraction of the cap (pool.alert_threshold applies).', (s) => s.held / s.cap);
+    gauge('pgtp_pool_overflow_utilisation', 'Overflow backends open as a fraction of pool.overflow (0 when overflow is 0).', (s) => (s.cap === s.size ? 0 : s.overflowOpen / (s.cap - s.size)));
+    // ---- end pool limits ------------------------------------------------------------------------------
     client.collectDefaultMetrics({ register: this.registry, prefix: 'pgtp_process_' });
   }
 

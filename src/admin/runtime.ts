@@ -2,7 +2,7 @@
 // the tables for the console and the JSON endpoints, and what the console's commands act on.
 import type { Logger } from 'pino';
 import type { Pool } from '../backend/pool.js';
-import type { ProxyConfig } from '../config/types.js';
+import { ConfigError, type ProxyConfig } from '../config/types.js';
 import type { ApplyAction } from './console/actions.js';
 import type { ConsoleDeps } from './console/commands.js';
 import type { Metrics } from './metrics.js';
@@ -52,7 +52,8 @@ export function createAdminRuntime(o: AdminRuntimeOptions): AdminRuntime {
         try {
           next = o.loadConfig?.();
         } catch (e) {
-          o.log.error({ event: 'RELOAD_FAILED', err: (e as Error).message }, 'config file not reloaded; previous settings kept');
+          const key = e instanceof ConfigError ? e.key : null;
+          o.log.error({ event: 'RELOAD_FAILED', key, err: (e as Error).message }, `config file not reloaded${key ? ` (${key})` : ''}; previous settings kept`);
           throw e;
         }
         await o.reload(next);

@@ -200,7 +200,7 @@ export function showTenants(s: AdminState): Table {
 /** Keys whose last path element names a secret: shown as redacted, never their value. */
 const SECRET_KEYS = new Set(['password', 'secret', 'verifier']);
 /** What RELOAD (or SIGHUP) applies without a restart. */
-const RELOADABLE = [/^tenant\.deny$/, /^listen\.tls\./, /^auth\.jwt\.(public_key_file|jwks_file|jwks_url)$/];
+const RELOADABLE = [/^tenant\.deny$/, /^listen\.tls\./, /^auth\.jwt\.(public_key_file|jwks_file|jwks_url)$/, /^pool\.(?!mode$)/, /^listen\.client_idle_timeout_ms$/, /^shutdown\./, /^log\.level$/];
 
 export function showConfig(s: AdminState): Table {
   const rows: Cell[][] = [];

@@ -13,6 +13,9 @@ const MAX_INSPECT = 1 << 20;
 
 let nextId = 1;
 
+/** Terminate ('X', length 4). */
+const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+
 export class ServerConn {
   readonly id = nextId++;
   readonly socket: net.Socket;
@@ -121,9 +124,24 @@ export class ServerConn {
 
   destroy(reason: string): void {
     if (this.closed) return;
+    this.socket.destroy();
+    this.markClosed(reason);
+  }
+
+  /**
+   * Closes politely (an idle backend the pool retires): Terminate, then the server closes the socket once its
+   * process has exited, so its pg_stat_activity entry is gone by the socket's 'close' (the pool counts it until then).
+   * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-TERMINATION
+   */
+  terminate(reason: string): void {
+    if (this.closed) return;
+    this.socket.end(TERMINATE);
+    this.markClosed(reason);
+  }
+
+  private markClosed(reason: string): void {
     this.closed = true;
     this.closeReason = reason;
-    this.socket.destroy();
     const handlers = [...this.closeHandlers];
     this.closeHandlers.clear();
     for (const h of handlers) h(reason);

@@ -21,7 +21,8 @@ const FENCE_LIMIT_MS = 60_000;
 /** With no live worker to run the check, how long to wait after cancelling the dead worker's backends. */
 const FENCE_BLIND_MS = 2_000;
 const REQUEST_TIMEOUT_MS = 3_000;
-const DRAIN_LIMIT_MS = 30_000;
+/** Beyond shutdown.drain_timeout_ms: what a worker may take to cancel queries and close backends before SIGKILL. */
+const DRAIN_MARGIN_MS = 5_000;
 /** Longest a cluster-wide PAUSE waits for every worker's running transactions. */
 const ADMIN_PAUSE_LIMIT_MS = 3_600_000;
 
@@ -212,6 +213,8 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
             return { ok: r.every((x) => x === 'ok' || x === 'restarting'), detail: r.map((x, i) => `worker ${i}: ${x}\n`).join('') };
           },
           ready: async () => {
+            // Draining: 503 at once, so the load balancer stops sending before the workers close their listeners.
+            if (stopping) return { ok: false, detail: 'draining: shutting down\n' };
             const r = await Promise.all(slots.map((s) => (s.worker && s.listening ? request(s, { t: 'pgtp:ready' }).then((ok) => (ok ? 'ready' : 'backend unreachable'), (e: Error) => e.message) : Promise.resolve('not running'))));
             return { ok: r.every((x) => x === 'ready'), detail: r.map((x, i) => `worker ${i}: ${x}\n`).join('') };
           },
@@ -234,7 +237,7 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
       if (slots.every((s) => !s.worker)) resolve();
       setTimeout(() => {
         for (const s of slots) s.worker?.kill('SIGKILL');
-      }, DRAIN_LIMIT_MS).unref();
+      }, config.shutdown.drain_timeout_ms + DRAIN_MARGIN_MS).unref();
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));

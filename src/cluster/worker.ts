@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import { loadConfigFile } from '../config/load.js';
 import type { ProxyConfig } from '../config/types.js';
+import { readForReload } from '../reload.js';
 import { startProxy, type RunningProxy } from '../server.js';
 import { CancelRegistry } from '../session/cancel-registry.js';
 import { workerConfig } from './budget.js';
@@ -73,12 +74,15 @@ export async function runWorker(base: ProxyConfig, configPath: string, baseLog: 
   };
 
   return new Promise<number>((resolve) => {
+    // Drains as a single process does (drain.ts): transactions may finish within shutdown.drain_timeout_ms.
+    // Once: a Ctrl-C reaches the worker and the primary both, and the primary's deadline (drain_timeout_ms plus
+    // a margin, then SIGKILL) bounds it.
     let stopping = false;
     const stop = (why: string): void => {
       if (stopping) return;
       stopping = true;
       log.info({ event: 'SHUTDOWN', reason: why }, 'worker draining');
-      void proxy.close().then(() => resolve(0));
+      void proxy.drain().then(() => resolve(0));
     };
     process.on('message', (raw: unknown) => {
       if (!isPgtp(raw)) return;
@@ -95,12 +99,9 @@ export async function runWorker(base: ProxyConfig, configPath: string, baseLog: 
         // Routed here by the primary because this worker issued the key; a wrong secret stops nothing.
         proxy.cancelKey(m.pid, Buffer.from(m.secret, 'hex'));
       } else if (m.t === 'pgtp:reload') {
-        let next: ProxyConfig | undefined;
-        try {
-          next = workerConfig(loadConfigFile(configPath), index, count);
-        } catch (e) {
-          log.error({ event: 'RELOAD_FAILED', err: (e as Error).message }, 'config file not reloaded; previous settings kept');
-        }
+        // The live pool reload (reload.ts) on this worker's share; a bad file logs RELOAD_FAILED with its key.
+        const read = readForReload(configPath, log);
+        const next: ProxyConfig | undefined = read ? workerConfig(read, index, count) : undefined;
         void proxy.reload?.(next).catch((e: Error) => log.error({ event: 'RELOAD_FAILED', err: e.message }, 'reload failed'));
       } else if (m.t === 'pgtp:shutdown') {
         stop('primary asked');

@@ -15,6 +15,7 @@ import {
   loadJwksFile,
   loadPublicKeyFile,
 } from '../auth/keys.js';
+import { POOL_LIMIT_KEYS, validatePoolLimits } from './pool-limits.js';
 import { resolveSecret } from './secrets.js';
 import { validateBool, validateDenyList, validateFunctionCallAllow, validateGuardAllow, validateProtected, validateSchemaMap } from './tenant-extras.js';
 import { validateRateLimit, validateUsers } from './users.js';
@@ -66,9 +67,9 @@ function parseSource(text: string, env: NodeJS.ProcessEnv, baseDir: string, sour
 
 /** Applies defaults to a parsed YAML tree and checks every key. */
 export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: string): ProxyConfig {
-  const root = section(tree, '', ['workers', 'listen', 'admin', 'backend', 'pool', 'auth', 'tenant', 'log', 'users', 'metrics']);
+  const root = section(tree, '', ['workers', 'listen', 'admin', 'backend', 'pool', 'auth', 'tenant', 'log', 'users', 'metrics', 'shutdown']);
 
-  const l = section(root.listen, 'listen', ['host', 'port', 'max_client_conn', 'startup_timeout_ms', 'tls', 'plaintext_tokens']);
+  const l = section(root.listen, 'listen', ['host', 'port', 'max_client_conn', 'startup_timeout_ms', 'tls', 'plaintext_tokens', 'client_idle_timeout_ms']);
   const listenTls = validateListenTls(l.tls, baseDir);
   const listen = {
     host: str(l, 'listen', 'host', '127.0.0.1'),
@@ -77,6 +78,8 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     startup_timeout_ms: int(l, 'listen', 'startup_timeout_ms', { ...TIMEOUT, def: 10_000 }),
     ...(listenTls ? { tls: listenTls } : {}),
     plaintext_tokens: oneOf(l, 'listen', 'plaintext_tokens', PLAINTEXT_TOKENS, 'refuse'),
+    // 0: off. A client idle outside a transaction this long is disconnected (FATAL 57P01).
+    client_idle_timeout_ms: int(l, 'listen', 'client_idle_timeout_ms', { min: 0, max: MAX_TIMER_MS, def: 0 }),
   };
 
   const a = section(root.admin, 'admin', ['host', 'port']);
@@ -102,9 +105,11 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
     ...(sslrootcert !== undefined ? { sslrootcert: resolve(baseDir, sslrootcert) } : {}),
   };
 
-  const p = section(root.pool, 'pool', ['mode', 'size', 'acquire_timeout_ms', 'max_waiting', 'idle_timeout_ms', 'reset_timeout_ms', 'max_prepared_statements', 'max_prepared_statement_bytes', 'max_prepared_statement_bytes_total', 'partial_message_timeout_ms', 'reset_delay_ms']);
+  const p = section(root.pool, 'pool', ['mode', 'size', 'acquire_timeout_ms', 'max_waiting', 'idle_timeout_ms', 'reset_timeout_ms', 'max_prepared_statements', 'max_prepared_statement_bytes', 'max_prepared_statement_bytes_total', 'partial_message_timeout_ms', 'reset_delay_ms', ...POOL_LIMIT_KEYS]);
+  const size = int(p, 'pool', 'size', { min: 1, max: 10_000, def: 20 });
   const pool = {
-    size: int(p, 'pool', 'size', { min: 1, max: 10_000, def: 20 }),
+    ...validatePoolLimits(p, size),
+    size,
     acquire_timeout_ms: int(p, 'pool', 'acquire_timeout_ms', { ...TIMEOUT, def: 5000 }),
     // 0: a client never waits; it gets 53300 at once when every backend is busy.
     max_waiting: int(p, 'pool', 'max_waiting', { min: 0, max: 1_000_000, def: 10_000 }),
@@ -169,12 +174,15 @@ export function validateConfig(tree: unknown, env: NodeJS.ProcessEnv, baseDir: s
   const lg = section(root.log, 'log', ['level']);
   const log = { level: oneOf(lg, 'log', 'level', LOG_LEVELS, 'info') };
 
+  const sd = section(root.shutdown, 'shutdown', ['drain_timeout_ms']);
+  const shutdown = { drain_timeout_ms: int(sd, 'shutdown', 'drain_timeout_ms', { min: 0, max: MAX_TIMER_MS, def: 25_000 }) };
+
   const users = validateUsers(root.users, tenant.id_pattern, pool.size);
   const m = section(root.metrics, 'metrics', ['tenant_top_k']);
   // Each labelled tenant is a set of Prometheus series; past a few hundred a scrape gets expensive.
   const metrics = { tenant_top_k: int(m, 'metrics', 'tenant_top_k', { min: 0, max: 1000, def: 20 }) };
   const workers = validateWorkers(root.workers, pool.size, users);
-  return { workers, listen, admin, backend, pool, auth: { jwt, rate_limit: validateRateLimit(au.rate_limit) }, tenant: { ...tenant, ...tenantExtras }, log, users, metrics };
+  return { workers, listen, admin, backend, pool, auth: { jwt, rate_limit: validateRateLimit(au.rate_limit) }, tenant: { ...tenant, ...tenantExtras }, log, users, metrics, shutdown };
 }
 
 /** tenant.proof_key / proof_setting / proof_max_ttl_s: the verified tenant context (see sql/tenancy-kit.sql). */

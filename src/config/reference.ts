@@ -16,7 +16,7 @@ export const KEY_DOCS: Record<string, KeyDoc> = {
   workers: {
     type: 'integer, 1–256, or `auto`',
     default: '`1`',
-    description: 'Worker processes sharing the listen port and splitting `pool.size` (and each `users[].pool_size` and `listen.max_client_conn`) exactly: worker *i* of *N* gets `floor(size / N)`, the first `size % N` one more. `auto`: one per CPU the process may run on (by affinity, not a container\'s CPU quota: in Kubernetes give the pod\'s CPU limit as a number), lowered to fit. May not exceed `pool.size` or any `users[].pool_size` ([workers and replicas](operations.md#workers-and-replicas)).',
+    description: 'Worker processes sharing the listen port and splitting `pool.size` (and `pool.overflow`, `pool.min_idle`, `pool.tenant_max_backends`, each `users[].pool_size` and `listen.max_client_conn`) exactly: worker *i* of *N* gets `floor(size / N)`, the first `size % N` one more. `auto`: one per CPU the process may run on (by affinity, not a container\'s CPU quota: in Kubernetes give the pod\'s CPU limit as a number), lowered to fit. May not exceed `pool.size` or any `users[].pool_size` ([workers and replicas](operations.md#workers-and-replicas)).',
   },
 
   listen: { description: 'Where clients connect, and how.' },
@@ -24,6 +24,7 @@ export const KEY_DOCS: Record<string, KeyDoc> = {
   'listen.port': { description: 'Port clients connect to (`0` picks a free port).' },
   'listen.max_client_conn': { description: 'Client connections accepted at once; more get 53300 "too many clients".' },
   'listen.startup_timeout_ms': { description: 'A client must finish startup and authentication within this.' },
+  'listen.client_idle_timeout_ms': { description: 'A client idle outside a transaction this long gets FATAL 57P05 (as the server\'s `idle_session_timeout`) and is disconnected (`0` = off). Reloadable.' },
   'listen.tls': { description: 'TLS for clients. Absent: no TLS. When given, `cert_file` and `key_file` are required, and the proxy answers SSLRequest with `S`. Bytes a client sends after SSLRequest, before the handshake, are refused (08P01).' },
   'listen.tls.cert_file': { description: 'PEM certificate chain, relative to the config file\'s directory. Re-read on SIGHUP; a bad file keeps the old one.' },
   'listen.tls.key_file': { description: 'PEM private key, relative to the config file\'s directory. Re-read on SIGHUP.' },
@@ -44,9 +45,20 @@ export const KEY_DOCS: Record<string, KeyDoc> = {
   'backend.sslmode': { description: 'TLS to the server, as libpq\'s sslmode. Cancel requests follow the same sslmode.' },
   'backend.sslrootcert': { description: 'CA bundle for verifying the server (Node\'s bundled CAs otherwise); only with `require`, `verify-ca` or `verify-full`. Relative to the config file\'s directory.' },
 
-  pool: { description: 'The backend connection pool. Replicas × `pool.size` is the total number of backend connections; keep it under PostgreSQL\'s `max_connections`.' },
+  pool: { description: 'The backend connection pool. Replicas × (`pool.size` + `pool.overflow`) is the most backend connections there can be; keep it under PostgreSQL\'s `max_connections`. Every `pool` key but `mode` applies live on SIGHUP ([operating the pool](operations.md#operating-the-pool)).' },
   'pool.mode': { description: '`transaction`: a client holds a backend only for a transaction. `session`: one backend per client connection ([protocol](protocol.md#transaction-mode-and-session-mode)).' },
-  'pool.size': { description: 'Most backend connections that ever exist at once (in use, idle and still connecting).' },
+  'pool.size': { description: 'Steady backends, kept open once opened (subject to `idle_timeout_ms`). The hard cap on backend connections (in use, idle, still connecting or closing) is `size + overflow`.' },
+  'pool.overflow': { description: 'Extra backends allowed under load; the hard cap `size + overflow` is never exceeded (under load, churn, reload and backend failures). With `workers`, split like `size`.' },
+  'pool.overflow_idle_ms': { description: 'A backend above `size` idle this long is closed.' },
+  'pool.min_idle': { description: 'Backends opened ahead of demand and kept ready; at most `size` (overflow backends are never kept ready). With `workers`, split like `size` and at most each worker\'s share.' },
+  'pool.pre_ping': { type: 'boolean', default: '`false`', description: '`true`: a backend idle `pre_ping_after_ms` or longer is checked (an empty query, bounded by `min(reset_timeout_ms, 5 s)`) before a client gets it; a dead or unresponsive one is closed and another used, invisibly to the client. Without it, a backend that dies before any of the client\'s statements ran is still replaced transparently.' },
+  'pool.pre_ping_after_ms': { description: 'Idle time after which `pre_ping` checks a backend (`0`: always).' },
+  'pool.max_lifetime_ms': { description: 'A backend older than this, less up to 10 % jitter, is closed at its next release, never mid-transaction (`0` = never; 300000 is SQLAlchemy\'s `pool_recycle = 300`).' },
+  'pool.tenant_max_backends': { description: 'Most backends one tenant holds at once (`0` = no cap); at most `size + overflow`. Trusted logins (`tenant: none`) are not capped. With `workers`, divided over them, at least 1 each.' },
+  'pool.fairness': { description: '`tenant`: waiters are served round-robin across tenants, FIFO within a tenant, so one tenant flooding the pool waits behind itself. `fifo`: one queue in arrival order.' },
+  'pool.alert_threshold': { type: 'number, above 0 and at most 1', default: '`0.8`', description: 'Fraction of the cap (and, separately, of `overflow`) at which `POOL_SATURATED` is logged once; `POOL_RECOVERED` once it falls 0.1 below.' },
+  'pool.query_timeout_ms': { description: 'A query running longer is cancelled on the server: ERROR 57014 naming the key; the connection stays usable (`0` = off; the server\'s `statement_timeout` still applies).' },
+  'pool.idle_in_transaction_timeout_ms': { description: 'A client idle inside a transaction longer gets FATAL 25P03; the transaction is rolled back and the backend reset and reused (`0` = off).' },
   'pool.acquire_timeout_ms': { description: 'How long a client waits for a backend before SQLSTATE 53300 (its connection stays open).' },
   'pool.max_waiting': { description: 'Clients allowed to wait at once; more get 53300 at once. `0`: a client never waits.' },
   'pool.idle_timeout_ms': { description: 'Idle backends unused this long are closed (`0` = never).' },
@@ -111,6 +123,9 @@ export const KEY_DOCS: Record<string, KeyDoc> = {
   'tenant.proof_setting': { description: 'The setting that carries the proof (`<kid>.<exp>.<mac>`); a two-part custom name, different from `tenant.setting`; always protected by the guard.' },
   'tenant.proof_max_ttl_s': { description: 'Longest lifetime of one proof; it also ends at the token\'s `exp`. The proxy renews it after half its lifetime. In `pool.mode: session` the context is set once per connection, so the proof lasts until the token\'s `exp` instead (for a static user, as long as the connection).' },
 
+  shutdown: { description: 'How the proxy stops on SIGTERM ([drain](operations.md#operating-the-pool)).' },
+  'shutdown.drain_timeout_ms': { description: 'On SIGTERM, how long clients inside a transaction may take to finish it: `/readyz` turns 503 and idle clients get 57P01 at once; at the deadline queries still running are cancelled on the server and the rest get 57P01. The Helm chart derives `terminationGracePeriodSeconds` from it. Reloadable.' },
+
   log: { description: 'Logging: pino JSON lines on stdout ([operations](operations.md#logs)).' },
   'log.level': { description: 'Lowest level logged.' },
 
@@ -133,6 +148,11 @@ e.g. \`config: backend.prot: unknown key; did you mean "port"?\`, and exits with
 Secrets (type *secret*: \`backend.password\`, \`auth.jwt.secret\`, \`tenant.proof_key\`) can be a string, \`{ env: VAR }\`, or
 \`{ file: path }\` (relative to the config file; trailing newlines trimmed). They are never logged or echoed.
 
-SIGHUP re-reads the config file: \`tenant.deny\` takes effect at once; the \`listen.tls\` certificate and key and
-the JWT key files are reloaded (or the JWKS refetched) without dropping connections. A file that no longer
-validates changes nothing.`;
+SIGHUP (or \`RELOAD\` in the admin console) re-reads the config file without dropping connections: every
+\`pool\` key but \`mode\` (growing at once, shrinking idle backends first and never mid-transaction, timeouts
+from the next transaction), \`tenant.deny\`, \`listen.client_idle_timeout_ms\`, \`shutdown.drain_timeout_ms\` and
+\`log.level\` take effect at once (\`pool.max_prepared_statements\` and \`pool.max_prepared_statement_bytes\` for
+clients that connect after the reload); the \`listen.tls\` certificate and key and
+the JWT key files are reloaded (or the JWKS refetched). The other keys need a restart: a reload keeps their
+running value and logs \`RELOAD_NEEDS_RESTART\` naming them. A file that no longer validates changes nothing
+and logs \`RELOAD_FAILED\` naming the key. With \`workers\`, the primary relays SIGHUP to every worker.`;

@@ -14,6 +14,8 @@ export interface ListenConfig {
    * (default), loopback (only from 127.0.0.0/8 and ::1), or allow. Static users use SCRAM and are exempt.
    */
   plaintext_tokens: 'refuse' | 'loopback' | 'allow';
+  /** A client idle outside a transaction this long is disconnected with FATAL 57P01 (0 = off). */
+  client_idle_timeout_ms: number;
 }
 
 export interface ListenTlsConfig {
@@ -47,7 +49,32 @@ export interface BackendConfig {
   sslrootcert?: string;
 }
 
-export interface PoolConfig {
+/** Limits an SRE tunes (issue 12); validated in pool-limits.ts, reloadable on SIGHUP. */
+export interface PoolLimits {
+  /** Extra backends allowed under load: the hard cap is size + overflow, never exceeded. */
+  overflow: number;
+  /** A backend above pool.size idle this long is closed. */
+  overflow_idle_ms: number;
+  /** Backends opened ahead of demand and kept ready (at most size). */
+  min_idle: number;
+  /** Check a backend idle longer than pre_ping_after_ms before a client gets it; replace a dead one. */
+  pre_ping: boolean;
+  pre_ping_after_ms: number;
+  /** A backend older than this (minus up to 10 % jitter) is closed at its next release (0 = never). */
+  max_lifetime_ms: number;
+  /** Most backends one tenant holds at once (0 = no cap). */
+  tenant_max_backends: number;
+  /** fifo: one queue; tenant: waiters served round-robin across tenants, FIFO within a tenant. */
+  fairness: 'fifo' | 'tenant';
+  /** Fraction of the cap (and of overflow) above which POOL_SATURATED is logged. */
+  alert_threshold: number;
+  /** A query running longer is cancelled with 57014 (0 = off). */
+  query_timeout_ms: number;
+  /** A client idle inside a transaction longer loses it: rolled back, FATAL 25P03 (0 = off). */
+  idle_in_transaction_timeout_ms: number;
+}
+
+export interface PoolConfig extends PoolLimits {
   /** transaction: a client holds a backend per transaction; session: for its whole connection. */
   mode: 'transaction' | 'session';
   /** Protocol-level prepared statements remembered per client (re-prepared after each reset); LRU beyond. */
@@ -169,6 +196,11 @@ export interface TenantConfig {
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
+export interface ShutdownConfig {
+  /** On SIGTERM, how long clients inside a transaction may take to finish it. */
+  drain_timeout_ms: number;
+}
+
 export interface LogConfig {
   level: LogLevel;
 }
@@ -190,6 +222,7 @@ export interface ProxyConfig {
   log: LogConfig;
   users: StaticUser[];
   metrics: MetricsConfig;
+  shutdown: ShutdownConfig;
 }
 
 /** Thrown for any invalid configuration: one message naming the key and what is wrong. */

@@ -20,6 +20,8 @@ import { type ResponseOwner, ServerResponses } from './responses.js';
 import { statementName } from './server-messages.js';
 import { StatementCache, type StatementLimits } from './statements.js';
 import type { TenantContext } from './tenant-context.js';
+import { FirstFlight } from './retry.js';
+import { SessionTimeouts } from './timeouts.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
 const MAX_CLIENT_FRAME = 0x4000_0000;
@@ -32,6 +34,8 @@ const MAX_CLIENT_INSPECT = 64 << 20;
 const PEEK_BYTES = 1024;
 /** How long an ended client socket may take to flush its FATAL before it is destroyed anyway. */
 const FATAL_FLUSH_MS = 2000;
+/** What a client is told when the proxy shuts down: the server's own code for an administrator shutdown. */
+const SHUTTING_DOWN: ErrorFields = { code: '57P01', message: 'terminating connection: pg-tenant-proxy is shutting down', hint: 'Reconnect; another proxy instance will serve you.' };
 /** ReadyForQuery 'I', answered locally to a Sync while no backend is held: one buffer, never re-made. */
 const READY_IDLE = readyForQuery('I');
 
@@ -58,6 +62,10 @@ export interface SessionOptions {
   log: Logger;
   /** The client's tenant context; its prefix is written in front of each transaction. */
   context: TenantContext;
+  /** The client's tenant (null: a trusted login), for the pool's fairness and pool.tenant_max_backends. */
+  tenant?: string | null;
+  /** listen.client_idle_timeout_ms as now configured (reloadable); 0 or absent: off. */
+  clientIdleMs?: () => number;
   /** transaction: the backend is released at the end of each transaction; session: when the client leaves. */
   mode: 'transaction' | 'session';
   statementLimits: StatementLimits;
@@ -110,13 +118,16 @@ export class Session implements ResponseOwner {
   /** Armed while the client holds a backend with a message half sent (see watchPartialMessage). */
   private partialTimer: NodeJS.Timeout | null = null;
   private serverPaused = false;
+  /** Set by drain(): the session ends at its next transaction end. */
+  private draining = false;
+  /** The client's bytes held until the prefix is answered, for the transparent retry (retry.ts). */
+  private readonly firstFlight = new FirstFlight();
+  /** query, idle-in-transaction and client-idle clocks (timeouts.ts). */
+  private readonly timeouts: SessionTimeouts;
   /** What this session waits on while 'acquiring': its user's slot first (if capped), then the pool. */
   private waitingOn: 'gate' | 'slot' | 'pool' | null = null;
-  /** This session as a waiter, made once (no allocation per transaction). */
-  private readonly poolWaiter: PoolWaiter = {
-    granted: (server, handover) => this.onAcquired(server, handover),
-    failed: (err) => this.onAcquireFailed(err),
-  };
+  /** This session as a waiter, made once (no allocation per transaction); its tenant decides fairness. */
+  private readonly poolWaiter: PoolWaiter;
   private readonly slotWaiter: SlotWaiter = {
     granted: () => {
       this.waitingOn = 'pool';
@@ -126,6 +137,27 @@ export class Session implements ResponseOwner {
   };
 
   constructor(private readonly o: SessionOptions) {
+    this.timeouts = new SessionTimeouts(
+      {
+        queryMs: () => o.pool.cfg.query_timeout_ms,
+        idleInTransactionMs: () => o.pool.cfg.idle_in_transaction_timeout_ms,
+        clientIdleMs: () => o.clientIdleMs?.() ?? 0,
+      },
+      {
+        cancelQuery: () => {
+          if (this.server) this.o.pool.cancel(this.server);
+        },
+        terminate: (code, message, hint) => {
+          this.o.log.warn({ event: code === '25P03' ? 'IDLE_IN_TRANSACTION_TIMEOUT' : 'CLIENT_IDLE_TIMEOUT' }, message);
+          this.fatal({ code, message, hint });
+        },
+      },
+    );
+    this.poolWaiter = {
+      tenant: o.tenant ?? null,
+      granted: (server, handover) => this.onAcquired(server, handover),
+      failed: (err) => this.onAcquireFailed(err),
+    };
     this.statements = new StatementCache(o.statementLimits, o.pool.retainedStatements);
     this.maxKeptParse = Math.min(o.statementLimits.maxBytes - 5, MAX_CLIENT_INSPECT);
     this.responses = new ServerResponses(o.client, this.statements, o.context, o.shownParams, o.mode, this, o.guard);
@@ -144,12 +176,24 @@ export class Session implements ResponseOwner {
 
   /** Bytes that arrived with the login, before the session existed. */
   start(initial: Buffer | null): void {
+    this.timeouts.clientIdle();
     if (initial && initial.length > 0) this.onClientData(initial);
   }
 
   /** True while the client's query runs on a backend: a CancelRequest should reach that backend. */
   get runningOn(): ServerConn | null {
     return this.state === 'active' && (this.pendingSyncs > 0 || this.unsynced) ? this.server : null;
+  }
+
+  /**
+   * Shutdown (drain.ts): a client outside a transaction gets FATAL 57P01 now; one inside a transaction may
+   * finish it and gets 57P01 when it ends. drain.ts terminates whoever is left at its deadline.
+   */
+  drain(): void {
+    this.draining = true;
+    // (Session mode holds a backend while idle: idle there means no transaction and nothing pending.)
+    const idleInSession = this.state === 'active' && this.txStatus === TxStatus.Idle && this.pendingSyncs === 0 && !this.unsynced && this.scanner.atBoundary;
+    if (this.state !== 'active' || idleInSession) this.terminate(SHUTTING_DOWN);
   }
 
   /** Ends the session from outside (shutdown): FATAL to the client, backend cleaned or closed. */
@@ -166,6 +210,8 @@ export class Session implements ResponseOwner {
     }
     if (this.state === 'closed') return;
     if (this.state === 'active') this.o.observer?.clientData();
+    this.timeouts.clientActive();
+    if (this.firstFlight.holding && this.responses.inPrefix) this.firstFlight.record(chunk);
     let rest: Buffer | null;
     // Batch what this chunk forwards into one writev; the server socket may change during the chunk.
     const server = this.server;
@@ -290,6 +336,7 @@ export class Session implements ResponseOwner {
     this.segSent = this.segDone = 0;
     this.statements.newBackend();
     // The hand-over (if one is due), the prefix and the client's first messages leave in one writev.
+    this.firstFlight.begin();
     server.socket.cork();
     const prefix = this.o.context.prefix;
     if (handover) server.write(handover.bytes('pipelined', opensTransactionBlock(prefix)));
@@ -364,6 +411,7 @@ export class Session implements ResponseOwner {
         case Frontend.FunctionCall:
           this.segSent++;
           this.unsynced = false;
+          this.timeouts.queryStarted();
           if (type === Frontend.Query) this.statements.simpleQuery();
           return type === Frontend.Sync || !this.o.guard ? Action.Pass : this.screen(type, length);
         case Frontend.Parse:
@@ -457,10 +505,12 @@ export class Session implements ResponseOwner {
     } catch {
       if (whole) throw new FrameError(`malformed message type 0x${type.toString(16)}: a name is not NUL-terminated`);
       // A name longer than the bytes peeked at: not tracked. A Parse still takes its place in the queue.
+      this.firstFlight.spoil();
       if (type === Frontend.Parse) this.statements.clientParse(null, null, this.segSent);
       return null;
     }
     if (!ref) return null;
+    if (ref.kind !== 'use' && ref.name !== '') this.firstFlight.spoil();
     if (ref.kind === 'parse') {
       const keep = whole ? (own ?? frame(Frontend.Parse, body)) : null;
       return this.statements.clientParse(ref.name, keep, this.segSent);
@@ -481,8 +531,26 @@ export class Session implements ResponseOwner {
   }
 
   prefixFailed(kind: 'reset' | 'context', reason: string, sqlstate: string | undefined): void {
+    const again = this.firstFlight.take(sqlstate, this.scanner.atBoundary);
+    if (again) return this.retryOnAnotherBackend(again, reason);
     if (kind === 'reset') this.failReset(reason);
     else this.failContext(reason, sqlstate);
+  }
+
+  /**
+   * The backend ended before any of the client's statements ran (see retry.ts): it is discarded and the
+   * same bytes go to another backend, as if the client had just sent them. The client sees nothing.
+   */
+  private retryOnAnotherBackend(bytes: Buffer, reason: string): void {
+    this.o.log.info({ event: 'BACKEND_RETRY', reason }, 'backend ended before the transaction ran; retried on another backend');
+    this.segDone = this.segSent = 0;
+    this.unsynced = false;
+    this.releaseServer('broken');
+    this.acquire(bytes);
+  }
+
+  rewriteError(body: Buffer): Buffer | null {
+    return this.timeouts.rewrite(body);
   }
 
   /** Sync points sent to the backend that it has not answered yet. */
@@ -494,12 +562,18 @@ export class Session implements ResponseOwner {
     this.txStatus = status;
     this.segDone++;
     this.o.observer?.readyForQuery(status === TxStatus.Idle);
+    this.firstFlight.done();
+    this.timeouts.ready(this.pendingSyncs, status !== TxStatus.Idle);
     if (status === TxStatus.Idle) this.o.hooks.transactionDone();
-    if (this.o.mode === 'session') return true;
+    if (this.o.mode === 'session') {
+      if (this.draining && status === TxStatus.Idle && this.pendingSyncs === 0 && !this.unsynced) queueMicrotask(() => this.terminate(SHUTTING_DOWN));
+      return true;
+    }
     if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;
     // The transaction is over and the server owes this client nothing: hand the backend back.
     this.o.client.write(readyForQuery('I'));
     this.releaseServer('idle');
+    if (this.draining) this.terminate(SHUTTING_DOWN);
     return false;
   }
 
@@ -595,6 +669,7 @@ export class Session implements ResponseOwner {
     const wasActive = this.state === 'active';
     if (this.state === 'acquiring') this.withdraw();
     this.statements.dispose();
+    this.timeouts.stop();
     if (this.partialTimer) clearTimeout(this.partialTimer);
     this.state = 'closed';
     this.stash = [];

@@ -27,6 +27,8 @@ export interface ResponseOwner {
   pauseServer(): void;
   /** An ErrorResponse from the server is on its way to the client (counted by SQLSTATE class). */
   serverError?(body: Buffer): void;
+  /** The session's own wording of an error (e.g. a query_timeout_ms cancel), or null. */
+  rewriteError?(body: Buffer): Buffer | null;
 }
 
 export class ServerResponses implements FrameSink {
@@ -106,7 +108,7 @@ export class ServerResponses implements FrameSink {
       case Backend.ErrorResponse:
         this.owner.serverError?.(body);
         this.statements.error(this.owner.currentSegment);
-        return this.replace(this.guard?.rewrite(body) ?? statementErrorHint(body));
+        return this.replace(this.owner.rewriteError?.(body) ?? this.guard?.rewrite(body) ?? statementErrorHint(body));
       default:
         return this.replace(listenRefusal(body));
     }

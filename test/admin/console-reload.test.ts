@@ -18,11 +18,11 @@ describe('console RELOAD', () => {
   let proxy: RunningProxy;
   let database: string;
   const file = () => join(dir, 'proxy.yaml');
-  const yaml = (deny: string, extra = '') => `
+  const yaml = (deny: string, extra = '', pool = '') => `
 listen: { port: 0, plaintext_tokens: loopback }
 admin: { port: 0 }
 backend: { host: ${primaryServer().host}, port: ${primaryServer().port}, database: ${database}, user: ${database}_pool, password: { env: PGTP_TEST_POOL_PASSWORD } }
-pool: { size: 2, idle_timeout_ms: 0 }
+pool: { size: 2, idle_timeout_ms: 0 ${pool} }
 auth: { jwt: { algorithms: [HS256], secret: "${JWT_SECRET}" } }
 tenant: { deny: [${deny}] ${extra} }
 log: { level: silent }
@@ -76,6 +76,19 @@ users:
     expect(e.code).toBe('F0000');
     expect(e.message).toMatch(/reload failed, previous settings kept: config: tenant\.guard/);
     expect(await tenantLogin('acme')).toBe('28000');
+    await admin.end();
+  });
+
+  it('applies pool keys live, as SIGHUP does (reload.ts), and SHOW CONFIG marks them changeable', async () => {
+    const admin = await consoleClient();
+    expect(proxy.pool.stats().cap).toBe(2);
+    writeFileSync(file(), yaml('', '', ', overflow: 3, query_timeout_ms: 1234'));
+    expect((await admin.query('RELOAD')).command).toBe('RELOAD');
+    expect(proxy.pool.stats().cap).toBe(5);
+    expect(proxy.pool.cfg.query_timeout_ms).toBe(1234);
+    const rows = (await admin.query('SHOW CONFIG')).rows as Array<{ key: string; value: string; changeable: string }>;
+    expect(rows.find((r) => r.key === 'pool.overflow')).toMatchObject({ value: '3', changeable: 'yes' });
+    expect(rows.find((r) => r.key === 'pool.mode')).toMatchObject({ changeable: 'no' });
     await admin.end();
   });
 });

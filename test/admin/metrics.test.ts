@@ -22,7 +22,7 @@ function labelValues(text: string, metric: string, label: string): Map<string, n
 
 /** Feeds a registry the way sessions do, without sockets or a database. */
 function simulate(k: number, tenants: number): { metrics: Metrics; total: number } {
-  const metrics = new Metrics(() => ({ stats: { size: 10, open: 0, busy: 0, idle: 0, connecting: 0, waiting: 0 }, conns: [], params: null }), 'sim', k);
+  const metrics = new Metrics(() => ({ stats: { size: 10, cap: 10, overflowOpen: 0, held: 0, open: 0, busy: 0, idle: 0, connecting: 0, waiting: 0 }, conns: [], params: null }), 'sim', k);
   const registry = new Registry(metrics.sink);
   metrics.watch(registry);
   const server = { pid: 1 } as ServerConn;

@@ -31,6 +31,20 @@ describe('budget split', () => {
     expect(w.map((x) => x.listen.max_client_conn)).toEqual([34, 33, 33]);
     expect(w.every((x) => x.admin.port === 0)).toBe(true);
   });
+
+  it('pool.overflow and min_idle split like size (min_idle clamped to the share), tenant_max_backends at least 1 each', () => {
+    const c = parseConfig(`${BASE}workers: 3\npool: { size: 4, overflow: 5, min_idle: 4, tenant_max_backends: 2 }\n`);
+    const w = [0, 1, 2].map((i) => workerConfig(c, i, 3));
+    expect(w.map((x) => x.pool.size)).toEqual([2, 1, 1]);
+    expect(w.map((x) => x.pool.overflow)).toEqual([2, 2, 1]);
+    // The caps sum to size + overflow: the workers together never open more than the configured hard cap.
+    expect(w.reduce((a, x) => a + x.pool.size + x.pool.overflow, 0)).toBe(9);
+    expect(w.map((x) => x.pool.min_idle)).toEqual([2, 1, 1]);
+    expect(w.map((x) => x.pool.tenant_max_backends)).toEqual([1, 1, 1]);
+    const uncapped = parseConfig(`${BASE}workers: 2\npool: { size: 4 }\n`);
+    expect(workerConfig(uncapped, 1, 2).pool.tenant_max_backends).toBe(0);
+    expect(workerConfig(parseConfig(`${BASE}workers: 2\npool: { size: 8, tenant_max_backends: 7 }\n`), 0, 2).pool.tenant_max_backends).toBe(4);
+  });
 });
 
 describe('workers key', () => {

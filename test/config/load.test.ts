@@ -53,10 +53,11 @@ auth:
 describe('defaults', () => {
   it('fills every optional key', () => {
     const c = cfg();
-    expect(c.listen).toEqual({ host: '127.0.0.1', port: 6432, max_client_conn: 1000, startup_timeout_ms: 10000, plaintext_tokens: 'refuse' });
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 6432, max_client_conn: 1000, startup_timeout_ms: 10000, plaintext_tokens: 'refuse', client_idle_timeout_ms: 0 });
     expect(c.admin).toEqual({ host: '127.0.0.1', port: 9187 });
     expect(c.backend).toEqual({ host: '127.0.0.1', port: 5432, database: 'app', user: 'app_pool', password: 'pw', connect_timeout_ms: 5000, sslmode: 'prefer' });
-    expect(c.pool).toEqual({ size: 20, acquire_timeout_ms: 5000, max_waiting: 10000, idle_timeout_ms: 600000, reset_timeout_ms: 5000, reset_delay_ms: 50, mode: 'transaction', max_prepared_statements: 1000, max_prepared_statement_bytes: 16777216, max_prepared_statement_bytes_total: 268435456, partial_message_timeout_ms: 5000 });
+    expect(c.pool).toEqual({ size: 20, acquire_timeout_ms: 5000, max_waiting: 10000, idle_timeout_ms: 600000, reset_timeout_ms: 5000, reset_delay_ms: 50, mode: 'transaction', max_prepared_statements: 1000, max_prepared_statement_bytes: 16777216, max_prepared_statement_bytes_total: 268435456, partial_message_timeout_ms: 5000, overflow: 0, overflow_idle_ms: 30000, min_idle: 0, pre_ping: false, pre_ping_after_ms: 5000, max_lifetime_ms: 0, tenant_max_backends: 0, fairness: 'tenant', alert_threshold: 0.8, query_timeout_ms: 0, idle_in_transaction_timeout_ms: 0 });
+    expect(c.shutdown).toEqual({ drain_timeout_ms: 25000 });
     expect(c.auth.jwt).toEqual({ algorithms: ['HS256'], secret: SECRET, tenant_claim: 'tenant_id', max_token_bytes: 8192, clock_tolerance_s: 0 });
     expect(c.tenant.setting).toBe('app.current_tenant');
     expect(c.tenant.search_path).toBeUndefined();

@@ -149,6 +149,58 @@ describe('Helm chart', () => {
     expect(deployment).toMatch(/if and \(not \.Values\.tls\.enabled\) \(eq \(\.Values\.config\.listen\.plaintext_tokens \| default "refuse"\) "refuse"\)[^\n]*\n\{\{- fail /);
   });
 
+  it('the PrometheusRule renders the two 80 % pool alerts and the 53300 alert, on gauges the proxy exports', () => {
+    const rule = read('templates/prometheusrule.yaml');
+    expect(values.prometheusRule.enabled).toBe(false);
+    expect(rule.startsWith('{{- if .Values.prometheusRule.enabled }}')).toBe(true);
+    expect(values.prometheusRule.capUtilisation).toBe(0.8);
+    expect(values.prometheusRule.overflowUtilisation).toBe(0.8);
+    // Render the template's values in (the only template syntax left is Prometheus's own {{ $labels }}).
+    const rendered = rule
+      .replace(/^\{\{-? (if|end)[^\n]*\n/gm, '')
+      .replace(/^\{\{- \/\*.*\*\/ -\}\}\n/gm, '')
+      .replace(/\{\{ "(\{\{[^"]*\}\})" \}\}/g, '$1')
+      .replace(/\{\{ \.Values\.prometheusRule\.(\w+) \}\}/g, (_, k: string) => String(values.prometheusRule[k]))
+      .replace(/\{\{ \.Release\.Namespace \}\}/g, 'ns')
+      .replace(/\{\{ include "pg-tenant-proxy\.fullname" \. \}\}/g, 'tp')
+      .replace(/namespace: \{\{[^\n]*\n/, 'namespace: ns\n')
+      .replace(/ {4}\{\{-[^\n]*\n/g, '');
+    const doc = parse(rendered) as Tree;
+    expect(doc.kind).toBe('PrometheusRule');
+    const rules = doc.spec.groups[0].rules as Tree[];
+    const byName = new Map(rules.map((r) => [r.alert as string, r.expr as string]));
+    expect([...byName.keys()]).toEqual(['PgTenantProxyPoolSaturated', 'PgTenantProxyOverflowSaturated', 'PgTenantProxyAcquireTimeouts']);
+    expect(byName.get('PgTenantProxyPoolSaturated')).toMatch(/pgtp_pool_utilisation\{namespace="ns"\}\) >= 0\.8$/);
+    expect(byName.get('PgTenantProxyOverflowSaturated')).toMatch(/pgtp_pool_overflow_utilisation\{namespace="ns"\}\) >= 0\.8$/);
+    expect(byName.get('PgTenantProxyAcquireTimeouts')).toMatch(/increase\(pgtp_pool_acquire_failures_total\{namespace="ns", sqlstate="53300"\}\[5m\]\)\) > 0$/);
+    // Every metric an alert reads is one the proxy registers.
+    const metrics = readFileSync(path.join(CHART, '../../src/admin/metrics.ts'), 'utf8');
+    for (const m of ['pgtp_pool_utilisation', 'pgtp_pool_overflow_utilisation', 'pgtp_pool_acquire_failures_total']) expect(metrics).toContain(`'${m}'`);
+  });
+
+  it('terminationGracePeriodSeconds agrees with shutdown.drain_timeout_ms: derived as preStop + drain + 5 s, and a smaller one fails the render', () => {
+    // The template's derivation, as this test computes it.
+    expect(deployment).toContain('{{- $drainS := div (add (int (dig "shutdown" "drain_timeout_ms" 25000 .Values.config)) 999) 1000 -}}');
+    expect(deployment).toContain('{{- $minGrace := add (int .Values.preStopSleepSeconds) $drainS 5 -}}');
+    expect(deployment).toMatch(/\{\{- if lt \$grace \$minGrace -\}\}\n\{\{- fail /);
+    expect(deployment).toContain('terminationGracePeriodSeconds: {{ $grace }}');
+    expect(deployment).not.toContain('terminationGracePeriodSeconds: {{ .Values');
+    const grace = (v: Tree): number => {
+      const min = Number(v.preStopSleepSeconds) + Math.ceil(Number(v.config.shutdown?.drain_timeout_ms ?? 25000) / 1000) + 5;
+      if (!v.terminationGracePeriodSeconds) return min;
+      if (Number(v.terminationGracePeriodSeconds) < min) throw new Error('terminationGracePeriodSeconds must be at least');
+      return Number(v.terminationGracePeriodSeconds);
+    };
+    expect(values.terminationGracePeriodSeconds).toBe('');
+    const config = validateConfig(renderedConfig(values), env, '/');
+    expect(config.shutdown.drain_timeout_ms).toBe(values.config.shutdown.drain_timeout_ms);
+    // The pod outlives the preStop sleep and the whole drain, with a margin for cancels and closing backends.
+    expect(grace(values)).toBe(values.preStopSleepSeconds + Math.ceil(config.shutdown.drain_timeout_ms / 1000) + 5);
+    expect(grace(values)).toBeGreaterThan(values.preStopSleepSeconds + config.shutdown.drain_timeout_ms / 1000);
+    expect(grace({ ...values, config: { ...values.config, shutdown: { drain_timeout_ms: 60_500 } } })).toBe(values.preStopSleepSeconds + 61 + 5);
+    expect(() => grace({ ...values, terminationGracePeriodSeconds: 10 })).toThrow(/at least/);
+  });
+
   it('the chart README tells the truth about TLS and the chart\'s location', () => {
     const readme = read('README.md');
     expect(readme).not.toMatch(/declines TLS/);

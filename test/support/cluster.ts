@@ -37,7 +37,7 @@ export interface ClusterProxy {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startClusterProxy(server: PgServer, name: string, opts: { workers: number; pool?: Record<string, unknown>; users?: unknown[] }): Promise<ClusterProxy> {
+export async function startClusterProxy(server: PgServer, name: string, opts: { workers: number; pool?: Record<string, unknown>; users?: unknown[]; shutdown?: Record<string, unknown> }): Promise<ClusterProxy> {
   const fx = await createFixtureDatabase(server, name);
   const port = await freePort();
   const adminPort = await freePort();
@@ -53,6 +53,7 @@ export async function startClusterProxy(server: PgServer, name: string, opts: { 
     tenant: { search_path: 'tenant_{tenant}, public', proof_key: TEST_PROOF_KEY },
     log: { level: 'info' },
     ...(opts.users ? { users: opts.users } : {}),
+    ...(opts.shutdown ? { shutdown: opts.shutdown } : {}),
   };
   writeFileSync(configFile, stringify(tree));
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--config', configFile], {

@@ -45,6 +45,9 @@ export async function startTestProxy(
     users?: unknown[];
     /** verified (default): the tenancy kit, and the proxy sets the proof; raw: the old layout, no proof key. */
     protection?: SampleProtection;
+    shutdown?: Record<string, unknown>;
+    /** A logger to capture the proxy's log lines (default: silent, or PGTP_TEST_LOG). */
+    logger?: pino.Logger;
   } = {},
 ): Promise<TestProxy> {
   const protection = overrides.protection ?? 'verified';
@@ -59,9 +62,10 @@ export async function startTestProxy(
     ...(overrides.users ? { users: overrides.users } : {}),
     tenant: { search_path: 'tenant_{tenant}, public', ...(protection === 'verified' ? { proof_key: TEST_PROOF_KEY } : {}), ...overrides.tenant },
     log: { level: 'silent' },
+    ...(overrides.shutdown ? { shutdown: overrides.shutdown } : {}),
   };
   const config: ProxyConfig = validateConfig(tree, process.env, process.cwd());
-  const log = pino({ level: process.env.PGTP_TEST_LOG ?? 'silent' });
+  const log = overrides.logger ?? pino({ level: process.env.PGTP_TEST_LOG ?? 'silent' });
   const proxy = await startProxy(config, log);
   const opened: Array<{ end(): Promise<unknown> }> = [];
 
@@ -105,6 +109,11 @@ export async function startTestProxy(
       await proxy.close();
     },
   };
+}
+
+/** A logger whose lines (parsed JSON) land in `lines`, for tests that check what is logged. */
+export function captureLogger(lines: Array<Record<string, unknown>>): pino.Logger {
+  return pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
 }
 
 /** Backend connections the pool user holds now, as PostgreSQL sees them. */
