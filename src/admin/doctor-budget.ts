@@ -1,10 +1,8 @@
 // The doctor's connection-budget check: replicas × pool.size plus a reserve must fit in what the server
 // lets ordinary roles have (max_connections − superuser_reserved_connections − reserved_connections), and
 // within the backend role's and database's own CONNECTION LIMIT.
-import { readFileSync } from 'node:fs';
-import pg from 'pg';
 import type { ProxyConfig } from '../config/types.js';
-import type { Finding } from './doctor.js';
+import { backendClient, type Finding } from './doctor.js';
 
 export interface BudgetOptions {
   /** Proxy processes sharing this database budget: replicas, plus surge pods during a rollout. */
@@ -35,12 +33,7 @@ export function budgetArgs(args: string[]): { opts: BudgetOptions; rest: string[
 
 export async function budgetFindings(cfg: ProxyConfig, opts: BudgetOptions): Promise<Finding[]> {
   const b = cfg.backend;
-  const ssl =
-    b.sslmode === 'disable' || b.sslmode === 'prefer'
-      ? false
-      : { rejectUnauthorized: b.sslmode !== 'require', ...(b.sslrootcert ? { ca: readFileSync(b.sslrootcert) } : {}) };
-  const c = new pg.Client({ host: b.host, port: b.port, database: b.database, user: b.user, password: b.password, ssl });
-  await c.connect();
+  const c = await backendClient(cfg);
   try {
     const r = (
       await c.query(

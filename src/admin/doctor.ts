@@ -32,7 +32,8 @@ function reachable(cfg: ProxyConfig): { shared: string[]; tenantLike: string | n
   return { shared, tenantLike };
 }
 
-export async function runDoctor(cfg: ProxyConfig): Promise<Finding[]> {
+/** A connected client as the proxy's backend role, with the configured TLS mode (doctor connects as the pool does). */
+export async function backendClient(cfg: ProxyConfig): Promise<pg.Client> {
   const b = cfg.backend;
   const ssl =
     b.sslmode === 'disable' || b.sslmode === 'prefer'
@@ -40,6 +41,12 @@ export async function runDoctor(cfg: ProxyConfig): Promise<Finding[]> {
       : { rejectUnauthorized: b.sslmode !== 'require', ...(b.sslrootcert ? { ca: readFileSync(b.sslrootcert) } : {}) };
   const c = new pg.Client({ host: b.host, port: b.port, database: b.database, user: b.user, password: b.password, ssl });
   await c.connect();
+  return c;
+}
+
+export async function runDoctor(cfg: ProxyConfig): Promise<Finding[]> {
+  const b = cfg.backend;
+  const c = await backendClient(cfg);
   const out: Finding[] = [];
   const add = (f: Finding): void => void out.push(f);
   const { shared } = reachable(cfg);
