@@ -2,6 +2,7 @@
 // (round-robin across tenants, FIFO within one: waiters.ts), and a connection comes back only through its
 // hand-over (handover.ts): reset at once when nobody waits, or pipelined in front of the next waiting client.
 // Decisions by the SRE's limits (overflow, min_idle, lifetime, saturation, back-off) are in pool-policy.ts.
+import { DeadlineTimer } from './deadline-timer.js';
 import type { BackendConfig, PoolConfig } from '../config/types.js';
 import { BackendConnectError, type Handshake, sendCancel } from './connect.js';
 import { Handover, type ReadbackOutcome } from './handover.js';
@@ -93,7 +94,7 @@ export class Pool {
   private connecting = 0;
   /** Per tenant FIFO, served round-robin (pool.fairness); one timer serves the earliest deadline. */
   private readonly queue: Waiters<Queued>;
-  private deadlineTimer: NodeJS.Timeout | null = null;
+  private readonly deadline = new DeadlineTimer(() => this.expireWaiters());
   /**
    * Idle backends whose hand-over is deferred (pool.reset_delay_ms): pipelined in front of the next client
    * that takes them, or run eagerly once their deadline passes, so session-level locks, LISTEN and temp
@@ -498,19 +499,14 @@ export class Pool {
   }
 
   private armDeadline(): void {
-    const first = this.queue.earliestDeadline();
-    if (this.deadlineTimer || first === null) return;
-    this.deadlineTimer = setTimeout(() => this.expireWaiters(), Math.max(0, first - Date.now()));
+    this.deadline.arm(this.queue.earliestDeadline());
   }
 
   private disarmDeadline(): void {
-    if (!this.deadlineTimer) return;
-    clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = null;
+    this.deadline.disarm();
   }
 
   private expireWaiters(): void {
-    this.deadlineTimer = null;
     const now = Date.now();
     const expired = this.queue.expire(now);
     this.armDeadline();

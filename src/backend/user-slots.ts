@@ -1,5 +1,6 @@
 // A per-user cap on backend connections (users[].pool_size): a FIFO counting semaphore taken before the
 // shared pool, so one migration job or SRE session cannot take every backend.
+import { DeadlineTimer } from './deadline-timer.js';
 import { PoolError } from './pool.js';
 
 /** One waiter; exactly one of the two is called, synchronously from request() or release(). */
@@ -17,7 +18,7 @@ export class UserSlots {
   private used = 0;
   /** FIFO with one timeout for all, so deadlines are in order and one timer serves the queue. */
   private readonly queue: Queued[] = [];
-  private timer: NodeJS.Timeout | null = null;
+  private readonly timer = new DeadlineTimer(() => this.expire());
 
   constructor(
     private readonly user: string,
@@ -63,18 +64,14 @@ export class UserSlots {
   }
 
   private arm(): void {
-    if (this.timer || this.queue.length === 0) return;
-    this.timer = setTimeout(() => this.expire(), Math.max(0, this.queue[0].deadline - Date.now()));
+    this.timer.arm(this.queue.length === 0 ? null : this.queue[0].deadline);
   }
 
   private disarm(): void {
-    if (!this.timer) return;
-    clearTimeout(this.timer);
-    this.timer = null;
+    this.timer.disarm();
   }
 
   private expire(): void {
-    this.timer = null;
     const now = Date.now();
     const expired: Queued[] = [];
     while (this.queue.length > 0 && this.queue[0].deadline <= now) expired.push(this.queue.shift()!);
