@@ -4,19 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOwnPostgres, type OwnPostgres } from '../support/own-pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
-
-async function readyz(port: number): Promise<number> {
-  return (await fetch(`http://127.0.0.1:${port}/readyz`)).status;
-}
-
-async function waitFor(what: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await what()) return true;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return what();
-}
+import { readyz, waitFor } from '../support/readiness.js';
 
 describe('readiness after a database outage', () => {
   let pgs: OwnPostgres;

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOwnPostgres, type OwnPostgres } from '../support/own-pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
+import { readyz, waitFor } from '../support/readiness.js';
 
 const FAULT_SECONDS = Number(process.env.PGTP_FAULT_SECONDS ?? 0);
 const CLIENTS = 12;
@@ -12,19 +13,6 @@ const CLIENTS = 12;
 const OP_BOUND_MS = 20_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function readyz(port: number): Promise<number> {
-  return (await fetch(`http://127.0.0.1:${port}/readyz`)).status;
-}
-
-async function waitFor(what: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await what()) return true;
-    await sleep(200);
-  }
-  return what();
-}
 
 interface Stats {
   ok: number;
