@@ -9,21 +9,12 @@ import { metric, startClusterProxy, type ClusterProxy } from '../support/cluster
 import { adminClient, primaryServer } from '../support/pg.js';
 import { backendCount } from '../support/proxy.js';
 import { sendCancel } from '../support/wire.js';
+import { ISOLATION_CHECK, rng } from '../support/stress.js';
 
 const TOTAL = Number(process.env.PGTP_CLUSTER_STRESS_TXNS ?? 2_000);
 const CLIENTS = 8;
 const TENANTS = ['acme', 'globex'];
-const CHECK =
-  "SELECT current_setting('app.current_tenant') AS t, current_setting('search_path') AS p, (SELECT body FROM notes ORDER BY id LIMIT 1) AS note, " +
-  "(SELECT count(*)::int FROM orders WHERE tenant_id <> current_setting('app.current_tenant', true)) AS foreign_rows, current_setting('work_mem') AS wm, to_regclass('pg_temp.leak_probe') IS NULL AS clean";
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
+const CHECK = ISOLATION_CHECK;
 
 describe('isolation stress with workers: 2', () => {
   let p: ClusterProxy;

@@ -8,24 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { primaryServer } from '../support/pg.js';
 import { sendCancel } from '../support/wire.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
+import { ISOLATION_CHECK, rng } from '../support/stress.js';
 
 const TOTAL = Number(process.env.PGTP_STRESS_TXNS ?? 20_000);
 const CLIENTS = 8;
 const TENANTS = ['acme', 'globex', 'initech'];
-const CHECK =
-  "SELECT current_setting('app.current_tenant') AS t, current_setting('search_path') AS p, " +
-  "(SELECT body FROM notes ORDER BY id LIMIT 1) AS note, (SELECT count(*)::int FROM orders WHERE tenant_id <> current_setting('app.current_tenant', true)) AS foreign_rows, " +
-  // Session state other transactions leave behind (a SET, a temp table) must never be visible here.
-  "current_setting('work_mem') AS wm, to_regclass('pg_temp.leak_probe') IS NULL AS clean";
-
-/** A deterministic PRNG, so a failing run can be replayed with the same seed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
+const CHECK = ISOLATION_CHECK;
 
 describe('isolation stress', () => {
   let t: TestProxy;
