@@ -5,7 +5,7 @@
 // transaction is the figure that transfers to production. Compare ratios within one run, never across runs.
 //   npm run bench -- --workers N [--rounds 2]: workers: 1 against workers: N instead (bench/workers.ts)
 //   npm run bench -- [--seconds 10] [--pool 20] [--workloads select,write,connect] [--rounds 1]
-//                    [--mode simple|extended|prepared] [--direct] [--no-reset-peer] [--profile DIR]
+//                    [--mode simple|extended|prepared] [--direct] [--no-reset-peer] [--profile DIR] [--hold]
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -198,6 +198,12 @@ async function main(): Promise<void> {
       }
     }
 
+    if (flag('hold')) {
+      // --hold: set everything up, say how to reach it, and wait (for profiling by hand: perf, strace, pgbench).
+      console.log(JSON.stringify({ config: cfgFile, proxyPid: proxy.pid, targets: targets.map((t) => ({ ...t })) }, null, 1));
+      console.log(`PGPASSWORD=<password> pgbench -h 127.0.0.1 -p <port> -U <user> -n -S -c 50 -j 2 -T 8 bench; Ctrl-C stops it all`);
+      await new Promise(() => {});
+    }
     const results = new Map<string, Result[]>();
     for (const wl of chosen) {
       // Alternate the targets round by round so drift on a shared box hits both alike.

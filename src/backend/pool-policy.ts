@@ -47,11 +47,25 @@ export function idleToClose<T extends IdleBackend>(
 
 export type SaturationKind = 'cap' | 'overflow';
 
-/** Flags utilisation crossing the threshold once, and recovery once it falls SATURATION_HYSTERESIS below. */
+/**
+ * Flags utilisation crossing the threshold once, and recovery once it has stayed SATURATION_HYSTERESIS below
+ * for `recoveryMs` (pool.alert_recovery_ms). Under a steady overload, backends are released and re-granted
+ * many times a second and the held count dips for an instant at each release: without the hold, a saturated
+ * pool logged POOL_SATURATED every few milliseconds. One unref'd timer per kind notices a recovery even when
+ * nothing happens any more (the pool went quiet).
+ */
 export class Saturation {
   private readonly saturated: Record<SaturationKind, boolean> = { cap: false, overflow: false };
+  /** Since when a saturated kind has been below the band (0: it is not), and its last utilisation. */
+  private readonly belowSince: Record<SaturationKind, number> = { cap: 0, overflow: 0 };
+  private readonly last: Record<SaturationKind, number> = { cap: 0, overflow: 0 };
+  private readonly timers: Record<SaturationKind, NodeJS.Timeout | null> = { cap: null, overflow: null };
 
-  constructor(private readonly changed: (kind: SaturationKind, saturated: boolean, utilisation: number) => void) {}
+  constructor(
+    private readonly changed: (kind: SaturationKind, saturated: boolean, utilisation: number) => void,
+    private readonly recoveryMs: () => number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   isSaturated(kind: SaturationKind): boolean {
     return this.saturated[kind];
@@ -60,14 +74,51 @@ export class Saturation {
   /** `utilisation` is busy / cap, or overflow in use / overflow (NaN when there is no overflow: ignored). */
   observe(kind: SaturationKind, utilisation: number, threshold: number): void {
     if (Number.isNaN(utilisation)) return;
-    const was = this.saturated[kind];
-    if (!was && utilisation >= threshold) {
+    if (!this.saturated[kind]) {
+      if (utilisation < threshold) return;
       this.saturated[kind] = true;
+      this.belowSince[kind] = 0;
       this.changed(kind, true, utilisation);
-    } else if (was && utilisation < threshold - SATURATION_HYSTERESIS) {
-      this.saturated[kind] = false;
-      this.changed(kind, false, utilisation);
+      return;
     }
+    if (utilisation >= threshold - SATURATION_HYSTERESIS) {
+      this.belowSince[kind] = 0;
+      return;
+    }
+    this.last[kind] = utilisation;
+    if (this.belowSince[kind] === 0) this.belowSince[kind] = this.now();
+    this.check(kind);
+  }
+
+  /** Stops the recovery timers (pool closed). */
+  stop(): void {
+    for (const kind of ['cap', 'overflow'] as const) this.disarm(kind);
+  }
+
+  private check(kind: SaturationKind): void {
+    const since = this.belowSince[kind];
+    if (!this.saturated[kind] || since === 0) return this.disarm(kind);
+    const left = since + this.recoveryMs() - this.now();
+    if (left <= 0) {
+      this.disarm(kind);
+      this.saturated[kind] = false;
+      this.belowSince[kind] = 0;
+      this.changed(kind, false, this.last[kind]);
+      return;
+    }
+    if (this.timers[kind]) return; // armed: it checks again when it fires
+    const t = setTimeout(() => {
+      this.timers[kind] = null;
+      this.check(kind);
+    }, left);
+    t.unref();
+    this.timers[kind] = t;
+  }
+
+  private disarm(kind: SaturationKind): void {
+    const t = this.timers[kind];
+    if (t) clearTimeout(t);
+    this.timers[kind] = null;
   }
 }
 

@@ -139,7 +139,7 @@ export class Pool {
   ) {
     this.retainedStatements = { used: 0, limit: cfg.max_prepared_statement_bytes_total };
     this.queue = new Waiters<Queued>(cfg.fairness);
-    this.saturation = new Saturation((kind, on, u) => this.events.saturation?.(kind, on, u));
+    this.saturation = new Saturation((kind, on, u) => this.events.saturation?.(kind, on, u), () => this.cfg.alert_recovery_ms);
     this.armMaintenance();
     this.keepMinIdle();
   }
@@ -381,6 +381,7 @@ export class Pool {
     if (this.deferTimer) clearTimeout(this.deferTimer);
     if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.saturation.stop();
     this.disarmDeadline();
     for (const q of this.queue.drain()) q.waiter.failed(new PoolError('the proxy is shutting down', '57P01'));
     for (const conn of [...this.all]) conn.destroy('proxy shutting down');

@@ -14,6 +14,7 @@ export const POOL_LIMIT_KEYS = [
   'tenant_max_backends',
   'fairness',
   'alert_threshold',
+  'alert_recovery_ms',
   'query_timeout_ms',
   'idle_in_transaction_timeout_ms',
 ] as const;
@@ -49,6 +50,7 @@ export function validatePoolLimits(p: Raw, size: number): PoolLimits {
     tenant_max_backends: tenantMax,
     fairness: oneOf(p, 'pool', 'fairness', FAIRNESS, 'tenant'),
     alert_threshold,
+    alert_recovery_ms: int(p, 'pool', 'alert_recovery_ms', { min: 0, max: MAX_TIMER_MS, def: 5_000 }),
     // 0: off (the server's own statement_timeout still applies).
     query_timeout_ms: int(p, 'pool', 'query_timeout_ms', { min: 0, max: MAX_TIMER_MS, def: 0 }),
     idle_in_transaction_timeout_ms: int(p, 'pool', 'idle_in_transaction_timeout_ms', { min: 0, max: MAX_TIMER_MS, def: 0 }),

@@ -68,6 +68,8 @@ export interface PoolLimits {
   fairness: 'fifo' | 'tenant';
   /** Fraction of the cap (and of overflow) above which POOL_SATURATED is logged. */
   alert_threshold: number;
+  /** POOL_RECOVERED only after utilisation stayed below the hysteresis band this long. */
+  alert_recovery_ms: number;
   /** A query running longer is cancelled with 57014 (0 = off). */
   query_timeout_ms: number;
   /** A client idle inside a transaction longer loses it: rolled back, FATAL 25P03 (0 = off). */

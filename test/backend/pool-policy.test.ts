@@ -1,6 +1,8 @@
 // Unit tests of the pool's policy decisions and its tenant-fair waiter queue (no server needed).
 import { describe, expect, it } from 'vitest';
 import { Backoff, idleToClose, recycleAt, Saturation } from '../../src/backend/pool-policy.js';
+
+const SATURATION_RECOVERY_MS = 5000;
 import { Waiters } from '../../src/backend/waiters.js';
 
 const w = (tenant: string | null, i: number) => ({ tenant, enqueuedAt: i, deadline: 1000 + i, i });
@@ -61,10 +63,23 @@ describe('pool policy', () => {
 
   it('flags saturation once, recovers once with hysteresis', () => {
     const seen: string[] = [];
-    const s = new Saturation((k, on) => seen.push(`${k}:${on}`));
-    for (const u of [0.5, 0.8, 0.9, 0.75, 0.81, 0.71, 0.69, 0.5, 0.85]) s.observe('cap', u, 0.8);
+    let now = 1;
+    const s = new Saturation((k, on) => seen.push(`${k}:${on}`), () => SATURATION_RECOVERY_MS, () => now);
+    for (const u of [0.5, 0.8, 0.9, 0.75, 0.81, 0.71]) s.observe('cap', u, 0.8);
+    // Below the band, but only for an instant (a release before the next grant): still saturated.
+    s.observe('cap', 0.69, 0.8);
+    now += SATURATION_RECOVERY_MS - 1;
+    s.observe('cap', 0.5, 0.8);
+    s.observe('cap', 0.85, 0.8); // back up: the below-band clock starts again
+    now += 10;
+    s.observe('cap', 0.5, 0.8);
+    expect(seen).toEqual(['cap:true']);
+    now += SATURATION_RECOVERY_MS;
+    s.observe('cap', 0.5, 0.8);
+    s.observe('cap', 0.85, 0.8);
     s.observe('overflow', NaN, 0.8);
     expect(seen).toEqual(['cap:true', 'cap:false', 'cap:true']);
+    s.stop();
   });
 
   it('backs off exponentially with jitter up to 5 s, and resets on success', () => {
