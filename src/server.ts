@@ -199,7 +199,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
         contextFailed: () => metrics.contextFailures.inc(),
         resetFailed: () => {
           metrics.resetFailures.inc();
-          metrics.resetOutcomes.inc({ outcome: 'failed' });
+          metrics.resetOutcomes.inc('failed');
           metrics.securityEvents.inc({ event: 'RESET_FAILED' });
         },
         acquireFailed: (sqlstate) => metrics.acquireTimeouts.inc({ sqlstate }),

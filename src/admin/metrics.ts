@@ -4,6 +4,7 @@ import client from 'prom-client';
 import type { PoolSnapshot, PoolStats } from '../backend/pool.js';
 import type { Registry, RegistrySink } from './registry.js';
 import { registerTenantMetrics } from './tenant-metrics.js';
+import { HotCounter, HotHistogram } from './hot-metrics.js';
 
 /** Seconds, from 0.5 ms (a pooled point query) to 30 s (a long report or a stuck lock). */
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -14,28 +15,20 @@ function counter<L extends string = never>(registry: client.Registry, name: stri
 
 export class Metrics {
   readonly registry = new client.Registry();
-  readonly transactions = counter(this.registry, 'pgtp_transactions_total', 'Transactions completed on a backend (ReadyForQuery idle).');
-  readonly acquireWait = new client.Histogram({
-    name: 'pgtp_pool_acquire_wait_seconds',
-    help: 'Time a client waited for a backend at the start of a transaction (PAUSE included), by outcome: acquired, timeout (53300), error.',
-    labelNames: ['outcome'],
-    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
-    registers: [this.registry],
-  });
-  readonly transactionDuration = new client.Histogram({
-    name: 'pgtp_transaction_duration_seconds',
-    help: 'Transactions: from the backend assignment (or first statement) to ReadyForQuery idle.',
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly queryDuration = new client.Histogram({
-    name: 'pgtp_query_duration_seconds',
-    help: 'Queries: from the client sending a statement to the server ReadyForQuery (one per sync point).',
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
+  // Updated per transaction: hot-metrics.ts (no label hashing per update).
+  readonly transactions = new HotCounter(this.registry, 'pgtp_transactions_total', 'Transactions completed on a backend (ReadyForQuery idle).');
+  readonly acquireWait = new HotHistogram(
+    this.registry,
+    'pgtp_pool_acquire_wait_seconds',
+    'Time a client waited for a backend at the start of a transaction (PAUSE included), by outcome: acquired, timeout (53300), error.',
+    [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    'outcome',
+    ['acquired', 'timeout', 'error'],
+  );
+  readonly transactionDuration = new HotHistogram(this.registry, 'pgtp_transaction_duration_seconds', 'Transactions: from the backend assignment (or first statement) to ReadyForQuery idle.', DURATION_BUCKETS);
+  readonly queryDuration = new HotHistogram(this.registry, 'pgtp_query_duration_seconds', 'Queries: from the client sending a statement to the server ReadyForQuery (one per sync point).', DURATION_BUCKETS);
   readonly errors = counter(this.registry, 'pgtp_errors_total', 'Errors sent to clients, by SQLSTATE class (first two characters) and source: server or proxy.', ['class', 'source']);
-  readonly resetOutcomes = counter(this.registry, 'pgtp_backend_reset_outcomes_total', 'Backend resets (DISCARD ALL) by outcome: ok, or failed (backend closed).', ['outcome']);
+  readonly resetOutcomes = new HotCounter(this.registry, 'pgtp_backend_reset_outcomes_total', 'Backend resets (DISCARD ALL) by outcome: ok (own round trip), pipelined (in front of the next client), or failed (backend closed).', 'outcome', ['ok', 'pipelined', 'failed']);
   /** What the registry reports to; set up in the constructor. */
   readonly sink: RegistrySink;
   private watched: Registry | null = null;
@@ -46,11 +39,11 @@ export class Metrics {
   readonly backendOpened = counter(this.registry, 'pgtp_backend_connections_opened_total', 'Backend connections opened.');
   readonly backendClosed = counter(this.registry, 'pgtp_backend_connections_closed_total', 'Backend connections closed.');
   readonly backendConnectFailures = counter(this.registry, 'pgtp_backend_connect_failures_total', 'Failed attempts to open a backend connection.');
-  readonly resets = counter(this.registry, 'pgtp_backend_resets_total', 'DISCARD ALL resets, by how they ran: eager (own round trip, backend idle in pool) or pipelined (in front of the next waiting client).', ['mode']);
+  readonly resets = new HotCounter(this.registry, 'pgtp_backend_resets_total', 'DISCARD ALL resets, by how they ran: eager (own round trip, backend idle in pool) or pipelined (in front of the next waiting client).', 'mode', ['eager', 'pipelined']);
   readonly resetFailures = counter(this.registry, 'pgtp_backend_reset_failures_total', 'Backends closed because DISCARD ALL failed or did not leave them idle.');
   readonly contextFailures = counter(this.registry, 'pgtp_tenant_context_failures_total', 'Transactions refused because the tenant context could not be set (fail closed).');
   readonly securityEvents = counter(this.registry, 'pgtp_security_events_total', 'Security events, by event: AUTH_FAILED, TOKEN_EXPIRED, TENANT_STATEMENT_BLOCKED, TENANT_CONTEXT_TAMPERED, READBACK_FAILED, TENANT_SUSPENDED, RESET_FAILED.', ['event']);
-  readonly readbackChecks = counter(this.registry, 'pgtp_readback_checks_total', 'Read-back checks of a tenant context at the end of a hold, by outcome: intact, tampered, failed (could not be verified: client disconnected), skipped (backend closed, nothing to read back).', ['outcome']);
+  readonly readbackChecks = new HotCounter(this.registry, 'pgtp_readback_checks_total', 'Read-back checks of a tenant context at the end of a hold, by outcome: intact, tampered, failed (could not be verified: client disconnected), skipped (backend closed, nothing to read back).', 'outcome', ['intact', 'tampered', 'failed', 'skipped']);
   readonly cancels = counter(this.registry, 'pgtp_cancel_requests_total', 'CancelRequests received, by outcome.', ['outcome']);
 
   constructor(snapshot: () => PoolSnapshot, poolName: string, tenantTopK = 20) {
@@ -59,7 +52,7 @@ export class Metrics {
     this.sink = {
       transaction: (s) => transactionDuration.observe(s),
       query: (s) => queryDuration.observe(s),
-      acquireWait: (outcome, s) => acquireWait.observe({ outcome }, s),
+      acquireWait: (outcome, s) => acquireWait.observe(s, outcome),
       error: (cls, source) => errors.inc({ class: cls, source }),
     };
     const watched = (): Registry | null => this.watched;

@@ -23,6 +23,21 @@ export class Totals {
   /** Waits that ended (with a backend or without one). */
   waits = 0;
   waitUs = 0;
+
+  query(us: number): void {
+    this.queries++;
+    this.queryUs += us;
+  }
+
+  transaction(us: number): void {
+    this.transactions++;
+    this.xactUs += us;
+  }
+
+  wait(us: number): void {
+    this.waits++;
+    this.waitUs += us;
+  }
 }
 
 /** One tenant's running totals and current counts. */
@@ -43,8 +58,8 @@ export class ClientEntry implements SessionObserver {
   state: ClientState = 'idle';
   server: ServerConn | null = null;
   readonly connectTime = new Date();
-  /** When the client last changed state (wall clock, for display). */
-  requestTime = new Date();
+  /** When the client last changed state (epoch ms; a Date only when displayed, not per transaction). */
+  private requestMs = Date.now();
   transactions = 0;
   queries = 0;
   private waitStart = 0;
@@ -66,6 +81,11 @@ export class ClientEntry implements SessionObserver {
     readonly kill: () => void,
   ) {}
 
+  /** When the client last changed state (wall clock, for display). */
+  get requestTime(): Date {
+    return new Date(this.requestMs);
+  }
+
   /** How long the client has been waiting for a backend, in microseconds (0 when not waiting). */
   waitingUs(now = performance.now()): number {
     return this.state === 'waiting' ? Math.round((now - this.waitStart) * 1000) : 0;
@@ -73,8 +93,8 @@ export class ClientEntry implements SessionObserver {
 
   waiting(): void {
     this.state = 'waiting';
-    this.requestTime = new Date();
     this.waitStart = performance.now();
+    this.requestMs = performance.timeOrigin + this.waitStart;
   }
 
   acquired(server: ServerConn): void {
@@ -110,20 +130,16 @@ export class ClientEntry implements SessionObserver {
     if (queryStart !== 0) {
       const us = (now - queryStart) * 1000;
       this.queries++;
-      this.add((t) => {
-        t.queries++;
-        t.queryUs += us;
-      });
+      this.reg.totals.query(us);
+      this.stats?.query(us);
       this.reg.sink.query(us / 1e6);
     }
     if (idle && xactStart !== 0) {
       const us = (now - xactStart) * 1000;
       this.xactStart = 0;
       this.transactions++;
-      this.add((t) => {
-        t.transactions++;
-        t.xactUs += us;
-      });
+      this.reg.totals.transaction(us);
+      this.stats?.transaction(us);
       this.reg.sink.transaction(us / 1e6);
     }
   }
@@ -136,7 +152,7 @@ export class ClientEntry implements SessionObserver {
     this.server = null;
     this.state = 'idle';
     this.xactStart = this.queryStart = this.lastRfq = 0;
-    this.requestTime = new Date();
+    this.requestMs = Date.now();
   }
 
   /** The session ended. */
@@ -147,17 +163,11 @@ export class ClientEntry implements SessionObserver {
   private endWait(now: number, outcome: 'acquired' | 'timeout' | 'error'): void {
     if (this.state !== 'waiting') return;
     const us = (now - this.waitStart) * 1000;
-    this.add((t) => {
-      t.waits++;
-      t.waitUs += us;
-    });
+    this.reg.totals.wait(us);
+    this.stats?.wait(us);
     this.reg.sink.acquireWait(outcome, us / 1e6);
   }
 
-  private add(f: (t: Totals) => void): void {
-    f(this.reg.totals);
-    if (this.stats) f(this.stats);
-  }
 }
 
 /** The SQLSTATE class (first two characters) of an ErrorResponse body, read in place. */

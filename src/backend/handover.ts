@@ -3,15 +3,16 @@
 // settle it, and how the server's answers are judged. It runs in one of two ways, with the same judging:
 //  - eager: nobody is waiting, so it runs at once in its own round trip (simple Query messages);
 //  - pipelined: the backend goes straight to a waiting client, and the bytes are written in front of that
-//    client's context prefix (the read-back as a simple Query, then DISCARD ALL and the reseed as
-//    extended-protocol messages without a Sync, DISCARD ALL first in its pipeline as the server requires).
+//    client's context prefix (the read-back as a simple Query, then DISCARD ALL as an extended-protocol
+//    message without a Sync, first in its pipeline as the server requires). The prefix reseeds random()
+//    itself; only a login without one gets the reseed here.
 // References: https://www.postgresql.org/docs/current/sql-discard.html
 //             https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-PIPELINING
-import { randomFillSync } from 'node:crypto';
 import { serialize } from 'pg-protocol';
 import { Backend, TxStatus } from '../protocol/codes.js';
 import { decodeErrorFields } from '../protocol/decode.js';
 import { checkReadback, dataRowFields, type Readback, readbackQuery } from './readback.js';
+import { cryptoSeed } from './seed.js';
 
 export type HandoverMode = 'eager' | 'pipelined';
 
@@ -36,35 +37,6 @@ const PIPELINED_DISCARD_ALL = pipelined('DISCARD ALL');
 const PIPELINED_BEGIN = pipelined('BEGIN');
 const PIPELINED_COMMIT = pipelined('COMMIT');
 
-/**
- * True if `next` (what follows the hand-over in the pipeline, e.g. the tenant context prefix) starts with
- * an extended-protocol BEGIN: that BEGIN turns the implicit block opened by the reseed into an explicit
- * one, and its COMMIT ends it, so the reseed needs no BEGIN/COMMIT of its own.
- */
-export function opensTransactionBlock(next: Buffer): boolean {
-  return next.length >= PIPELINED_BEGIN.length && next.subarray(0, PIPELINED_BEGIN.length).equals(PIPELINED_BEGIN);
-}
-
-/**
- * DISCARD ALL does not reset the random() seed (setseed), so a tenant could make the next tenant's random()
- * predictable. Every reset reseeds from a cryptographic source. The seed is a numeric literal built here
- * from random bytes, never from client data. Random bytes are drawn in blocks to keep the syscall off
- * the per-reset path.
- */
-const seedBlock = Buffer.allocUnsafe(8 * 512);
-let seedPos = seedBlock.length;
-export function cryptoSeed(): string {
-  if (seedPos >= seedBlock.length) {
-    randomFillSync(seedBlock);
-    seedPos = 0;
-  }
-  // 52 random bits → a double in [-1, 1), setseed's domain.
-  const hi = seedBlock.readUInt32BE(seedPos) & 0xfffff;
-  const lo = seedBlock.readUInt32BE(seedPos + 4);
-  seedPos += 8;
-  const x = (hi * 0x1_0000_0000 + lo) / 2 ** 52; // [0, 1)
-  return (x * 2 - 1).toPrecision(17);
-}
 const reseedSql = (): string => `SELECT pg_catalog.setseed(${cryptoSeed()})`;
 
 type Step = 'rollback' | 'readback' | 'discard' | 'reseed';
@@ -100,9 +72,10 @@ export class Handover {
 
   /**
    * The bytes that settle what the backend owes, for `mode`. Call once.
-   * @param nextOpensBlock (pipelined) what follows starts with BEGIN: see opensTransactionBlock.
+   * @param nextReseeds (pipelined) what follows is a tenant context prefix, which opens its own transaction
+   *   block and reseeds random() inside it (TenantContext.reseeds): the hand-over need not reseed.
    */
-  bytes(mode: HandoverMode, nextOpensBlock = false): Buffer {
+  bytes(mode: HandoverMode, nextReseeds = false): Buffer {
     this.mode = mode;
     const parts: Buffer[] = [];
     if (this.rollback) {
@@ -120,21 +93,22 @@ export class Handover {
       // Separate Query messages: DISCARD ALL refuses to run inside a multi-statement string.
       parts.push(DISCARD_ALL, serialize.query(reseedSql()));
     } else {
-      // DISCARD ALL must be the first statement of its pipeline; the reseed follows it in the same one.
-      // A second statement without a Sync opens an implicit transaction block. If what follows starts with
-      // BEGIN (the tenant context), that BEGIN makes the block explicit and its COMMIT ends it; otherwise
-      // the reseed is wrapped in its own BEGIN/COMMIT, so the client's statements start a fresh
-      // transaction (a login with no context prefix would else have its autocommit statements left
-      // uncommitted). If any of it fails, the server skips everything up to the next client's Sync:
-      // nothing of that client runs on a backend that was not reset.
-      if (nextOpensBlock) {
-        parts.push(PIPELINED_DISCARD_ALL, pipelined(reseedSql()));
+      // DISCARD ALL must be the first statement of its pipeline; the server commits it at once (it cannot
+      // run in a transaction block). A tenant context prefix follows with its own BEGIN … COMMIT and reseeds
+      // inside it. Without one, the reseed is wrapped in its own BEGIN/COMMIT, so the client's statements
+      // start a fresh transaction (a second statement without a Sync would else open an implicit block and
+      // leave the client's autocommit statements uncommitted). If any of it fails, the server skips
+      // everything up to the next client's Sync: nothing of that client runs on a backend not reset.
+      if (nextReseeds) {
+        this.steps.pop(); // the prefix reseeds
+        this.reseedLeft = 0;
+        parts.push(PIPELINED_DISCARD_ALL);
       } else {
         this.reseedLeft = 3;
         parts.push(PIPELINED_DISCARD_ALL, PIPELINED_BEGIN, pipelined(reseedSql()), PIPELINED_COMMIT);
       }
     }
-    return Buffer.concat(parts);
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
   /**
@@ -177,7 +151,10 @@ export class Handover {
       case Backend.CommandComplete:
         if (step === 'discard') {
           if (body.toString('latin1', 0, 11) === 'DISCARD ALL') this.discardCompleted = true;
-          if (this.mode === 'pipelined') this.steps.shift();
+          if (this.mode === 'pipelined') {
+            this.steps.shift();
+            if (this.steps.length === 0) return this.settled(TxStatus.Idle); // the prefix reseeds
+          }
         } else if (step === 'reseed' && this.mode === 'pipelined' && --this.reseedLeft === 0) {
           this.steps.shift();
           return this.settled(TxStatus.Idle);

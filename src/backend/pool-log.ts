@@ -26,17 +26,17 @@ export function poolEvents(log: Logger, m: () => Metrics, readiness: Readiness, 
     },
     acquired: () => {}, // observed per client, with the outcome (admin/registry.ts)
     reset: (mode) => {
-      m().resets.inc({ mode });
-      m().resetOutcomes.inc({ outcome: mode === 'eager' ? 'ok' : 'pipelined' });
+      m().resets.inc(mode);
+      m().resetOutcomes.inc(mode === 'eager' ? 'ok' : 'pipelined');
     },
     resetFailed: (c, reason) => {
       m().resetFailures.inc();
-      m().resetOutcomes.inc({ outcome: 'failed' });
+      m().resetOutcomes.inc('failed');
       m().securityEvents.inc({ event: 'RESET_FAILED' });
       log.error({ event: 'RESET_FAILED', backend_pid: c.pid, conn: c.id, reason }, 'backend reset failed; connection closed');
     },
     readback: (outcome, reason) => {
-      m().readbackChecks.inc({ outcome });
+      m().readbackChecks.inc(outcome);
       if (outcome === 'failed') {
         m().securityEvents.inc({ event: 'READBACK_FAILED' });
         log.error({ event: 'READBACK_FAILED', reason }, 'the tenant context could not be read back; client disconnected');

@@ -5,7 +5,7 @@
 //             https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-READYFORQUERY
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import { type Handover, opensTransactionBlock } from '../backend/handover.js';
+import type { Handover } from '../backend/handover.js';
 import type { Pool, PoolWaiter, ReleaseMode } from '../backend/pool.js';
 import { PoolError } from '../backend/pool.js';
 import type { ServerConn } from '../backend/server.js';
@@ -338,9 +338,10 @@ export class Session implements ResponseOwner {
     // The hand-over (if one is due), the prefix and the client's first messages leave in one writev.
     this.firstFlight.begin();
     server.socket.cork();
-    const prefix = this.o.context.prefix;
-    if (handover) server.write(handover.bytes('pipelined', opensTransactionBlock(prefix)));
-    server.write(prefix);
+    const context = this.o.context;
+    const prefix = context.transactionPrefix();
+    if (handover) server.write(handover.bytes('pipelined', context.reseeds));
+    if (prefix.length > 0) server.write(prefix);
     this.drainStash();
     server.socket.uncork();
     this.watchPartialMessage();

@@ -11,9 +11,12 @@
 //    cannot undo the context. is_local = false keeps it for every transaction until the DISCARD ALL that
 //    runs before the backend is reused.
 //  - Values are bound parameters, never spliced into SQL.
+//  - The same SELECT reseeds random() (setseed, a bound parameter written fresh into each transaction's
+//    copy of the prefix): DISCARD ALL leaves the seed, and one statement is cheaper than two.
 // Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
 import { serialize } from 'pg-protocol';
 import type { ProofMinter } from './tenant-proof.js';
+import { SEED_PLACEHOLDER, writeSeed } from '../backend/seed.js';
 
 /** PostgreSQL truncates identifiers longer than NAMEDATALEN-1 bytes, which would merge tenants. */
 const MAX_IDENTIFIER_BYTES = 63;
@@ -79,6 +82,8 @@ export const TRACKED_REPORTED: ReadonlyMap<string, string> = new Map([
  */
 export class TenantContext {
   private cached: Buffer | null = null;
+  /** Where the cached prefix holds its seed (see transactionPrefix). */
+  private seedAt = -1;
   /** When the cached prefix's proof is half-way to expiry and the prefix must be rebuilt (Infinity: no proof). */
   private renewAtMs = Infinity;
 
@@ -97,7 +102,26 @@ export class TenantContext {
     private readonly keeps: (name: string, value: string) => boolean = () => true,
   ) {}
 
-  /** The messages to write in front of a transaction (empty when there is nothing to set). */
+  /**
+   * The messages to write in front of one transaction: a copy of the cached prefix with a fresh random()
+   * seed (a copy, since a write still queued on a socket may reference the previous one). Empty when there
+   * is nothing to set.
+   */
+  transactionPrefix(): Buffer {
+    const template = this.prefix;
+    if (template.length === 0) return template;
+    const out = Buffer.allocUnsafe(template.length);
+    template.copy(out);
+    writeSeed(out, this.seedAt);
+    return out;
+  }
+
+  /** True if the prefix reseeds random() inside its own BEGIN…COMMIT (it does whenever it is not empty). */
+  get reseeds(): boolean {
+    return this.prefix.length > 0;
+  }
+
+  /** The cached prefix, with a placeholder seed (see transactionPrefix); rebuilt only when something changed. */
   get prefix(): Buffer {
     // One clock read per transaction; the prefix itself is rebuilt only when the proof nears its expiry.
     if (this.cached && this.proof && Date.now() >= this.renewAtMs) this.cached = null;
@@ -110,7 +134,9 @@ export class TenantContext {
         this.renewAtMs = p.renewAtMs;
       }
       for (const [name, value] of this.session) if (this.serverValue(name) !== value) settings.push([name, value]);
-      this.cached = settings.length > 0 ? buildContextPrefix(settings) : Buffer.alloc(0);
+      const built = settings.length > 0 ? buildContextPrefix(settings) : { bytes: Buffer.alloc(0), seedAt: -1 };
+      this.cached = built.bytes;
+      this.seedAt = built.seedAt;
     }
     return this.cached;
   }
@@ -136,19 +162,23 @@ export class TenantContext {
 }
 
 /**
- * Builds the prefix for a list of (setting, value) pairs. The last statement it leaves as the unnamed
+ * Builds the prefix for a list of (setting, value) pairs, with a placeholder random() seed as its last
+ * bound value; `seedAt` is where that seed's text starts. The last statement it leaves as the unnamed
  * prepared statement is COMMIT: a client that Binds the unnamed statement without parsing one can only
  * ever run that, never the set_config with values of its choosing.
  */
-export function buildContextPrefix(settings: ReadonlyArray<readonly [string, string]>): Buffer {
+export function buildContextPrefix(settings: ReadonlyArray<readonly [string, string]>): { bytes: Buffer; seedAt: number } {
   if (settings.length === 0) throw new TenantContextError('a tenant context needs at least one setting');
   const calls = settings.map((_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`);
-  const values = settings.flatMap(([name, value]) => [name, value]);
-  return Buffer.concat([
-    BEGIN,
-    serialize.parse({ text: `SELECT ${calls.join(', ')}` }),
-    serialize.bind({ values }),
-    serialize.execute({}),
-    COMMIT,
-  ]);
+  const values = [...settings.flatMap(([name, value]) => [name, value]), SEED_PLACEHOLDER];
+  const parse = serialize.parse({ text: `SELECT ${calls.join(', ')}, pg_catalog.setseed($${values.length})` });
+  const bind = serialize.bind({ values });
+  // The seed is the last value, so its text is the last occurrence of the placeholder in the Bind (a
+  // setting's value that happens to read the same comes before it).
+  const seedInBind = bind.lastIndexOf(SEED_PLACEHOLDER);
+  if (seedInBind < 0) throw new TenantContextError('internal: the reseed value is missing from the context prefix');
+  return {
+    bytes: Buffer.concat([BEGIN, parse, bind, serialize.execute({}), COMMIT]),
+    seedAt: BEGIN.length + parse.length + seedInBind,
+  };
 }

@@ -3,7 +3,8 @@
 // does not complete fails the hand-over.
 import { describe, expect, it } from 'vitest';
 import { serialize } from 'pg-protocol';
-import { cryptoSeed, Handover, type HandoverMode, opensTransactionBlock, type ReadbackOutcome } from '../../src/backend/handover.js';
+import { Handover, type HandoverMode, type ReadbackOutcome } from '../../src/backend/handover.js';
+import { cryptoSeed, SEED_WIDTH } from '../../src/backend/seed.js';
 import type { Readback } from '../../src/backend/readback.js';
 
 const msg = (type: string, body: Buffer) => ({ type: type.charCodeAt(0), body });
@@ -96,15 +97,15 @@ describe.each(['eager', 'pipelined'] as const)('Handover (%s)', (mode) => {
 });
 
 describe('Handover', () => {
-  it('pipelined in front of a prefix that starts with BEGIN, the reseed needs no BEGIN/COMMIT of its own', () => {
-    const begin = Buffer.concat([serialize.parse({ text: 'BEGIN' }), serialize.bind({}), serialize.execute({})]);
-    expect(opensTransactionBlock(Buffer.concat([begin, serialize.sync()]))).toBe(true);
-    expect(opensTransactionBlock(Buffer.alloc(0))).toBe(false);
-    expect(opensTransactionBlock(serialize.query('BEGIN'))).toBe(false);
+  it('pipelined in front of a context prefix (which reseeds), only DISCARD ALL is sent, and it settles the hand-over', () => {
     const own = new Handover(false, null, { readback: () => {} });
     const bytes = own.bytes('pipelined', true);
-    expect(bytes.includes(Buffer.from('COMMIT'))).toBe(false);
-    expect(feed(own, [complete('DISCARD ALL'), dataRow(['']), complete('SELECT 1')]).state).toBe('done');
+    expect(bytes).toEqual(Buffer.concat([serialize.parse({ text: 'DISCARD ALL' }), serialize.bind({}), serialize.execute({})]));
+    expect(feed(own, [msg('1', Buffer.alloc(0)), msg('2', Buffer.alloc(0)), complete('DISCARD ALL')]).state).toBe('done');
+    // A DISCARD ALL that did not complete is no hand-over, even with nothing after it.
+    const failed = new Handover(false, null, { readback: () => {} });
+    failed.bytes('pipelined', true);
+    expect(feed(failed, [complete('SELECT 1')]).state).toBe('failed');
     // Without a BEGIN after it, the reseed wraps itself (its COMMIT ends the implicit block).
     const wrapped = new Handover(false, null, { readback: () => {} });
     expect(wrapped.bytes('pipelined', false).includes(Buffer.from('COMMIT'))).toBe(true);
@@ -123,8 +124,10 @@ describe('Handover', () => {
     const seeds = new Set<string>();
     for (let i = 0; i < 2000; i++) {
       const s = cryptoSeed();
+      expect(s).toHaveLength(SEED_WIDTH);
+      expect(s).toMatch(/^[+-]0\.[0-9]{16}$/);
       const x = Number(s);
-      expect(x).toBeGreaterThanOrEqual(-1);
+      expect(x).toBeGreaterThan(-1);
       expect(x).toBeLessThan(1);
       seeds.add(s);
     }

@@ -2,6 +2,7 @@
 // prefix is rebuilt only once the proof is half-way to expiry.
 import { createHash, createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SEED_PLACEHOLDER, SEED_WIDTH } from '../../src/backend/seed.js';
 import { TenantContext } from '../../src/session/tenant-context.js';
 import { mintProof, ProofMinter, proofKeyId, proofKeyPads } from '../../src/session/tenant-proof.js';
 
@@ -50,5 +51,28 @@ describe('tenant proof', () => {
     const second = ctx.prefix;
     expect(second).not.toBe(first);
     expect(second.toString('latin1')).toContain(`${proofKeyId(KEY)}.${1_700_000_900}.`);
+  });
+});
+
+describe('the prefix reseeds random() in every transaction', () => {
+  it('each transaction gets its own copy with a fresh seed as the last bound value, and nothing else changes', () => {
+    const ctx = new TenantContext([['app.current_tenant', 'acme'], ['application_name', SEED_PLACEHOLDER]], new Map(), () => undefined);
+    const template = ctx.prefix;
+    expect(template.toString('latin1')).toContain('pg_catalog.setseed($5)');
+    const a = ctx.transactionPrefix();
+    const b = ctx.transactionPrefix();
+    expect(a).not.toBe(template);
+    expect(a.length).toBe(template.length);
+    const diff = (x: Buffer) => [...x].flatMap((v, i) => (v === template[i] ? [] : [i]));
+    // Only the seed differs, and it is the last value: the look-alike setting value is left alone.
+    const at = template.lastIndexOf(SEED_PLACEHOLDER);
+    expect(template.indexOf(SEED_PLACEHOLDER)).toBeLessThan(at);
+    for (const d of [...diff(a), ...diff(b)]) expect(d >= at && d < at + SEED_WIDTH).toBe(true);
+    const seedOf = (x: Buffer) => x.toString('latin1', at, at + SEED_WIDTH);
+    expect(seedOf(a)).toMatch(/^[+-]0\.[0-9]{16}$/);
+    expect(seedOf(a)).not.toBe(seedOf(b));
+    expect(template.toString('latin1', at, at + SEED_WIDTH)).toBe(SEED_PLACEHOLDER); // the cached one is never written
+    expect(ctx.reseeds).toBe(true);
+    expect(new TenantContext([], new Map(), () => undefined).transactionPrefix()).toHaveLength(0);
   });
 });
