@@ -27,6 +27,9 @@ export class ServerConn {
    * setting only when it differs from this, so "no report" at a ReadyForQuery means "still this value".
    */
   readonly reported: Map<string, string>;
+  /** Bumped at every ParameterStatus: `reported` is unchanged while this is. */
+  private reportedEpoch = 0;
+  private keyCache: { names: readonly string[]; epoch: number; key: string } | null = null;
   readonly createdAt = Date.now();
   lastUsedAt = Date.now();
   /** True until a client first sends it anything: such a connection needs no reset. */
@@ -62,6 +65,7 @@ export class ServerConn {
         if (type !== Backend.ParameterStatus) return this.sink.inspect(type, body, own);
         const [name, value] = decodeParameterStatus(body);
         this.reported.set(name, value);
+        this.reportedEpoch++;
         if (ownerAction === Action.Inspect) return this.sink.inspect(type, body, own);
         return ownerAction === Action.Pass;
       },
@@ -82,6 +86,18 @@ export class ServerConn {
     });
     this.socket.on('error', (e) => this.destroy(`socket error: ${e.message}`));
     this.socket.on('close', () => this.destroy('server closed the connection'));
+  }
+
+  /**
+   * The reported values of `names`, as one string: equal strings mean equal values. Recomputed only after
+   * a ParameterStatus, so a caller can tell "nothing to do" at each transaction end with one comparison.
+   */
+  reportedKey(names: readonly string[]): string {
+    const c = this.keyCache;
+    if (c && c.names === names && c.epoch === this.reportedEpoch) return c.key;
+    const key = names.map((n) => this.reported.get(n) ?? '\u0001').join('\u0000');
+    this.keyCache = { names, epoch: this.reportedEpoch, key };
+    return key;
   }
 
   /** Routes this backend's messages to `sink` from the next frame on. */

@@ -16,6 +16,8 @@ import { LISTEN_COMPLETE_LENGTH, listenRefusal, statementErrorHint } from './ser
 import type { StatementCache } from './statements.js';
 import { TRACKED_REPORTED, type TenantContext } from './tenant-context.js';
 
+const TRACKED_REPORTED_NAMES: readonly string[] = [...TRACKED_REPORTED.values()];
+
 /** What the responses need from their session. */
 export interface ResponseOwner {
   /** A ReadyForQuery after the prefix; returns true if it is to be forwarded. */
@@ -37,6 +39,12 @@ export class ServerResponses implements FrameSink {
   /** The pipelined hand-over whose answers come first in this hold (backend handed over under load). */
   private handover: Handover | null = null;
   private server: ServerConn | null = null;
+  /**
+   * The server's reported values of the tracked settings when they were last settled, and whether the client
+   * has been shown a ParameterStatus since: if neither changed, settling again would change nothing.
+   */
+  private settledKey: string | null = null;
+  private shownSinceSettle = false;
 
   constructor(
     private readonly client: net.Socket,
@@ -97,12 +105,20 @@ export class ServerResponses implements FrameSink {
     if (this.prefixLeft > 0) return this.prefixMessage(type, body);
     switch (type) {
       case Backend.ReadyForQuery:
-        if (body[0] === TxStatus.Idle && this.mode === 'transaction' && this.server) this.settleSessionSettings(this.server);
+        if (body[0] === TxStatus.Idle && this.mode === 'transaction' && this.server) {
+          const key = this.server.reportedKey(TRACKED_REPORTED_NAMES);
+          if (key !== this.settledKey || this.shownSinceSettle) {
+            this.settleSessionSettings(this.server);
+            this.settledKey = key;
+            this.shownSinceSettle = false;
+          }
+        }
         return this.owner.readyForQuery(body[0]);
       case Backend.ParameterStatus: {
         const [name, value] = decodeParameterStatus(body);
         if (this.shown.get(name) === value) return false;
         this.shown.set(name, value);
+        this.shownSinceSettle = true;
         return true;
       }
       case Backend.ErrorResponse:

@@ -6,6 +6,7 @@
 // Limits are read when a clock starts, so a reloaded value applies from the next transaction on.
 import { decodeErrorFields } from '../protocol/decode.js';
 import { errorResponseFromFields } from '../protocol/encode.js';
+import { LazyTimer } from './lazy-timer.js';
 
 export interface TimeoutLimits {
   queryMs(): number;
@@ -21,51 +22,57 @@ export interface TimeoutActions {
 }
 
 export class SessionTimeouts {
-  private queryTimer: NodeJS.Timeout | null = null;
-  private idleTimer: NodeJS.Timeout | null = null;
+  private readonly query: LazyTimer;
+  private readonly idle: LazyTimer;
+  /** What the idle clock is for while it runs, and its limit then (for the message). */
+  private idleKind: 'transaction' | 'client' = 'client';
+  private idleMs = 0;
+  private queryMs = 0;
   /** A cancel this clock sent: the server's 57014 answer is reworded to name the key. */
   private cancelledMs = 0;
 
   constructor(
     private readonly limits: TimeoutLimits,
     private readonly act: TimeoutActions,
-  ) {}
+  ) {
+    this.query = new LazyTimer(() => {
+      this.cancelledMs = this.queryMs;
+      this.act.cancelQuery();
+    }, false);
+    this.idle = new LazyTimer(() => {
+      if (this.idleKind === 'transaction') {
+        this.act.terminate('25P03', `terminating connection due to idle-in-transaction timeout (pool.idle_in_transaction_timeout_ms = ${this.idleMs} ms); the transaction was rolled back`, 'Commit or roll back promptly; do not hold a transaction open while waiting on something else.');
+      } else {
+        this.act.terminate('57P05', `terminating connection due to client idle timeout (listen.client_idle_timeout_ms = ${this.idleMs} ms)`, 'Reconnect; configure your client pool to close idle connections sooner.');
+      }
+    }, true);
+  }
 
   /** A Query or Sync went to the server and no query clock runs: start one. */
   queryStarted(): void {
-    this.stopIdle();
-    if (this.queryTimer) return;
-    const ms = this.limits.queryMs();
-    if (ms <= 0) return;
-    this.queryTimer = setTimeout(() => {
-      this.queryTimer = null;
-      this.cancelledMs = ms;
-      this.act.cancelQuery();
-    }, ms);
+    this.idle.clear();
+    if (this.query.isSet) return;
+    this.queryMs = this.limits.queryMs();
+    this.query.set(this.queryMs);
   }
 
-  /** ReadyForQuery: `pending` sync points still due; `inTransaction` from its status; `held` a backend. */
+  /** ReadyForQuery: `pending` sync points still due; `inTransaction` from its status. */
   ready(pending: number, inTransaction: boolean): void {
-    this.stopQuery();
+    this.query.clear();
     if (pending > 0) return this.queryStarted();
     this.cancelledMs = 0; // the cancelled query's error (if any) came before this ReadyForQuery
-    if (inTransaction) this.startIdle(this.limits.idleInTransactionMs(), () =>
-      this.act.terminate('25P03', `terminating connection due to idle-in-transaction timeout (pool.idle_in_transaction_timeout_ms = ${this.limits.idleInTransactionMs()} ms); the transaction was rolled back`, 'Commit or roll back promptly; do not hold a transaction open while waiting on something else.'),
-    );
+    if (inTransaction) this.startIdle('transaction', this.limits.idleInTransactionMs());
     else this.clientIdle();
   }
 
   /** The client is outside a transaction with nothing pending. */
   clientIdle(): void {
-    const ms = this.limits.clientIdleMs();
-    this.startIdle(ms, () =>
-      this.act.terminate('57P05', `terminating connection due to client idle timeout (listen.client_idle_timeout_ms = ${ms} ms)`, 'Reconnect; configure your client pool to close idle connections sooner.'),
-    );
+    this.startIdle('client', this.limits.clientIdleMs());
   }
 
   /** Any client bytes: the client is not idle. */
   clientActive(): void {
-    this.stopIdle();
+    this.idle.clear();
   }
 
   /**
@@ -86,27 +93,13 @@ export class SessionTimeouts {
   }
 
   stop(): void {
-    this.stopQuery();
-    this.stopIdle();
+    this.query.stop();
+    this.idle.stop();
   }
 
-  private startIdle(ms: number, fire: () => void): void {
-    this.stopIdle();
-    if (ms <= 0) return;
-    this.idleTimer = setTimeout(() => {
-      this.idleTimer = null;
-      fire();
-    }, ms);
-    this.idleTimer.unref();
-  }
-
-  private stopQuery(): void {
-    if (this.queryTimer) clearTimeout(this.queryTimer);
-    this.queryTimer = null;
-  }
-
-  private stopIdle(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
+  private startIdle(kind: 'transaction' | 'client', ms: number): void {
+    this.idleKind = kind;
+    this.idleMs = ms;
+    this.idle.set(ms);
   }
 }
