@@ -27,9 +27,8 @@ export class ServerConn {
    * setting only when it differs from this, so "no report" at a ReadyForQuery means "still this value".
    */
   readonly reported: Map<string, string>;
-  /** Bumped at every ParameterStatus: `reported` is unchanged while this is. */
-  private reportedEpoch = 0;
-  private keyCache: { names: readonly string[]; epoch: number; key: string } | null = null;
+  /** The last reportedKey(), dropped when one of its names changes value. */
+  private keyCache: { names: readonly string[]; key: string } | null = null;
   readonly createdAt = Date.now();
   lastUsedAt = Date.now();
   /** True until a client first sends it anything: such a connection needs no reset. */
@@ -64,8 +63,10 @@ export class ServerConn {
       inspect: (type, body, own) => {
         if (type !== Backend.ParameterStatus) return this.sink.inspect(type, body, own);
         const [name, value] = decodeParameterStatus(body);
-        this.reported.set(name, value);
-        this.reportedEpoch++;
+        if (this.reported.get(name) !== value) {
+          this.reported.set(name, value);
+          if (this.keyCache?.names.includes(name)) this.keyCache = null;
+        }
         if (ownerAction === Action.Inspect) return this.sink.inspect(type, body, own);
         return ownerAction === Action.Pass;
       },
@@ -90,13 +91,13 @@ export class ServerConn {
 
   /**
    * The reported values of `names`, as one string: equal strings mean equal values. Recomputed only after
-   * a ParameterStatus, so a caller can tell "nothing to do" at each transaction end with one comparison.
+   * one of them changed, so a caller can tell "nothing to do" at each transaction end with one comparison.
    */
   reportedKey(names: readonly string[]): string {
     const c = this.keyCache;
-    if (c && c.names === names && c.epoch === this.reportedEpoch) return c.key;
+    if (c && c.names === names) return c.key;
     const key = names.map((n) => this.reported.get(n) ?? '\u0001').join('\u0000');
-    this.keyCache = { names, epoch: this.reportedEpoch, key };
+    this.keyCache = { names, key };
     return key;
   }
 

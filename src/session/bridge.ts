@@ -572,7 +572,7 @@ export class Session implements ResponseOwner {
     }
     if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;
     // The transaction is over and the server owes this client nothing: hand the backend back.
-    this.o.client.write(readyForQuery('I'));
+    this.o.client.write(READY_IDLE);
     this.releaseServer('idle');
     if (this.draining) this.terminate(SHUTTING_DOWN);
     return false;

@@ -80,7 +80,16 @@ export class ServerResponses implements FrameSink {
 
   classify(type: number, length: number): Action {
     if (this.handover) return handoverReads(type) ? Action.Inspect : Action.Drop;
-    if (this.prefixLeft > 0) return Action.Inspect;
+    if (this.prefixLeft > 0) {
+      // The prefix's own answers are counted by type at their header: its CommandCompletes end it, an error
+      // or a ReadyForQuery is read (see prefixMessage), and the rest (ParseComplete, BindComplete, the
+      // set_config row, notices) is dropped unread.
+      if (type === Backend.CommandComplete) {
+        this.prefixLeft--;
+        return Action.Drop;
+      }
+      return type === Backend.ErrorResponse || type === Backend.ReadyForQuery ? Action.Inspect : Action.Drop;
+    }
     switch (type) {
       case Backend.NotificationResponse:
         // In transaction mode no LISTEN outlives its transaction (DISCARD ALL runs UNLISTEN * before reuse),
@@ -163,11 +172,9 @@ export class ServerResponses implements FrameSink {
     return false;
   }
 
-  /** Swallows the prefix's answers; an error there means the context is not set: fail closed. */
+  /** The prefix's error or early ReadyForQuery (its CommandCompletes are counted in classify): fail closed. */
   private prefixMessage(type: number, body: Buffer): boolean {
-    if (type === Backend.CommandComplete) {
-      this.prefixLeft--;
-    } else if (type === Backend.ErrorResponse) {
+    if (type === Backend.ErrorResponse) {
       const f = decodeErrorFields(body);
       const reason = `${f.C ?? ''} ${f.M ?? 'unknown error'}`.trim();
       this.prefixLeft = 0;
