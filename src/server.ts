@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { startAdmin, type AdminServer } from './admin/http.js';
-import { createLogger } from './admin/log.js';
+import { createLogger, lazyChild } from './admin/log.js';
 import { Metrics } from './admin/metrics.js';
 import { createTokenVerifier } from './auth/jwt.js';
 import { connectBackend } from './backend/connect.js';
@@ -139,7 +139,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
       applicationName: ok.sessionParams.get('application_name') ?? '',
       kill: () => session?.terminate({ code: '57P01', message: 'terminating connection: closed by an administrator (KILL CLIENT)' }),
     });
-    const clog = log.child({ tenant: tenant ?? 'none', user: ok.user, client: remote, client_pid: key.pid, ...(staticUser ? { static_user: true } : {}) });
+    const clog = lazyChild(log, () => ({ tenant: tenant ?? 'none', user: ok.user, client: remote, client_pid: key.pid, ...(staticUser ? { static_user: true } : {}) }));
     session = new Session({
       client: ok.socket,
       pool,

@@ -20,13 +20,14 @@ export function readbackSql(setting: string): string {
   return `SELECT pg_catalog.current_setting('${setting}', true), pg_catalog.current_setting('search_path'), current_user`;
 }
 
-/** The read-back Query message, serialised once per client (each client has its own Readback). */
-const queries = new WeakMap<Readback, Buffer>();
+/** The read-back Query message, serialised once per setting name (one per configuration, in practice). */
+const queries = new Map<string, Buffer>();
 export function readbackQuery(rb: Readback): Buffer {
-  let q = queries.get(rb);
+  let q = queries.get(rb.setting);
   if (!q) {
     q = serialize.query(readbackSql(rb.setting));
-    queries.set(rb, q);
+    if (queries.size >= 16) queries.clear(); // settings come from configuration: a handful at most, bounded anyway
+    queries.set(rb.setting, q);
   }
   return q;
 }

@@ -13,6 +13,7 @@ import { CONSOLE_DATABASE } from '../admin/console/database.js';
 import { LoginReader } from './packets.js';
 import { checkGuardedEncoding, sessionParamsFromStartup, StartupParamError } from './startup-params.js';
 import { ACCEPT_SSL, type ClientTls, isLoopback, TlsHandshakeError } from './tls.js';
+import { Lru } from '../util/lru.js';
 
 export interface LoginDeps {
   config: ProxyConfig;
@@ -198,7 +199,7 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
     }
   }
   // Reported names are mixed case (DateStyle, TimeZone); startup names are matched case-insensitively.
-  const reportedName = new Map([...server.keys()].map((k) => [k.toLowerCase(), k]));
+  const reportedName = reportedNames(server);
   const shown = new Map(server);
   for (const [name, value] of sessionParams) {
     const reported = reportedName.get(name);
@@ -219,12 +220,37 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
     serverValue,
     leftover,
     finish(pid: number, secret: Buffer) {
-      const out: Buffer[] = [enc.authenticationOk()];
-      for (const [name, value] of shown) out.push(enc.parameterStatus(name, value));
-      out.push(enc.backendKeyData(pid, secret.readInt32BE(0)), enc.readyForQuery('I'));
-      socket.write(Buffer.concat(out));
+      socket.write(Buffer.concat([loginReply(server, sessionParams, shown), enc.backendKeyData(pid, secret.readInt32BE(0)), READY_IDLE]));
     },
   };
+}
+
+/** Lowercase → reported name, per map of server parameters (the pool's, replaced only by a new handshake). */
+const REPORTED_NAMES = new WeakMap<Map<string, string>, Map<string, string>>();
+function reportedNames(server: Map<string, string>): Map<string, string> {
+  let m = REPORTED_NAMES.get(server);
+  if (!m) {
+    m = new Map([...server.keys()].map((k) => [k.toLowerCase(), k]));
+    REPORTED_NAMES.set(server, m);
+  }
+  return m;
+}
+
+/**
+ * AuthenticationOk and the ParameterStatus messages of a login. What the client is shown follows from the
+ * server's parameters and the client's startup settings, so the bytes are encoded once per pair (bounded:
+ * at most 1,000 sets of startup settings per map of server parameters).
+ */
+const LOGIN_REPLIES = new WeakMap<Map<string, string>, Lru<string, Buffer>>();
+const READY_IDLE = enc.readyForQuery('I');
+function loginReply(server: Map<string, string>, sessionParams: Map<string, string>, shown: Map<string, string>): Buffer {
+  let replies = LOGIN_REPLIES.get(server);
+  if (!replies) LOGIN_REPLIES.set(server, (replies = new Lru(1_000)));
+  return replies.getOrSet(JSON.stringify([...sessionParams]), () => {
+    const out: Buffer[] = [enc.authenticationOk()];
+    for (const [name, value] of shown) out.push(enc.parameterStatus(name, value));
+    return Buffer.concat(out);
+  });
 }
 
 /** NegotiateProtocolVersion: newest minor 0, and the protocol options not recognised. */

@@ -1,7 +1,8 @@
 // Issues the BackendKeyData the proxy shows each client, and maps a CancelRequest back to its session.
 // The key is the proxy's own, never a server's, so a client can only ever cancel its own query.
 // Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
-import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { randomIntBelow, randomUint32 } from '../util/random-block.js';
 
 export interface Cancellable {
   cancel(): void;
@@ -22,9 +23,10 @@ export class CancelRegistry {
   register(target: Cancellable): CancelKey {
     let pid: number;
     const { index, count } = this.shard;
-    do pid = randomInt(1, Math.floor(0x7fffffff / count)) * count + index;
+    do pid = randomIntBelow(1, Math.floor(0x7fffffff / count)) * count + index;
     while (this.byPid.has(pid));
-    const secret = randomBytes(4);
+    const secret = Buffer.allocUnsafe(4);
+    secret.writeUInt32BE(randomUint32(), 0);
     this.byPid.set(pid, { secret, target });
     return { pid, secret };
   }

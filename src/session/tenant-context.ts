@@ -17,6 +17,7 @@
 import { serialize } from 'pg-protocol';
 import type { ProofMinter } from './tenant-proof.js';
 import { SEED_PLACEHOLDER, writeSeed } from '../backend/seed.js';
+import { Lru } from '../util/lru.js';
 
 /** PostgreSQL truncates identifiers longer than NAMEDATALEN-1 bytes, which would merge tenants. */
 const MAX_IDENTIFIER_BYTES = 63;
@@ -37,6 +38,21 @@ export class TenantContextError extends Error {
  * becomes one quoted identifier (`"tenant_acme"`), the others stay as written.
  */
 export function renderSearchPath(template: string, tenant: string, schemaMap?: ReadonlyMap<string, string>): string {
+  // Rendered once per tenant and template (a login would else split and quote it again); the map is part of
+  // the key by identity, since a reload replaces it.
+  let byTenant = RENDERED.get(schemaMap ?? NO_MAP);
+  if (!byTenant) RENDERED.set(schemaMap ?? NO_MAP, (byTenant = new Lru(10_000)));
+  const key = `${template}\u0000${tenant}`;
+  const hit = byTenant.get(key);
+  if (hit !== undefined) return hit;
+  const rendered = renderUncached(template, tenant, schemaMap);
+  byTenant.set(key, rendered);
+  return rendered;
+}
+const NO_MAP: ReadonlyMap<string, string> = new Map();
+const RENDERED = new WeakMap<ReadonlyMap<string, string>, Lru<string, string>>();
+
+function renderUncached(template: string, tenant: string, schemaMap?: ReadonlyMap<string, string>): string {
   // An explicit map wins; it was checked at load so that no two tenants share a schema.
   const mapped = schemaMap?.get(tenant);
   return template
@@ -56,6 +72,10 @@ export function renderSearchPath(template: string, tenant: string, schemaMap?: R
     })
     .join(', ');
 }
+
+/** Prefix templates by their settings, shared across logins: building one is most of a login's context cost. */
+const PREFIXES = new Lru<string, { bytes: Buffer; seedAt: number }>(10_000);
+const EMPTY = { bytes: Buffer.alloc(0), seedAt: -1 };
 
 /** Number of CommandComplete messages the prefix produces (BEGIN, SELECT, COMMIT) before the client's own. */
 export const PREFIX_COMMANDS = 3;
@@ -134,7 +154,8 @@ export class TenantContext {
         this.renewAtMs = p.renewAtMs;
       }
       for (const [name, value] of this.session) if (this.serverValue(name) !== value) settings.push([name, value]);
-      const built = settings.length > 0 ? buildContextPrefix(settings) : { bytes: Buffer.alloc(0), seedAt: -1 };
+      // Clients of one tenant with the same settings share one template (each transaction copies it).
+      const built = settings.length > 0 ? PREFIXES.getOrSet(JSON.stringify(settings), () => buildContextPrefix(settings)) : EMPTY;
       this.cached = built.bytes;
       this.seedAt = built.seedAt;
     }

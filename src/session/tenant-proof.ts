@@ -8,14 +8,19 @@
 // a tenant id holds. The tenant is not in the value: the database reads it from the tenant setting, so a
 // proof replayed next to another tenant id does not verify.
 import { createHash, createHmac } from 'node:crypto';
+import { Lru } from '../util/lru.js';
 
 /** HMAC-SHA256's block size: keys longer than this are hashed first (RFC 2104). */
 const BLOCK = 64;
 
 /** A short public name for a key (not secret: a hash of the key), so the database can hold several (rotation). */
 export function proofKeyId(key: string): string {
-  return createHash('sha256').update('pg-tenant-proxy proof key id\n').update(key, 'utf8').digest('hex').slice(0, 16);
+  return KEY_IDS.getOrSet(key, () => createHash('sha256').update('pg-tenant-proxy proof key id\n').update(key, 'utf8').digest('hex').slice(0, 16));
 }
+/** Key ids by key: a login would else hash the key again (a handful of keys at most: current and rotated). */
+const KEY_IDS = new Lru<string, string>(16);
+/** Proofs by kid, tenant and expiry: logins of one tenant within the same second share one HMAC. */
+const PROOFS = new Lru<string, string>(10_000);
 
 /** The key XOR ipad and XOR opad, as the database stores them: HMAC = sha256(opad || sha256(ipad || msg)). */
 export function proofKeyPads(key: string): { ipad: Buffer; opad: Buffer } {
@@ -33,8 +38,8 @@ export function proofKeyPads(key: string): { ipad: Buffer; opad: Buffer } {
 /** The proof value for `tenant`, valid until `expSeconds` (Unix seconds). */
 export function mintProof(key: string, kid: string, tenant: string, expSeconds: number): string {
   const exp = String(Math.floor(expSeconds));
-  const mac = createHmac('sha256', key).update(`${tenant}\n${exp}`, 'utf8').digest('hex');
-  return `${kid}.${exp}.${mac}`;
+  // The kid names the key, so it is part of the memo key: a rotated key never gets the old key's proof.
+  return PROOFS.getOrSet(`${kid}\n${tenant}\n${exp}`, () => `${kid}.${exp}.${createHmac('sha256', key).update(`${tenant}\n${exp}`, 'utf8').digest('hex')}`);
 }
 
 export interface ProofConfig {
