@@ -5,6 +5,7 @@ import { Backend } from '../protocol/codes.js';
 import { decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js';
 import { Action, type FrameSink, FrameScanner } from '../protocol/frames.js';
 import type { Handshake } from './connect.js';
+import { WriteBatch } from '../util/write-batch.js';
 
 /** Largest backend message accepted: PostgreSQL caps a field at 1 GB; this leaves room for the frame. */
 const MAX_BACKEND_FRAME = 0x4000_0000 + 1024;
@@ -42,6 +43,8 @@ export class ServerConn {
   private readonly scanner = new FrameScanner(MAX_BACKEND_FRAME, MAX_INSPECT);
   private sink: FrameSink;
   private readonly closeHandlers = new Set<(reason: string) => void>();
+  /** What one client read (or a hand-over and its first messages) writes here leaves in one write. */
+  private readonly batch: WriteBatch;
 
   constructor(hs: Handshake) {
     this.socket = hs.socket;
@@ -50,6 +53,7 @@ export class ServerConn {
     this.params = hs.params;
     this.reported = new Map(hs.params);
     this.sink = this.idleSink;
+    this.batch = new WriteBatch(this.socket);
     // Frames are dispatched to the owner of the moment: an owner may hand the connection on in the middle
     // of a chunk (e.g. at ReadyForQuery), and the rest of that chunk belongs to the next owner.
     // ParameterStatus is read here whoever the owner is, to mirror what the server last reported.
@@ -117,7 +121,17 @@ export class ServerConn {
    */
   write(bytes: Buffer): boolean {
     if (this.closed) return false;
-    return this.socket.write(bytes);
+    return this.batch.write(bytes);
+  }
+
+  /** Batches writes until the matching end() (nestable): one write to the server for the lot. */
+  begin(): void {
+    this.batch.begin();
+  }
+
+  /** Ends a begin(); returns false when the server's socket buffer is full (stop reading the client). */
+  end(): boolean {
+    return this.batch.end();
   }
 
   /**

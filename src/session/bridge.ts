@@ -21,6 +21,7 @@ import { statementName } from './server-messages.js';
 import { StatementCache, type StatementLimits } from './statements.js';
 import type { TenantContext } from './tenant-context.js';
 import { FirstFlight } from './retry.js';
+import { WriteBatch } from '../util/write-batch.js';
 import { SessionTimeouts } from './timeouts.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
@@ -32,6 +33,8 @@ const MAX_CLIENT_INSPECT = 64 << 20;
  * A name not complete within them is not tracked (that statement is usable within its transaction only).
  */
 const PEEK_BYTES = 1024;
+/** Client bytes kept while waiting for a backend before the client is paused (see Session.stash). */
+const STASH_MAX = 64 * 1024;
 /** How long an ended client socket may take to flush its FATAL before it is destroyed anyway. */
 const FATAL_FLUSH_MS = 2000;
 /** What a client is told when the proxy shuts down: the server's own code for an administrator shutdown. */
@@ -99,8 +102,15 @@ export class Session implements ResponseOwner {
   private readonly maxKeptParse: number;
   private readonly statements: StatementCache;
   private readonly responses: ServerResponses;
-  /** Client bytes read while waiting for a backend; the socket is paused meanwhile, so this stays small. */
+  /** Every write to the client goes through here: batched while a server read is handled, in order. */
+  private readonly out: WriteBatch;
+  /**
+   * Client bytes read while waiting for a backend. The client is paused only once they pass STASH_MAX (a
+   * client normally waits for its answer): pausing and resuming every waiting client costs two epoll_ctl
+   * calls per transaction under load.
+   */
   private stash: Buffer[] = [];
+  private stashBytes = 0;
   /** Sync points (Query, Sync, FunctionCall) sent to this backend, and ReadyForQuery answers received. */
   private segSent = 0;
   private segDone = 0;
@@ -160,7 +170,8 @@ export class Session implements ResponseOwner {
     };
     this.statements = new StatementCache(o.statementLimits, o.pool.retainedStatements);
     this.maxKeptParse = Math.min(o.statementLimits.maxBytes - 5, MAX_CLIENT_INSPECT);
-    this.responses = new ServerResponses(o.client, this.statements, o.context, o.shownParams, o.mode, this, o.guard);
+    this.out = new WriteBatch(o.client);
+    this.responses = new ServerResponses(this.out, this.statements, o.context, o.shownParams, o.mode, this, o.guard);
     const { client } = o;
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     client.on('drain', () => {
@@ -206,6 +217,8 @@ export class Session implements ResponseOwner {
   private onClientData(chunk: Buffer): void {
     if (this.state === 'acquiring') {
       this.stash.push(chunk);
+      this.stashBytes += chunk.length;
+      if (this.stashBytes > STASH_MAX) this.pauseClient();
       return;
     }
     if (this.state === 'closed') return;
@@ -213,16 +226,17 @@ export class Session implements ResponseOwner {
     this.timeouts.clientActive();
     if (this.firstFlight.holding && this.responses.inPrefix) this.firstFlight.record(chunk);
     let rest: Buffer | null;
-    // Batch what this chunk forwards into one writev; the server socket may change during the chunk.
+    // What this chunk forwards leaves in one write; the server may change during the chunk (the batch
+    // belongs to the one held at its start).
     const server = this.server;
-    server?.socket.cork();
+    server?.begin();
     try {
       rest = this.scanner.feed(chunk, this.clientSink);
     } catch (e) {
       this.fatal({ code: '08P01', message: `invalid message from client: ${(e as FrameError).message}` });
       return;
     } finally {
-      server?.socket.uncork();
+      if (server && !server.end() && server === this.server) this.pauseClient(server);
     }
     if (rest && this.state === 'idle') this.acquire(rest);
     else this.watchPartialMessage();
@@ -265,6 +279,7 @@ export class Session implements ResponseOwner {
     if (this.refusedAtTransactionStart()) return;
     this.state = 'acquiring';
     this.stash = [first];
+    this.stashBytes = first.length;
     this.o.observer?.waiting();
     // Held at the gate while the proxy is paused (admin PAUSE); a client that leaves meanwhile takes nothing.
     const gate = this.o.gate?.() ?? null;
@@ -288,7 +303,6 @@ export class Session implements ResponseOwner {
       this.waitingOn = 'pool';
       this.o.pool.request(this.poolWaiter);
     }
-    if (this.state === 'acquiring') this.pauseClient();
   }
 
   /**
@@ -335,15 +349,15 @@ export class Session implements ResponseOwner {
     this.responses.startHold(server, handover);
     this.segSent = this.segDone = 0;
     this.statements.newBackend();
-    // The hand-over (if one is due), the prefix and the client's first messages leave in one writev.
+    // The hand-over (if one is due), the prefix and the client's first messages leave in one write.
     this.firstFlight.begin();
-    server.socket.cork();
+    server.begin();
     const context = this.o.context;
     const prefix = context.transactionPrefix();
     if (handover) server.write(handover.bytes('pipelined', context.reseeds));
     if (prefix.length > 0) server.write(prefix);
     this.drainStash();
-    server.socket.uncork();
+    if (!server.end() && server === this.server) this.pauseClient(server);
     this.watchPartialMessage();
   }
 
@@ -368,11 +382,16 @@ export class Session implements ResponseOwner {
   private drainStash(): void {
     const chunks = this.stash;
     this.stash = [];
+    this.stashBytes = 0;
     this.resumeClient();
     for (let i = 0; i < chunks.length; i++) {
       if (this.state === 'acquiring') {
         // A new transaction began inside the stash: keep the rest for when its backend arrives.
-        this.stash.push(...chunks.slice(i));
+        for (let j = i; j < chunks.length; j++) {
+          this.stash.push(chunks[j]);
+          this.stashBytes += chunks[j].length;
+        }
+        if (this.stashBytes > STASH_MAX) this.pauseClient();
         return;
       }
       this.onClientData(chunks[i]);
@@ -481,7 +500,7 @@ export class Session implements ResponseOwner {
     write: (bytes) => {
       const server = this.server;
       if (!server) return; // backend gone mid-frame: the rest of that frame is dropped
-      if (!server.write(bytes)) this.pauseClient(server);
+      if (!server.write(bytes)) this.pauseClient(server); // (while batching, told at the batch's end instead)
     },
   };
 
@@ -572,7 +591,7 @@ export class Session implements ResponseOwner {
     }
     if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;
     // The transaction is over and the server owes this client nothing: hand the backend back.
-    this.o.client.write(READY_IDLE);
+    this.out.write(READY_IDLE);
     this.releaseServer('idle');
     if (this.draining) this.terminate(SHUTTING_DOWN);
     return false;
@@ -610,9 +629,9 @@ export class Session implements ResponseOwner {
     this.segDone = this.segSent;
     this.unsynced = false;
     this.releaseServer('broken');
-    for (let i = 0; i < groups; i++) this.o.client.write(Buffer.concat([err, readyForQuery('I')]));
+    for (let i = 0; i < groups; i++) this.out.write(Buffer.concat([err, readyForQuery('I')]));
     if (trailing) {
-      this.o.client.write(err);
+      this.out.write(err);
       this.rejecting = true;
     }
   }
@@ -657,6 +676,7 @@ export class Session implements ResponseOwner {
   private fatal(fields: ErrorFields): void {
     if (this.state === 'closed') return;
     const client = this.o.client;
+    this.out.flush(); // what the client was already due goes first
     client.end(errorResponse({ ...fields, severity: 'FATAL' }));
     client.resume(); // read (and ignore) what still arrives, so the close is seen
     const timer = setTimeout(() => client.destroy(), FATAL_FLUSH_MS);
@@ -701,7 +721,7 @@ export class Session implements ResponseOwner {
    * hold at most one chunk's worth of answers.
    */
   private answerLocally(bytes: Buffer): void {
-    if (this.o.client.write(bytes) || this.clientPaused) return;
+    if (this.out.write(bytes) || this.clientPaused) return;
     this.clientPaused = true;
     this.pausedForClientOutput = true;
     this.o.client.pause();

@@ -3,7 +3,7 @@
 // transaction mode, hides the ParseComplete of statements the proxy prepared again, explains pooling errors,
 // keeps the client's ParameterStatus view true, and hands each ReadyForQuery to the session.
 // Reference: https://www.postgresql.org/docs/current/protocol-message-formats.html
-import type net from 'node:net';
+import type { WriteBatch } from '../util/write-batch.js';
 import type { ServerConn } from '../backend/server.js';
 import { Backend, TxStatus } from '../protocol/codes.js';
 import { decodeErrorFields, decodeParameterStatus } from '../protocol/decode.js';
@@ -47,7 +47,8 @@ export class ServerResponses implements FrameSink {
   private shownSinceSettle = false;
 
   constructor(
-    private readonly client: net.Socket,
+    /** The client socket's writes, batched per server read. */
+    private readonly client: WriteBatch,
     private readonly statements: StatementCache,
     private readonly context: TenantContext,
     /** ParameterStatus values the client has been shown. */
@@ -144,11 +145,11 @@ export class ServerResponses implements FrameSink {
   }
 
   begin(): void {
-    this.client.cork();
+    this.client.begin();
   }
 
   end(): void {
-    this.client.uncork();
+    if (!this.client.end()) this.owner.pauseServer();
   }
 
   /** Sends `replacement` instead of the message being inspected, if there is one. */

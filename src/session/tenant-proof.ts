@@ -19,8 +19,8 @@ export function proofKeyId(key: string): string {
 }
 /** Key ids by key: a login would else hash the key again (a handful of keys at most: current and rotated). */
 const KEY_IDS = new Lru<string, string>(16);
-/** Proofs by kid, tenant and expiry: logins of one tenant within the same second share one HMAC. */
-const PROOFS = new Lru<string, string>(10_000);
+/** Proofs per key, by kid, tenant and expiry: logins of one tenant within the same second share one HMAC. */
+const PROOFS = new Lru<string, Lru<string, string>>(16);
 
 /** The key XOR ipad and XOR opad, as the database stores them: HMAC = sha256(opad || sha256(ipad || msg)). */
 export function proofKeyPads(key: string): { ipad: Buffer; opad: Buffer } {
@@ -38,8 +38,9 @@ export function proofKeyPads(key: string): { ipad: Buffer; opad: Buffer } {
 /** The proof value for `tenant`, valid until `expSeconds` (Unix seconds). */
 export function mintProof(key: string, kid: string, tenant: string, expSeconds: number): string {
   const exp = String(Math.floor(expSeconds));
-  // The kid names the key, so it is part of the memo key: a rotated key never gets the old key's proof.
-  return PROOFS.getOrSet(`${kid}\n${tenant}\n${exp}`, () => `${kid}.${exp}.${createHmac('sha256', key).update(`${tenant}\n${exp}`, 'utf8').digest('hex')}`);
+  // Memoised per key (never across keys, whatever kid a caller names), then by kid, tenant and expiry.
+  const memo = PROOFS.getOrSet(key, () => new Lru<string, string>(10_000));
+  return memo.getOrSet(`${kid}\n${tenant}\n${exp}`, () => `${kid}.${exp}.${createHmac('sha256', key).update(`${tenant}\n${exp}`, 'utf8').digest('hex')}`);
 }
 
 export interface ProofConfig {

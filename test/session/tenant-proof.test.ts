@@ -76,3 +76,14 @@ describe('the prefix reseeds random() in every transaction', () => {
     expect(new TenantContext([], new Map(), () => undefined).transactionPrefix()).toHaveLength(0);
   });
 });
+
+describe('proof memo', () => {
+  it('never serves one key proof for another, even when a caller names the same kid', () => {
+    const kid = proofKeyId(KEY);
+    const a = mintProof(KEY, kid, 'globex', 2_000_000_000);
+    const b = mintProof('another-proof-key-that-is-at-least-32-bytes', kid, 'globex', 2_000_000_000);
+    expect(a).not.toBe(b);
+    expect(b.split('.')[2]).toBe(createHmac('sha256', 'another-proof-key-that-is-at-least-32-bytes').update('globex\n2000000000').digest('hex'));
+    expect(mintProof(KEY, kid, 'globex', 2_000_000_000)).toBe(a);
+  });
+});
