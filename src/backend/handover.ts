@@ -11,7 +11,7 @@
 import { serialize } from 'pg-protocol';
 import { Backend, TxStatus } from '../protocol/codes.js';
 import { decodeErrorFields } from '../protocol/decode.js';
-import { checkReadback, dataRowFields, type Readback, readbackQuery } from './readback.js';
+import { type Readback, readbackIntact, readbackQuery } from './readback.js';
 import { cryptoSeed } from './seed.js';
 
 export type HandoverMode = 'eager' | 'pipelined';
@@ -192,7 +192,7 @@ export class Handover {
   private readbackRow(body: Buffer): void {
     if (this.readbackSeen || !this.readback) return;
     this.readbackSeen = true;
-    const intact = checkReadback(this.readback, dataRowFields(body));
+    const intact = readbackIntact(this.readback, body);
     this.events.readback(intact ? 'intact' : 'tampered', null);
   }
 

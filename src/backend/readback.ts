@@ -51,6 +51,40 @@ export function dataRowFields(body: Buffer): Array<string | null> {
   return out;
 }
 
+/** The DataRow body an intact read-back returns, per client; null when search_path is not checked. */
+const expectedRows = new WeakMap<Readback, Buffer | null>();
+function expectedRow(rb: Readback): Buffer | null {
+  let row = expectedRows.get(rb);
+  if (row === undefined) {
+    row = rb.searchPath === null ? null : dataRowBody([rb.tenant, rb.searchPath, rb.user]);
+    expectedRows.set(rb, row);
+  }
+  return row;
+}
+
+function dataRowBody(fields: string[]): Buffer {
+  const parts = fields.map((f) => Buffer.from(f, 'utf8'));
+  const out = Buffer.allocUnsafe(2 + parts.reduce((n, p) => n + 4 + p.length, 0));
+  out.writeInt16BE(fields.length, 0);
+  let pos = 2;
+  for (const p of parts) {
+    out.writeInt32BE(p.length, pos);
+    p.copy(out, pos + 4);
+    pos += 4 + p.length;
+  }
+  return out;
+}
+
+/**
+ * Checks a read-back DataRow body. An intact one is recognised by one byte comparison with the row it must
+ * be; anything else is decoded and compared field by field (calling `tampered` on a difference).
+ */
+export function readbackIntact(rb: Readback, body: Buffer): boolean {
+  const expected = expectedRow(rb);
+  if (expected !== null && body.equals(expected)) return true;
+  return checkReadback(rb, dataRowFields(body));
+}
+
 /** Compares a read-back row with what was set; calls `tampered` on any difference. Returns true if intact. */
 export function checkReadback(rb: Readback, row: Array<string | null>): boolean {
   const [tenant, searchPath, user] = row;
