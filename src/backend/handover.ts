@@ -76,6 +76,12 @@ export class Handover {
    *   block and reseeds random() inside it (TenantContext.reseeds): the hand-over need not reseed.
    */
   bytes(mode: HandoverMode, nextReseeds = false): Buffer {
+    const parts = this.parts(mode, nextReseeds);
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  }
+
+  /** The same as bytes(), as the messages' buffers (shared, never to be modified): for a batched write. */
+  parts(mode: HandoverMode, nextReseeds = false): readonly Buffer[] {
     this.mode = mode;
     const parts: Buffer[] = [];
     if (this.rollback) {
@@ -108,7 +114,7 @@ export class Handover {
         parts.push(PIPELINED_DISCARD_ALL, PIPELINED_BEGIN, pipelined(reseedSql()), PIPELINED_COMMIT);
       }
     }
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    return parts;
   }
 
   /**

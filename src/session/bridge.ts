@@ -345,7 +345,7 @@ export class Session implements ResponseOwner {
     this.o.observer?.acquired(server);
     server.fresh = false;
     server.attach(this.responses);
-    this.offServerClose = server.onClose((reason) => this.onServerGone(reason));
+    this.offServerClose = server.onClose(this.serverClosed);
     this.responses.startHold(server, handover);
     this.segSent = this.segDone = 0;
     this.statements.newBackend();
@@ -354,7 +354,7 @@ export class Session implements ResponseOwner {
     server.begin();
     const context = this.o.context;
     const prefix = context.transactionPrefix();
-    if (handover) server.write(handover.bytes('pipelined', context.reseeds));
+    if (handover) for (const part of handover.parts('pipelined', context.reseeds)) server.write(part);
     if (prefix.length > 0) server.write(prefix);
     this.drainStash();
     if (!server.end() && server === this.server) this.pauseClient(server);
@@ -655,6 +655,8 @@ export class Session implements ResponseOwner {
     // What this client's context should still be: checked by the backend's hand-over (or said to be skipped).
     this.o.pool.release(server, mode, this.o.readback ?? null);
   }
+
+  private readonly serverClosed = (reason: string): void => this.onServerGone(reason);
 
   private onServerGone(reason: string): void {
     this.server = null;
