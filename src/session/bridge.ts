@@ -6,8 +6,8 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { Handover } from '../backend/handover.js';
-import type { Pool, PoolWaiter, ReleaseMode } from '../backend/pool.js';
-import { PoolError } from '../backend/pool.js';
+import type { Pool } from '../backend/pool.js';
+import { PoolError, type PoolWaiter, type ReleaseMode } from '../backend/pool-types.js';
 import type { ServerConn } from '../backend/server.js';
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import { errorResponse, type ErrorFields, frame, readyForQuery } from '../protocol/encode.js';
