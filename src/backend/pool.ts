@@ -5,6 +5,7 @@
 import { DeadlineTimer } from './deadline-timer.js';
 import type { BackendConfig, PoolConfig } from '../config/types.js';
 import { BackendConnectError, type Handshake, sendCancel } from './connect.js';
+import { DeferredResets } from './deferred-resets.js';
 import { Handover, type ReadbackOutcome } from './handover.js';
 import { PoolError, type PoolEvents, type PoolSnapshot, type PoolStats, type PoolWaiter, type ReleaseMode } from './pool-types.js';
 import type { Readback } from './readback.js';
@@ -31,14 +32,8 @@ export class Pool {
   /** Per tenant FIFO, served round-robin (pool.fairness); one timer serves the earliest deadline. */
   private readonly queue: Waiters<Queued>;
   private readonly deadline = new DeadlineTimer(() => this.expireWaiters());
-  /**
-   * Idle backends whose hand-over is deferred (pool.reset_delay_ms): pipelined in front of the next client
-   * that takes them, or run eagerly once their deadline passes, so session-level locks, LISTEN and temp
-   * tables a client left are released within that bound even if nobody comes. Insertion order is deadline
-   * order (one delay for all), so one timer serves them.
-   */
-  private readonly deferred = new Map<ServerConn, { handover: Handover; deadline: number }>();
-  private deferTimer: NodeJS.Timeout | null = null;
+  /** Idle backends whose hand-over waits for the next client (pool.reset_delay_ms) or its deadline. */
+  private readonly deferred = new DeferredResets((conn, handover) => this.runDeferred(conn, handover));
   private closing = false;
   private maintenanceTimer: NodeJS.Timeout | null = null;
   /** Backends held by a client now, with the client's tenant (pool.tenant_max_backends). */
@@ -157,20 +152,19 @@ export class Pool {
     // Waiters of the same tenant queue behind each other; one at its cap waits for its own releases.
     const conn = this.mayHold(tenant) ? this.takeIdle() : null;
     if (conn) {
-      const d = this.deferred.get(conn);
-      if (d) this.deferred.delete(conn);
+      const handover = this.deferred.take(conn);
       if (this.needsPing(conn)) {
         // A deferred reset run on its own is the check: its round trip shows the backend answers.
-        return d ? this.settleThenGrant(conn, d.handover, waiter, tenant) : this.pingThenGrant(conn, waiter, tenant);
+        return handover ? this.settleThenGrant(conn, handover, waiter, tenant) : this.pingThenGrant(conn, waiter, tenant);
       }
       // A deferred reset is pipelined in front of this client's first message: a backend that died meanwhile
       // fails in that hand-over, before anything of the client ran, and the session replays the transaction
       // start on another backend (session/retry.ts).
-      if (d) this.events.reset('pipelined');
+      if (handover) this.events.reset('pipelined');
       conn.lastUsedAt = Date.now();
       this.hold(conn, tenant);
       this.events.acquired(0);
-      waiter.granted(conn, d ? d.handover : null);
+      waiter.granted(conn, handover);
       this.keepMinIdle();
       return;
     }
@@ -281,9 +275,8 @@ export class Pool {
       if (this.cfg.reset_delay_ms > 0) {
         // Nobody waits: the next client to take it pipelines the reset (saving a round trip per
         // transaction); if none does within reset_delay_ms, it runs on its own (runDeferred).
-        this.deferred.set(conn, { handover, deadline: Date.now() + this.cfg.reset_delay_ms });
+        this.deferred.add(conn, handover, Date.now() + this.cfg.reset_delay_ms);
         this.idle.push(conn);
-        this.armDeferred();
         return;
       }
     }
@@ -314,7 +307,7 @@ export class Pool {
 
   async close(): Promise<void> {
     this.closing = true;
-    if (this.deferTimer) clearTimeout(this.deferTimer);
+    this.deferred.stop();
     if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.saturation.stop();
@@ -338,33 +331,19 @@ export class Pool {
     );
   }
 
-  private armDeferred(): void {
-    if (this.deferTimer) return;
-    const first = this.deferred.values().next();
-    if (first.done) return;
-    this.deferTimer = setTimeout(() => this.runDeferred(), Math.max(0, first.value.deadline - Date.now()));
-  }
-
-  /** Deferred hand-overs past their deadline run now, in their own round trip. */
-  private runDeferred(): void {
-    this.deferTimer = null;
-    const now = Date.now();
-    for (const [conn, d] of this.deferred) {
-      if (d.deadline > now) break;
-      this.deferred.delete(conn);
-      const i = this.idle.indexOf(conn);
-      if (i >= 0) this.idle.splice(i, 1);
-      this.settleEagerly(
-        conn,
-        d.handover,
-        () => {
-          this.events.reset('eager');
-          this.makeAvailable(conn);
-        },
-        () => {},
-      );
-    }
-    this.armDeferred();
+  /** A deferred hand-over whose deadline passed: its backend leaves the idle list while it runs on its own. */
+  private runDeferred(conn: ServerConn, handover: Handover): void {
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.settleEagerly(
+      conn,
+      handover,
+      () => {
+        this.events.reset('eager');
+        this.makeAvailable(conn);
+      },
+      () => {},
+    );
   }
 
   private takeIdle(): ServerConn | null {
@@ -545,11 +524,7 @@ export class Pool {
 
   private forget(conn: ServerConn, reason: string): void {
     this.all.delete(conn);
-    const d = this.deferred.get(conn);
-    if (d) {
-      this.deferred.delete(conn);
-      d.handover.abandon(reason);
-    }
+    this.deferred.abandon(conn, reason);
     this.unhold(conn);
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
