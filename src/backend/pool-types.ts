@@ -1,4 +1,5 @@
 // The pool's contract with its users: waiters, release modes, events, stats, snapshot and PoolError.
+import type { PoolConfig } from '../config/types.js';
 import type { Handover, ReadbackOutcome } from './handover.js';
 import type { SaturationKind } from './pool-policy.js';
 import type { ServerConn } from './server.js';
@@ -66,4 +67,11 @@ export interface PoolSnapshot {
   conns: Array<{ conn: ServerConn; idle: boolean }>;
   /** From the newest handshake; null before the first backend was opened. */
   params: Map<string, string> | null;
+}
+
+/** The pool's keys as now configured (reloadable), read by the parts the pool owns. */
+export interface PoolSettings {
+  readonly cfg: PoolConfig;
+  /** size + overflow: backends never exceed it. */
+  readonly cap: number;
 }

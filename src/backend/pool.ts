@@ -7,16 +7,14 @@ import type { BackendConfig, PoolConfig } from '../config/types.js';
 import { BackendConnectError, type Handshake, sendCancel } from './connect.js';
 import { DeferredResets } from './deferred-resets.js';
 import { Handover, type ReadbackOutcome } from './handover.js';
-import { PoolError, type PoolEvents, type PoolSnapshot, type PoolStats, type PoolWaiter, type ReleaseMode } from './pool-types.js';
+import { PoolError, type PoolEvents, type PoolSettings, type PoolSnapshot, type PoolStats, type PoolWaiter, type ReleaseMode } from './pool-types.js';
 import type { Readback } from './readback.js';
 import { runEagerHandover } from './reset.js';
-import { Backoff, idleToClose, recycleAt, Saturation } from './pool-policy.js';
+import { Backends } from './pool-backends.js';
+import { Saturation } from './pool-policy.js';
 import { pingBackend } from './ping.js';
-import { ServerConn } from './server.js';
+import type { ServerConn } from './server.js';
 import { Waiters } from './waiters.js';
-
-/** How long a retired backend's server may take to close the socket after Terminate before it is cut. */
-const RETIRE_WAIT_MS = 2000;
 
 interface Queued {
   waiter: PoolWaiter;
@@ -25,38 +23,27 @@ interface Queued {
   deadline: number;
 }
 
-export class Pool {
+export class Pool implements PoolSettings {
   private readonly idle: ServerConn[] = [];
-  private readonly all = new Set<ServerConn>();
-  private connecting = 0;
+  /** Opens, retires and maintains the backends; this class decides who gets them. */
+  private readonly backends: Backends;
   /** Per tenant FIFO, served round-robin (pool.fairness); one timer serves the earliest deadline. */
   private readonly queue: Waiters<Queued>;
   private readonly deadline = new DeadlineTimer(() => this.expireWaiters());
   /** Idle backends whose hand-over waits for the next client (pool.reset_delay_ms) or its deadline. */
   private readonly deferred = new DeferredResets((conn, handover) => this.runDeferred(conn, handover));
   private closing = false;
-  private maintenanceTimer: NodeJS.Timeout | null = null;
   /** Backends held by a client now, with the client's tenant (pool.tenant_max_backends). */
   private readonly heldBy = new Map<ServerConn, string | null>();
   private readonly tenantHeld = new Map<string, number>();
-  /** When each backend is due for recycling (max_lifetime_ms with jitter). */
-  private readonly recycleDue = new WeakMap<ServerConn, number>();
   /** Waiters whose idle backend is being pre-pinged: they may still withdraw. */
   private readonly pinging = new Map<PoolWaiter, ServerConn>();
-  private readonly backoff = new Backoff();
-  /** Backends sent Terminate whose server process has not closed the socket yet: still counted in the cap. */
-  private retiring = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
   private readonly saturation: Saturation;
   /** CancelRequests on their way to the server; close() waits for them. */
   private readonly cancelsSent = new Set<Promise<void>>();
   private readonly eligible = (tenant: string | null): boolean => this.mayHold(tenant);
-  /** Server ParameterStatus values from the newest handshake, shown to clients at login. */
-  private params: Map<string, string> | null = null;
   /** Parse bytes kept for re-preparing across all clients of this pool (pool.max_prepared_statement_bytes_total). */
   readonly retainedStatements: { used: number; limit: number };
-  /** Why the last attempt to open a backend connection failed, or null if it succeeded or none was made (/readyz). */
-  lastConnectError: string | null = null;
   private readonly handoverEvents = {
     readback: (outcome: ReadbackOutcome, reason: string | null) => this.events.readback?.(outcome, reason),
   };
@@ -65,14 +52,25 @@ export class Pool {
     readonly name: string,
     public cfg: PoolConfig,
     private readonly backend: BackendConfig,
-    private readonly connect: (cfg: BackendConfig) => Promise<Handshake>,
+    connect: (cfg: BackendConfig) => Promise<Handshake>,
     private readonly events: PoolEvents,
   ) {
     this.retainedStatements = { used: 0, limit: cfg.max_prepared_statement_bytes_total };
     this.queue = new Waiters<Queued>(cfg.fairness);
     this.saturation = new Saturation((kind, on, u) => this.events.saturation?.(kind, on, u), () => this.cfg.alert_recovery_ms);
-    this.armMaintenance();
-    this.keepMinIdle();
+    this.backends = new Backends(this, this.idle, backend, connect, events, {
+      demand: () => this.queue.eligibleCount(this.eligible),
+      available: (conn) => this.makeAvailable(conn),
+      closed: (conn, reason) => this.forget(conn, reason),
+      unreachable: (err) => this.failWaiters(err),
+      observeSaturation: () => this.observeSaturation(),
+    });
+    this.backends.keepMinIdle();
+  }
+
+  /** Why the last attempt to open a backend connection failed, or null if it succeeded or none was made (/readyz). */
+  get lastConnectError(): string | null {
+    return this.backends.lastConnectError;
   }
 
   /** The hard cap: backends never exceed it. */
@@ -81,7 +79,7 @@ export class Pool {
   }
 
   stats(): PoolStats {
-    const open = this.all.size;
+    const open = this.backends.open;
     return {
       size: this.cfg.size,
       cap: this.cap,
@@ -90,7 +88,7 @@ export class Pool {
       open,
       busy: open - this.idle.length,
       idle: this.idle.length,
-      connecting: this.connecting,
+      connecting: this.backends.opening,
       waiting: this.queue.length,
     };
   }
@@ -104,20 +102,18 @@ export class Pool {
     this.cfg = next;
     this.retainedStatements.limit = next.max_prepared_statement_bytes_total;
     this.queue.setFairness(next.fairness);
-    this.armMaintenance();
-    this.maintain();
-    this.grow();
+    this.backends.reconfigure();
   }
 
   /** Read-only view for the admin console and metrics: every open backend, whether it is idle, and the server's parameters. */
   snapshot(): PoolSnapshot {
     const idle = new Set(this.idle);
-    return { stats: this.stats(), conns: [...this.all].map((conn) => ({ conn, idle: idle.has(conn) })), params: this.params };
+    return { stats: this.stats(), conns: [...this.backends.conns].map((conn) => ({ conn, idle: idle.has(conn) })), params: this.backends.params };
   }
 
   /** Server parameters for a login; opens a first connection if none was ever made. */
   async serverParams(): Promise<Map<string, string>> {
-    if (this.params) return this.params;
+    if (this.backends.params) return this.backends.params;
     try {
       const conn = await this.acquire();
       this.release(conn, 'idle', null);
@@ -126,7 +122,7 @@ export class Pool {
       if (e instanceof PoolError) throw new BackendConnectError(e.detail, e.sqlstate);
       throw e;
     }
-    return this.params!;
+    return this.backends.params!;
   }
 
   /** Promise form of request(), for callers off the hot path: resolves with a clean backend. */
@@ -165,7 +161,7 @@ export class Pool {
       this.hold(conn, tenant);
       this.events.acquired(0);
       waiter.granted(conn, handover);
-      this.keepMinIdle();
+      this.backends.keepMinIdle();
       return;
     }
     if (this.queue.length >= this.cfg.max_waiting) {
@@ -176,7 +172,7 @@ export class Pool {
     const now = Date.now();
     this.queue.push({ waiter, tenant, enqueuedAt: now, deadline: now + this.cfg.acquire_timeout_ms });
     this.armDeadline();
-    this.grow();
+    this.backends.grow();
   }
 
   /** With pool.pre_ping, a backend idle longer than pre_ping_after_ms is checked before a client gets it. */
@@ -264,7 +260,7 @@ export class Pool {
     // A client is waiting right now: hand the backend over with its reset pipelined in front of that client's
     // first message. This saves a round trip per transaction under load; with no one waiting, the reset runs
     // at once so nothing (locks, LISTEN, temp tables) idles in the pool.
-    if (handover.pipelinable && conn.cancelsInFlight === 0 && !this.mustRetire(conn)) {
+    if (handover.pipelinable && conn.cancelsInFlight === 0 && !this.backends.mustRetire(conn)) {
       const q = this.queue.next(this.eligible);
       if (q) {
         if (this.queue.length === 0) this.disarmDeadline();
@@ -308,12 +304,11 @@ export class Pool {
   async close(): Promise<void> {
     this.closing = true;
     this.deferred.stop();
-    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.backends.close();
     this.saturation.stop();
     this.disarmDeadline();
     for (const q of this.queue.drain()) q.waiter.failed(new PoolError('the proxy is shutting down', '57P01'));
-    for (const conn of [...this.all]) conn.destroy('proxy shutting down');
+    this.backends.destroyAll('proxy shutting down');
     // A cancel still on its way must arrive: PostgreSQL does not notice a closed socket while a query runs,
     // so without it the query (and its locks) would outlive the proxy. Bounded by backend.connect_timeout_ms.
     await Promise.allSettled([...this.cancelsSent]);
@@ -358,9 +353,9 @@ export class Pool {
 
   private makeAvailable(conn: ServerConn): void {
     if (conn.closed) return;
-    if (this.mustRetire(conn)) {
+    if (this.backends.mustRetire(conn)) {
       // Recycled by age, or above a cap lowered by reload: closed here, at a release, never mid-transaction.
-      this.retire(conn, this.all.size > this.cap ? 'pool shrunk by reload' : 'max_lifetime_ms reached');
+      this.backends.retire(conn, this.backends.open > this.cap ? 'pool shrunk by reload' : 'max_lifetime_ms reached');
       return;
     }
     const q = this.queue.next(this.eligible);
@@ -371,11 +366,6 @@ export class Pool {
       this.idle.push(conn);
       this.observeSaturation();
     }
-  }
-
-  /** Past its recycling age, or more backends open than the (reloaded) cap allows. */
-  private mustRetire(conn: ServerConn): boolean {
-    return this.all.size > this.cap || Date.now() >= (this.recycleDue.get(conn) ?? Infinity);
   }
 
   private mayHold(tenant: string | null): boolean {
@@ -404,7 +394,7 @@ export class Pool {
   private observeSaturation(): void {
     const t = this.cfg.alert_threshold;
     this.saturation.observe('cap', this.heldBy.size / this.cap, t);
-    this.saturation.observe('overflow', this.cfg.overflow === 0 ? NaN : Math.max(0, this.all.size - this.cfg.size) / this.cfg.overflow, t);
+    this.saturation.observe('overflow', this.cfg.overflow === 0 ? NaN : Math.max(0, this.backends.open - this.cfg.size) / this.cfg.overflow, t);
   }
 
   private grant(q: Queued, conn: ServerConn, handover: Handover | null): void {
@@ -440,120 +430,19 @@ export class Pool {
     }
   }
 
-  /** Opens connections while clients that may be served wait, and the cap allows. */
-  private grow(): void {
-    while (this.queue.eligibleCount(this.eligible) > this.connecting && this.all.size + this.connecting + this.retiring < this.cap && this.openOne());
-  }
-
-  /** Keeps min_idle backends ready ahead of demand (steady ones only: never into overflow). */
-  private keepMinIdle(): void {
-    while (this.idle.length + this.connecting < this.cfg.min_idle && this.all.size + this.connecting + this.retiring < this.cfg.size && this.openOne());
-  }
-
-  /**
-   * Closes an idle backend the limits retire (age, overflow, idle, shrink) politely, and keeps counting it
-   * against the cap until the server has closed the socket: only then is its process (and its
-   * pg_stat_activity entry) gone, so a replacement never makes PostgreSQL see more than the cap.
-   */
-  private retire(conn: ServerConn, reason: string): void {
-    if (conn.closed) return;
-    this.retiring++;
-    const sock = conn.socket;
-    const timer = setTimeout(() => sock.destroy(), RETIRE_WAIT_MS);
-    timer.unref();
-    sock.once('close', () => {
-      clearTimeout(timer);
-      this.retiring--;
-      this.grow();
-      this.keepMinIdle();
-    });
-    conn.terminate(reason);
-  }
-
-  /** Starts one connect unless backing off after failures (then retries when the back-off ends). False: not started. */
-  private openOne(): boolean {
-    if (this.closing) return false;
-    const wait = this.backoff.waitMs(Date.now());
-    if (wait > 0) {
-      if (!this.retryTimer) {
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = null;
-          this.grow();
-          this.keepMinIdle();
-        }, wait);
-        this.retryTimer.unref();
-      }
-      return false;
-    }
-    this.connecting++;
-    this.connect(this.backend).then(
-      (hs) => {
-        this.connecting--;
-        this.lastConnectError = null;
-        if (this.backoff.down) this.events.reachability?.(true, null, 0);
-        this.backoff.succeeded();
-        this.params = hs.params;
-        const conn = new ServerConn(hs);
-        this.all.add(conn);
-        this.recycleDue.set(conn, recycleAt(Date.now(), this.cfg.max_lifetime_ms));
-        conn.onClose((reason) => this.forget(conn, reason));
-        this.events.opened(conn);
-        if (this.closing) conn.destroy('proxy shutting down');
-        else this.makeAvailable(conn);
-      },
-      (err: Error) => {
-        this.connecting--;
-        this.lastConnectError = err.message;
-        const wasDown = this.backoff.down;
-        const retryIn = this.backoff.failed(Date.now());
-        if (!wasDown) this.events.reachability?.(false, err.message, retryIn);
-        this.events.connectFailed(err);
-        // With no connection left to wait for, waiting is pointless: tell the waiters why now.
-        if (this.all.size === 0 && this.connecting === 0) {
-          const e = err instanceof BackendConnectError ? err : new BackendConnectError(err.message);
-          const sqlstate = e.sqlstate === '28000' || e.sqlstate === '28P01' ? '08004' : '08006';
-          this.disarmDeadline();
-          for (const q of this.queue.drain()) q.waiter.failed(new PoolError(`cannot reach the database: ${e.message}`, sqlstate, e.message));
-        } else {
-          this.grow(); // arms the retry timer for the waiters still there
-        }
-      },
-    );
-    return true;
-  }
-
+  /** A backend closed: what the pool kept of it goes (its deferred hand-over, its client's hold, its idle slot). */
   private forget(conn: ServerConn, reason: string): void {
-    this.all.delete(conn);
     this.deferred.abandon(conn, reason);
     this.unhold(conn);
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
-    this.events.closed(conn, reason);
-    this.grow();
-    this.keepMinIdle();
   }
 
-  /** Runs the limits' periodic decisions: idle, overflow and aged backends closed; min_idle kept. */
-  private maintain(): void {
-    if (this.closing) return;
-    const now = Date.now();
-    for (const conn of idleToClose(this.idle, this.all.size, this.cfg, now)) this.retire(conn, this.all.size > this.cfg.size ? 'overflow idle timeout' : 'idle timeout');
-    // (destroy() tells forget() synchronously, so all.size falls as we go.)
-    for (const conn of [...this.idle]) {
-      if (this.all.size > this.cap) this.retire(conn, 'pool shrunk by reload');
-      else if (now >= (this.recycleDue.get(conn) ?? Infinity)) this.retire(conn, 'max_lifetime_ms reached');
-    }
-    this.observeSaturation();
-    this.keepMinIdle();
-  }
-
-  /** One timer for maintain(), as often as the shortest of the limits it enforces needs (100 ms to 10 s). */
-  private armMaintenance(): void {
-    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
-    const c = this.cfg;
-    const periods = [c.overflow > 0 ? c.overflow_idle_ms : 0, c.idle_timeout_ms, c.max_lifetime_ms / 10, c.min_idle > 0 ? 1000 : 0].filter((p) => p > 0);
-    const every = Math.max(100, Math.min(10_000, ...periods.map((p) => p / 2)));
-    this.maintenanceTimer = setInterval(() => this.maintain(), every);
-    this.maintenanceTimer.unref();
+  /** A connect failed with no backend left to wait for: waiting is pointless, so the waiters are told why now. */
+  private failWaiters(err: Error): void {
+    const e = err instanceof BackendConnectError ? err : new BackendConnectError(err.message);
+    const sqlstate = e.sqlstate === '28000' || e.sqlstate === '28P01' ? '08004' : '08006';
+    this.disarmDeadline();
+    for (const q of this.queue.drain()) q.waiter.failed(new PoolError(`cannot reach the database: ${e.message}`, sqlstate, e.message));
   }
 }
