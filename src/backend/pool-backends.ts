@@ -1,6 +1,6 @@
 // The pool's open backends: opened within the cap (backing off while the server is unreachable), retired politely, and kept to the limits.
 import type { BackendConfig } from '../config/types.js';
-import type { Handshake } from './connect.js';
+import { type Handshake, sendCancel } from './connect.js';
 import { Backoff, idleToClose, recycleAt } from './pool-policy.js';
 import type { PoolEvents, PoolSettings } from './pool-types.js';
 import { ServerConn } from './server.js';
@@ -33,6 +33,8 @@ export class Backends {
   private retryTimer: NodeJS.Timeout | null = null;
   private maintenanceTimer: NodeJS.Timeout | null = null;
   private closing = false;
+  /** CancelRequests on their way to the server; the pool's close() waits for them. */
+  private readonly cancelsSent = new Set<Promise<void>>();
   private newestParams: Map<string, string> | null = null;
   private connectError: string | null = null;
 
@@ -115,6 +117,22 @@ export class Backends {
       this.keepMinIdle();
     });
     conn.terminate(reason);
+  }
+
+  /** Sends a CancelRequest for what `conn` runs now; the backend is not reset or reused until the server processed it. */
+  cancel(conn: ServerConn): void {
+    if (conn.closed) return;
+    conn.cancelStarted();
+    const sent = sendCancel(this.backend, conn.pid, conn.secret).finally(() => {
+      conn.cancelFinished();
+      this.cancelsSent.delete(sent);
+    });
+    this.cancelsSent.add(sent);
+  }
+
+  /** Settles once every CancelRequest sent so far has (bounded by backend.connect_timeout_ms). */
+  cancelsSettled(): Promise<unknown> {
+    return Promise.allSettled([...this.cancelsSent]);
   }
 
   /** Shutdown: nothing opens any more and the timers stop (destroyAll() closes what is open). */

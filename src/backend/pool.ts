@@ -4,14 +4,14 @@
 // Decisions by the SRE's limits (overflow, min_idle, lifetime, saturation, back-off) are in pool-policy.ts.
 import { DeadlineTimer } from './deadline-timer.js';
 import type { BackendConfig, PoolConfig } from '../config/types.js';
-import { BackendConnectError, type Handshake, sendCancel } from './connect.js';
+import { BackendConnectError, type Handshake } from './connect.js';
 import { DeferredResets } from './deferred-resets.js';
 import { Handover, type ReadbackOutcome } from './handover.js';
 import { PoolError, type PoolEvents, type PoolSettings, type PoolSnapshot, type PoolStats, type PoolWaiter, type ReleaseMode } from './pool-types.js';
 import type { Readback } from './readback.js';
 import { runEagerHandover } from './reset.js';
 import { Backends } from './pool-backends.js';
-import { Saturation } from './pool-policy.js';
+import { Holds } from './pool-holds.js';
 import { pingBackend } from './ping.js';
 import type { ServerConn } from './server.js';
 import { Waiters } from './waiters.js';
@@ -33,15 +33,11 @@ export class Pool implements PoolSettings {
   /** Idle backends whose hand-over waits for the next client (pool.reset_delay_ms) or its deadline. */
   private readonly deferred = new DeferredResets((conn, handover) => this.runDeferred(conn, handover));
   private closing = false;
-  /** Backends held by a client now, with the client's tenant (pool.tenant_max_backends). */
-  private readonly heldBy = new Map<ServerConn, string | null>();
-  private readonly tenantHeld = new Map<string, number>();
+  /** Who holds which backend now, per tenant, and the utilisation alerts. */
+  private readonly holds: Holds;
   /** Waiters whose idle backend is being pre-pinged: they may still withdraw. */
   private readonly pinging = new Map<PoolWaiter, ServerConn>();
-  private readonly saturation: Saturation;
-  /** CancelRequests on their way to the server; close() waits for them. */
-  private readonly cancelsSent = new Set<Promise<void>>();
-  private readonly eligible = (tenant: string | null): boolean => this.mayHold(tenant);
+  private readonly eligible = (tenant: string | null): boolean => this.holds.mayHold(tenant);
   /** Parse bytes kept for re-preparing across all clients of this pool (pool.max_prepared_statement_bytes_total). */
   readonly retainedStatements: { used: number; limit: number };
   private readonly handoverEvents = {
@@ -51,20 +47,20 @@ export class Pool implements PoolSettings {
   constructor(
     readonly name: string,
     public cfg: PoolConfig,
-    private readonly backend: BackendConfig,
+    backend: BackendConfig,
     connect: (cfg: BackendConfig) => Promise<Handshake>,
     private readonly events: PoolEvents,
   ) {
     this.retainedStatements = { used: 0, limit: cfg.max_prepared_statement_bytes_total };
     this.queue = new Waiters<Queued>(cfg.fairness);
-    this.saturation = new Saturation((kind, on, u) => this.events.saturation?.(kind, on, u), () => this.cfg.alert_recovery_ms);
     this.backends = new Backends(this, this.idle, backend, connect, events, {
       demand: () => this.queue.eligibleCount(this.eligible),
       available: (conn) => this.makeAvailable(conn),
       closed: (conn, reason) => this.forget(conn, reason),
       unreachable: (err) => this.failWaiters(err),
-      observeSaturation: () => this.observeSaturation(),
+      observeSaturation: () => this.holds.observe(),
     });
+    this.holds = new Holds(this, this.backends, (kind, on, u) => this.events.saturation?.(kind, on, u));
     this.backends.keepMinIdle();
   }
 
@@ -84,7 +80,7 @@ export class Pool implements PoolSettings {
       size: this.cfg.size,
       cap: this.cap,
       overflowOpen: Math.max(0, open - this.cfg.size),
-      held: this.heldBy.size,
+      held: this.holds.count,
       open,
       busy: open - this.idle.length,
       idle: this.idle.length,
@@ -146,7 +142,7 @@ export class Pool implements PoolSettings {
     if (this.closing) return waiter.failed(new PoolError('the proxy is shutting down', '57P01'));
     const tenant = waiter.tenant ?? null;
     // Waiters of the same tenant queue behind each other; one at its cap waits for its own releases.
-    const conn = this.mayHold(tenant) ? this.takeIdle() : null;
+    const conn = this.holds.mayHold(tenant) ? this.takeIdle() : null;
     if (conn) {
       const handover = this.deferred.take(conn);
       if (this.needsPing(conn)) {
@@ -158,7 +154,7 @@ export class Pool implements PoolSettings {
       // start on another backend (session/retry.ts).
       if (handover) this.events.reset('pipelined');
       conn.lastUsedAt = Date.now();
-      this.hold(conn, tenant);
+      this.holds.hold(conn, tenant);
       this.events.acquired(0);
       waiter.granted(conn, handover);
       this.backends.keepMinIdle();
@@ -183,10 +179,10 @@ export class Pool implements PoolSettings {
   /** Pings `conn`; a live one is granted, a dead one closed and the request retried: the client never knows. */
   private pingThenGrant(conn: ServerConn, waiter: PoolWaiter, tenant: string | null): void {
     this.pinging.set(waiter, conn);
-    this.hold(conn, tenant);
+    this.holds.hold(conn, tenant);
     pingBackend(conn, Math.min(this.cfg.reset_timeout_ms, 5000), (err) => {
       const stillWaiting = this.pinging.delete(waiter);
-      this.unhold(conn);
+      this.holds.unhold(conn);
       if (err !== null) {
         this.events.resetFailed(conn, `pre-ping failed: ${err}`);
         conn.destroy(`pre-ping failed: ${err}`);
@@ -195,7 +191,7 @@ export class Pool implements PoolSettings {
       }
       conn.lastUsedAt = Date.now();
       if (!stillWaiting || this.closing) return this.makeAvailable(conn);
-      this.hold(conn, tenant);
+      this.holds.hold(conn, tenant);
       this.events.acquired(0);
       waiter.granted(conn, null);
     });
@@ -204,10 +200,10 @@ export class Pool implements PoolSettings {
   /** pre_ping of a backend whose reset was deferred: the reset runs on its own first; a failed one closes it and the request is retried. */
   private settleThenGrant(conn: ServerConn, handover: Handover, waiter: PoolWaiter, tenant: string | null): void {
     this.pinging.set(waiter, conn);
-    this.hold(conn, tenant);
+    this.holds.hold(conn, tenant);
     const settled = (): boolean => {
       const stillWaiting = this.pinging.delete(waiter);
-      this.unhold(conn);
+      this.holds.unhold(conn);
       return stillWaiting;
     };
     this.settleEagerly(
@@ -217,7 +213,7 @@ export class Pool implements PoolSettings {
         this.events.reset('eager');
         conn.lastUsedAt = Date.now();
         if (!settled() || this.closing) return this.makeAvailable(conn);
-        this.hold(conn, tenant);
+        this.holds.hold(conn, tenant);
         this.events.acquired(0);
         waiter.granted(conn, null);
       },
@@ -244,7 +240,7 @@ export class Pool implements PoolSettings {
    */
   release(conn: ServerConn, mode: ReleaseMode, readback: Readback | null): void {
     conn.detach();
-    this.unhold(conn);
+    this.holds.unhold(conn);
     if (conn.closed || mode === 'broken' || this.closing) {
       // A closed backend takes its session state with it: there is nothing left to read back. Said, not skipped silently.
       const why = conn.closed ? 'the backend connection was already closed' : mode === 'broken' ? 'the backend was released broken and is closed' : 'the proxy is shutting down';
@@ -292,26 +288,20 @@ export class Pool implements PoolSettings {
    * processed the request, so a late cancel can never hit the next client's query.
    */
   cancel(conn: ServerConn): void {
-    if (conn.closed) return;
-    conn.cancelStarted();
-    const sent = sendCancel(this.backend, conn.pid, conn.secret).finally(() => {
-      conn.cancelFinished();
-      this.cancelsSent.delete(sent);
-    });
-    this.cancelsSent.add(sent);
+    this.backends.cancel(conn);
   }
 
   async close(): Promise<void> {
     this.closing = true;
     this.deferred.stop();
     this.backends.close();
-    this.saturation.stop();
+    this.holds.stop();
     this.disarmDeadline();
     for (const q of this.queue.drain()) q.waiter.failed(new PoolError('the proxy is shutting down', '57P01'));
     this.backends.destroyAll('proxy shutting down');
     // A cancel still on its way must arrive: PostgreSQL does not notice a closed socket while a query runs,
     // so without it the query (and its locks) would outlive the proxy. Bounded by backend.connect_timeout_ms.
-    await Promise.allSettled([...this.cancelsSent]);
+    await this.backends.cancelsSettled();
   }
 
   /** Runs the hand-over in its own round trip (after any cancel in flight settles); closes the backend if it fails. */
@@ -364,41 +354,12 @@ export class Pool implements PoolSettings {
       this.grant(q, conn, null);
     } else {
       this.idle.push(conn);
-      this.observeSaturation();
+      this.holds.observe();
     }
   }
 
-  private mayHold(tenant: string | null): boolean {
-    const max = this.cfg.tenant_max_backends;
-    return max === 0 || tenant === null || (this.tenantHeld.get(tenant) ?? 0) < max;
-  }
-
-  private hold(conn: ServerConn, tenant: string | null): void {
-    this.heldBy.set(conn, tenant);
-    if (tenant !== null) this.tenantHeld.set(tenant, (this.tenantHeld.get(tenant) ?? 0) + 1);
-    this.observeSaturation();
-  }
-
-  private unhold(conn: ServerConn): void {
-    if (!this.heldBy.has(conn)) return;
-    const tenant = this.heldBy.get(conn)!;
-    this.heldBy.delete(conn);
-    this.observeSaturation();
-    if (tenant === null) return;
-    const n = (this.tenantHeld.get(tenant) ?? 1) - 1;
-    if (n <= 0) this.tenantHeld.delete(tenant);
-    else this.tenantHeld.set(tenant, n);
-  }
-
-  /** Held backends over the cap, and overflow in use over overflow: POOL_SATURATED / POOL_RECOVERED. */
-  private observeSaturation(): void {
-    const t = this.cfg.alert_threshold;
-    this.saturation.observe('cap', this.heldBy.size / this.cap, t);
-    this.saturation.observe('overflow', this.cfg.overflow === 0 ? NaN : Math.max(0, this.backends.open - this.cfg.size) / this.cfg.overflow, t);
-  }
-
   private grant(q: Queued, conn: ServerConn, handover: Handover | null): void {
-    this.hold(conn, q.tenant);
+    this.holds.hold(conn, q.tenant);
     conn.lastUsedAt = Date.now();
     this.events.acquired((conn.lastUsedAt - q.enqueuedAt) / 1000);
     q.waiter.granted(conn, handover);
@@ -422,7 +383,7 @@ export class Pool implements PoolSettings {
         new PoolError(
           `no backend connection free in pool "${this.name}" after waiting ${this.cfg.acquire_timeout_ms} ms ` +
             `(cap ${s.cap} = pool.size ${s.size} + pool.overflow ${s.cap - s.size}, ${s.busy} busy, ${s.waiting} other clients waiting` +
-            `${this.cfg.tenant_max_backends > 0 && q.tenant !== null && !this.mayHold(q.tenant) ? `; this tenant holds pool.tenant_max_backends ${this.cfg.tenant_max_backends}` : ''}` +
+            `${this.cfg.tenant_max_backends > 0 && q.tenant !== null && !this.holds.mayHold(q.tenant) ? `; this tenant holds pool.tenant_max_backends ${this.cfg.tenant_max_backends}` : ''}` +
             `); retry, shorten transactions, or raise pool.size / pool.overflow`,
           '53300',
         ),
@@ -433,7 +394,7 @@ export class Pool implements PoolSettings {
   /** A backend closed: what the pool kept of it goes (its deferred hand-over, its client's hold, its idle slot). */
   private forget(conn: ServerConn, reason: string): void {
     this.deferred.abandon(conn, reason);
-    this.unhold(conn);
+    this.holds.unhold(conn);
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
   }
