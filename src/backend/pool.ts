@@ -1,8 +1,10 @@
 // The bounded backend pool: at most `size + overflow` server connections ever exist; clients wait for one
 // (round-robin across tenants, FIFO within one: waiters.ts), and a connection comes back only through its
 // hand-over (handover.ts): reset at once when nobody waits, or pipelined in front of the next waiting client.
+// This class decides who gets a backend and what a released one does next; its parts keep the rest:
+// pool-backends.ts (opening, retiring, maintenance), pool-queue.ts (waiters and their deadlines),
+// pool-holds.ts (holds per tenant, saturation), deferred-resets.ts (pool.reset_delay_ms), ping.ts (pre_ping).
 // Decisions by the SRE's limits (overflow, min_idle, lifetime, saturation, back-off) are in pool-policy.ts.
-import { DeadlineTimer } from './deadline-timer.js';
 import type { BackendConfig, PoolConfig } from '../config/types.js';
 import { BackendConnectError, type Handshake } from './connect.js';
 import { DeferredResets } from './deferred-resets.js';
@@ -12,31 +14,23 @@ import type { Readback } from './readback.js';
 import { runEagerHandover } from './reset.js';
 import { Backends } from './pool-backends.js';
 import { Holds } from './pool-holds.js';
-import { pingBackend } from './ping.js';
+import { type Queued, WaitQueue } from './pool-queue.js';
+import { PrePing } from './ping.js';
 import type { ServerConn } from './server.js';
-import { Waiters } from './waiters.js';
-
-interface Queued {
-  waiter: PoolWaiter;
-  tenant: string | null;
-  enqueuedAt: number;
-  deadline: number;
-}
 
 export class Pool implements PoolSettings {
   private readonly idle: ServerConn[] = [];
   /** Opens, retires and maintains the backends; this class decides who gets them. */
   private readonly backends: Backends;
-  /** Per tenant FIFO, served round-robin (pool.fairness); one timer serves the earliest deadline. */
-  private readonly queue: Waiters<Queued>;
-  private readonly deadline = new DeadlineTimer(() => this.expireWaiters());
+  /** The clients waiting, served round-robin across tenants (pool.fairness), each until acquire_timeout_ms. */
+  private readonly queue: WaitQueue;
   /** Idle backends whose hand-over waits for the next client (pool.reset_delay_ms) or its deadline. */
   private readonly deferred = new DeferredResets((conn, handover) => this.runDeferred(conn, handover));
   private closing = false;
   /** Who holds which backend now, per tenant, and the utilisation alerts. */
   private readonly holds: Holds;
-  /** Waiters whose idle backend is being pre-pinged: they may still withdraw. */
-  private readonly pinging = new Map<PoolWaiter, ServerConn>();
+  /** pool.pre_ping: checks an idle backend before its client gets it. */
+  private readonly prePing: PrePing;
   private readonly eligible = (tenant: string | null): boolean => this.holds.mayHold(tenant);
   /** Parse bytes kept for re-preparing across all clients of this pool (pool.max_prepared_statement_bytes_total). */
   readonly retainedStatements: { used: number; limit: number };
@@ -52,7 +46,7 @@ export class Pool implements PoolSettings {
     private readonly events: PoolEvents,
   ) {
     this.retainedStatements = { used: 0, limit: cfg.max_prepared_statement_bytes_total };
-    this.queue = new Waiters<Queued>(cfg.fairness);
+    this.queue = new WaitQueue(this, (q) => this.timedOut(q));
     this.backends = new Backends(this, this.idle, backend, connect, events, {
       demand: () => this.queue.eligibleCount(this.eligible),
       available: (conn) => this.makeAvailable(conn),
@@ -61,6 +55,11 @@ export class Pool implements PoolSettings {
       observeSaturation: () => this.holds.observe(),
     });
     this.holds = new Holds(this, this.backends, (kind, on, u) => this.events.saturation?.(kind, on, u));
+    this.prePing = new PrePing(this, this.holds, events, {
+      passed: (conn, waiter, tenant, waiting) => this.grantChecked(conn, waiter, tenant, waiting),
+      retry: (waiter) => this.request(waiter),
+      settle: (conn, handover, ok, failed) => this.settleEagerly(conn, handover, ok, failed),
+    });
     this.backends.keepMinIdle();
   }
 
@@ -145,9 +144,9 @@ export class Pool implements PoolSettings {
     const conn = this.holds.mayHold(tenant) ? this.takeIdle() : null;
     if (conn) {
       const handover = this.deferred.take(conn);
-      if (this.needsPing(conn)) {
+      if (this.prePing.needed(conn)) {
         // A deferred reset run on its own is the check: its round trip shows the backend answers.
-        return handover ? this.settleThenGrant(conn, handover, waiter, tenant) : this.pingThenGrant(conn, waiter, tenant);
+        return handover ? this.prePing.settle(conn, handover, waiter, tenant) : this.prePing.ping(conn, waiter, tenant);
       }
       // A deferred reset is pipelined in front of this client's first message: a backend that died meanwhile
       // fails in that hand-over, before anything of the client ran, and the session replays the transaction
@@ -165,72 +164,23 @@ export class Pool implements PoolSettings {
         new PoolError(`pool "${this.name}" has ${this.queue.length} clients waiting already (pool.max_waiting); try again later`, '53300'),
       );
     }
-    const now = Date.now();
-    this.queue.push({ waiter, tenant, enqueuedAt: now, deadline: now + this.cfg.acquire_timeout_ms });
-    this.armDeadline();
+    this.queue.push(waiter, tenant);
     this.backends.grow();
   }
 
-  /** With pool.pre_ping, a backend idle longer than pre_ping_after_ms is checked before a client gets it. */
-  private needsPing(conn: ServerConn): boolean {
-    return this.cfg.pre_ping && Date.now() - conn.lastUsedAt >= this.cfg.pre_ping_after_ms;
-  }
-
-  /** Pings `conn`; a live one is granted, a dead one closed and the request retried: the client never knows. */
-  private pingThenGrant(conn: ServerConn, waiter: PoolWaiter, tenant: string | null): void {
-    this.pinging.set(waiter, conn);
+  /** A pre-pinged backend answered: granted to its client if that still waits, else made available. */
+  private grantChecked(conn: ServerConn, waiter: PoolWaiter, tenant: string | null, waiting: boolean): void {
+    if (!waiting || this.closing) return this.makeAvailable(conn);
     this.holds.hold(conn, tenant);
-    pingBackend(conn, Math.min(this.cfg.reset_timeout_ms, 5000), (err) => {
-      const stillWaiting = this.pinging.delete(waiter);
-      this.holds.unhold(conn);
-      if (err !== null) {
-        this.events.resetFailed(conn, `pre-ping failed: ${err}`);
-        conn.destroy(`pre-ping failed: ${err}`);
-        if (stillWaiting) this.request(waiter);
-        return;
-      }
-      conn.lastUsedAt = Date.now();
-      if (!stillWaiting || this.closing) return this.makeAvailable(conn);
-      this.holds.hold(conn, tenant);
-      this.events.acquired(0);
-      waiter.granted(conn, null);
-    });
-  }
-
-  /** pre_ping of a backend whose reset was deferred: the reset runs on its own first; a failed one closes it and the request is retried. */
-  private settleThenGrant(conn: ServerConn, handover: Handover, waiter: PoolWaiter, tenant: string | null): void {
-    this.pinging.set(waiter, conn);
-    this.holds.hold(conn, tenant);
-    const settled = (): boolean => {
-      const stillWaiting = this.pinging.delete(waiter);
-      this.holds.unhold(conn);
-      return stillWaiting;
-    };
-    this.settleEagerly(
-      conn,
-      handover,
-      () => {
-        this.events.reset('eager');
-        conn.lastUsedAt = Date.now();
-        if (!settled() || this.closing) return this.makeAvailable(conn);
-        this.holds.hold(conn, tenant);
-        this.events.acquired(0);
-        waiter.granted(conn, null);
-      },
-      () => {
-        if (settled()) this.request(waiter);
-      },
-    );
+    this.events.acquired(0);
+    waiter.granted(conn, null);
   }
 
   /** The waiter's client went away: it leaves the queue, stops counting toward max_waiting, and gets nothing. */
   cancelRequest(waiter: PoolWaiter): boolean {
     // Mid pre-ping: the ping's outcome returns the backend to the pool, to nobody.
-    if (this.pinging.delete(waiter)) return true;
-    const q = this.queue.find((x) => x.waiter === waiter);
-    if (!q || !this.queue.remove(q)) return false;
-    if (this.queue.length === 0) this.disarmDeadline();
-    return true;
+    if (this.prePing.withdraw(waiter)) return true;
+    return this.queue.withdraw(waiter);
   }
 
   /**
@@ -259,7 +209,6 @@ export class Pool implements PoolSettings {
     if (handover.pipelinable && conn.cancelsInFlight === 0 && !this.backends.mustRetire(conn)) {
       const q = this.queue.next(this.eligible);
       if (q) {
-        if (this.queue.length === 0) this.disarmDeadline();
         this.events.reset('pipelined');
         this.grant(q, conn, handover);
         return;
@@ -296,7 +245,6 @@ export class Pool implements PoolSettings {
     this.deferred.stop();
     this.backends.close();
     this.holds.stop();
-    this.disarmDeadline();
     for (const q of this.queue.drain()) q.waiter.failed(new PoolError('the proxy is shutting down', '57P01'));
     this.backends.destroyAll('proxy shutting down');
     // A cancel still on its way must arrive: PostgreSQL does not notice a closed socket while a query runs,
@@ -350,7 +298,6 @@ export class Pool implements PoolSettings {
     }
     const q = this.queue.next(this.eligible);
     if (q) {
-      if (this.queue.length === 0) this.disarmDeadline();
       this.grant(q, conn, null);
     } else {
       this.idle.push(conn);
@@ -365,30 +312,18 @@ export class Pool implements PoolSettings {
     q.waiter.granted(conn, handover);
   }
 
-  private armDeadline(): void {
-    this.deadline.arm(this.queue.earliestDeadline());
-  }
-
-  private disarmDeadline(): void {
-    this.deadline.disarm();
-  }
-
-  private expireWaiters(): void {
-    const now = Date.now();
-    const expired = this.queue.expire(now);
-    this.armDeadline();
-    for (const q of expired) {
-      const s = this.stats();
-      q.waiter.failed(
-        new PoolError(
-          `no backend connection free in pool "${this.name}" after waiting ${this.cfg.acquire_timeout_ms} ms ` +
-            `(cap ${s.cap} = pool.size ${s.size} + pool.overflow ${s.cap - s.size}, ${s.busy} busy, ${s.waiting} other clients waiting` +
-            `${this.cfg.tenant_max_backends > 0 && q.tenant !== null && !this.holds.mayHold(q.tenant) ? `; this tenant holds pool.tenant_max_backends ${this.cfg.tenant_max_backends}` : ''}` +
-            `); retry, shorten transactions, or raise pool.size / pool.overflow`,
-          '53300',
-        ),
-      );
-    }
+  /** A waiter's acquire_timeout_ms passed: 53300, saying how full the pool is and what to change. */
+  private timedOut(q: Queued): void {
+    const s = this.stats();
+    q.waiter.failed(
+      new PoolError(
+        `no backend connection free in pool "${this.name}" after waiting ${this.cfg.acquire_timeout_ms} ms ` +
+          `(cap ${s.cap} = pool.size ${s.size} + pool.overflow ${s.cap - s.size}, ${s.busy} busy, ${s.waiting} other clients waiting` +
+          `${this.cfg.tenant_max_backends > 0 && q.tenant !== null && !this.holds.mayHold(q.tenant) ? `; this tenant holds pool.tenant_max_backends ${this.cfg.tenant_max_backends}` : ''}` +
+          `); retry, shorten transactions, or raise pool.size / pool.overflow`,
+        '53300',
+      ),
+    );
   }
 
   /** A backend closed: what the pool kept of it goes (its deferred hand-over, its client's hold, its idle slot). */
@@ -403,7 +338,6 @@ export class Pool implements PoolSettings {
   private failWaiters(err: Error): void {
     const e = err instanceof BackendConnectError ? err : new BackendConnectError(err.message);
     const sqlstate = e.sqlstate === '28000' || e.sqlstate === '28P01' ? '08004' : '08006';
-    this.disarmDeadline();
     for (const q of this.queue.drain()) q.waiter.failed(new PoolError(`cannot reach the database: ${e.message}`, sqlstate, e.message));
   }
 }
