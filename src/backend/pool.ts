@@ -221,15 +221,7 @@ export class Pool implements PoolSettings {
         return;
       }
     }
-    this.settleEagerly(
-      conn,
-      handover,
-      () => {
-        this.events.reset('eager');
-        this.makeAvailable(conn);
-      },
-      () => {},
-    );
+    this.resetEagerly(conn, handover);
   }
 
   /**
@@ -264,10 +256,8 @@ export class Pool implements PoolSettings {
     );
   }
 
-  /** A deferred hand-over whose deadline passed: its backend leaves the idle list while it runs on its own. */
-  private runDeferred(conn: ServerConn, handover: Handover): void {
-    const i = this.idle.indexOf(conn);
-    if (i >= 0) this.idle.splice(i, 1);
+  /** Resets the backend in its own round trip, then makes it available (a failed reset closed it). */
+  private resetEagerly(conn: ServerConn, handover: Handover): void {
     this.settleEagerly(
       conn,
       handover,
@@ -277,6 +267,13 @@ export class Pool implements PoolSettings {
       },
       () => {},
     );
+  }
+
+  /** A deferred hand-over whose deadline passed: its backend leaves the idle list while it runs on its own. */
+  private runDeferred(conn: ServerConn, handover: Handover): void {
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.resetEagerly(conn, handover);
   }
 
   private takeIdle(): ServerConn | null {
