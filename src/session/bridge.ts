@@ -3,26 +3,20 @@
 // header, and gives the backend back when the server's ReadyForQuery says idle with nothing pending.
 // References: https://www.postgresql.org/docs/current/protocol-flow.html
 //             https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-READYFORQUERY
-import type net from 'node:net';
-import type { Logger } from 'pino';
 import type { Handover } from '../backend/handover.js';
-import type { Pool } from '../backend/pool.js';
 import { PoolError, type PoolWaiter, type ReleaseMode } from '../backend/pool-types.js';
 import type { ServerConn } from '../backend/server.js';
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import { errorResponse, type ErrorFields, frame, readyForQuery } from '../protocol/encode.js';
 import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
-import type { Readback } from '../backend/readback.js';
-import type { SlotWaiter, UserSlots } from '../backend/user-slots.js';
-import type { GuardHook } from './guard-hook.js';
-import type { SessionObserver, TransactionGate } from './observer.js';
+import type { SlotWaiter } from '../backend/user-slots.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
 import { statementName } from './server-messages.js';
-import { StatementCache, type StatementLimits } from './statements.js';
-import type { TenantContext } from './tenant-context.js';
+import { StatementCache } from './statements.js';
 import { FirstFlight } from './retry.js';
 import { WriteBatch } from '../util/write-batch.js';
 import { SessionTimeouts } from './timeouts.js';
+import type { SessionOptions } from './session-options.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
 const MAX_CLIENT_FRAME = 0x4000_0000;
@@ -41,55 +35,6 @@ const FATAL_FLUSH_MS = 2000;
 const SHUTTING_DOWN: ErrorFields = { code: '57P01', message: 'terminating connection: pg-tenant-proxy is shutting down', hint: 'Reconnect; another proxy instance will serve you.' };
 /** ReadyForQuery 'I', answered locally to a Sync while no backend is held: one buffer, never re-made. */
 const READY_IDLE = readyForQuery('I');
-
-export interface SessionHooks {
-  /** A transaction ended on the server (ReadyForQuery 'I'). */
-  transactionDone(): void;
-  /** The tenant context could not be set; the client's statement did not run. */
-  contextFailed(reason: string): void;
-  /** The DISCARD ALL pipelined in front of this client failed; the backend was closed. */
-  resetFailed(reason: string): void;
-  /** No backend could be had (timeout, queue full, database unreachable). */
-  acquireFailed(sqlstate: string): void;
-  /** The token expired on an open connection; the client is being disconnected. */
-  tokenExpired(): void;
-  /** The client's tenant was suspended (tenant.deny); the client is being disconnected. */
-  tenantSuspended(): void;
-  /** The session ended; unregister it. */
-  closed(): void;
-}
-
-export interface SessionOptions {
-  client: net.Socket;
-  pool: Pool;
-  log: Logger;
-  /** The client's tenant context; its prefix is written in front of each transaction. */
-  context: TenantContext;
-  /** The client's tenant (null: a trusted login), for the pool's fairness and pool.tenant_max_backends. */
-  tenant?: string | null;
-  /** listen.client_idle_timeout_ms as now configured (reloadable); 0 or absent: off. */
-  clientIdleMs?: () => number;
-  /** transaction: the backend is released at the end of each transaction; session: when the client leaves. */
-  mode: 'transaction' | 'session';
-  statementLimits: StatementLimits;
-  /** When the client's token expires (epoch ms, clock tolerance included): no transaction starts after it. */
-  expiresAtMs: number;
-  /** The statement guard for this client's Query and Parse messages (tenant logins; not tenant: none). */
-  guard?: GuardHook;
-  /** The read-back check for this client's context (tenant.readback_check), if it has one. */
-  readback?: Readback;
-  /** True while the client's tenant is suspended (tenant.deny): no transaction may start. */
-  suspended: () => boolean;
-  /** The static user's own cap, taken before the shared pool. */
-  userSlots?: UserSlots;
-  /** ParameterStatus values the client has been shown, to drop repeats caused by the per-transaction context. */
-  shownParams: Map<string, string>;
-  hooks: SessionHooks;
-  /** Admin view of this client (SHOW CLIENTS, per-tenant stats, duration histograms). */
-  observer?: SessionObserver;
-  /** Consulted at each transaction start: while the proxy is paused (console PAUSE), new transactions wait. */
-  gate?: TransactionGate;
-}
 
 type State = 'idle' | 'acquiring' | 'active' | 'closed';
 
