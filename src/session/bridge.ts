@@ -16,6 +16,7 @@ import { StatementCache } from './statements.js';
 import { FirstFlight } from './retry.js';
 import { WriteBatch } from '../util/write-batch.js';
 import { SessionTimeouts } from './timeouts.js';
+import { ClientFlow } from './client-flow.js';
 import type { SessionOptions } from './session-options.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
@@ -27,8 +28,6 @@ const MAX_CLIENT_INSPECT = 64 << 20;
  * A name not complete within them is not tracked (that statement is usable within its transaction only).
  */
 const PEEK_BYTES = 1024;
-/** Client bytes kept while waiting for a backend before the client is paused (see Session.stash). */
-const STASH_MAX = 64 * 1024;
 /** How long an ended client socket may take to flush its FATAL before it is destroyed anyway. */
 const FATAL_FLUSH_MS = 2000;
 /** What a client is told when the proxy shuts down: the server's own code for an administrator shutdown. */
@@ -49,13 +48,8 @@ export class Session implements ResponseOwner {
   private readonly responses: ServerResponses;
   /** Every write to the client goes through here: batched while a server read is handled, in order. */
   private readonly out: WriteBatch;
-  /**
-   * Client bytes read while waiting for a backend. The client is paused only once they pass STASH_MAX (a
-   * client normally waits for its answer): pausing and resuming every waiting client costs two epoll_ctl
-   * calls per transaction under load.
-   */
-  private stash: Buffer[] = [];
-  private stashBytes = 0;
+  /** Which socket is paused and why, and the client bytes kept while waiting for a backend. */
+  private readonly flow: ClientFlow;
   /** Sync points (Query, Sync, FunctionCall) sent to this backend, and ReadyForQuery answers received. */
   private segSent = 0;
   private segDone = 0;
@@ -67,12 +61,8 @@ export class Session implements ResponseOwner {
   private refusedWhole = 0;
   /** Last transaction status the server reported. */
   private txStatus: number = TxStatus.Idle;
-  private clientPaused = false;
-  /** The client was paused because it does not read the proxy's own answers (see answerLocally). */
-  private pausedForClientOutput = false;
   /** Armed while the client holds a backend with a message half sent (see watchPartialMessage). */
   private partialTimer: NodeJS.Timeout | null = null;
-  private serverPaused = false;
   /** Set by drain(): the session ends at its next transaction end. */
   private draining = false;
   /** The client's bytes held until the prefix is answered, for the transparent retry (retry.ts). */
@@ -116,16 +106,11 @@ export class Session implements ResponseOwner {
     this.statements = new StatementCache(o.statementLimits, o.pool.retainedStatements);
     this.maxKeptParse = Math.min(o.statementLimits.maxBytes - 5, MAX_CLIENT_INSPECT);
     this.out = new WriteBatch(o.client);
+    this.flow = new ClientFlow(o.client, this.out, () => this.state === 'acquiring');
     this.responses = new ServerResponses(this.out, this.statements, o.context, o.shownParams, o.mode, this, o.guard);
     const { client } = o;
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
-    client.on('drain', () => {
-      this.resumeServer();
-      if (this.pausedForClientOutput) {
-        this.pausedForClientOutput = false;
-        this.resumeClient();
-      }
-    });
+    client.on('drain', () => this.flow.clientDrained(this.server));
     client.on('close', () => this.onClientGone());
     client.on('error', () => this.onClientGone());
   }
@@ -161,9 +146,7 @@ export class Session implements ResponseOwner {
 
   private onClientData(chunk: Buffer): void {
     if (this.state === 'acquiring') {
-      this.stash.push(chunk);
-      this.stashBytes += chunk.length;
-      if (this.stashBytes > STASH_MAX) this.pauseClient();
+      this.flow.keep(chunk);
       return;
     }
     if (this.state === 'closed') return;
@@ -181,7 +164,7 @@ export class Session implements ResponseOwner {
       this.fatal({ code: '08P01', message: `invalid message from client: ${(e as FrameError).message}` });
       return;
     } finally {
-      if (server && !server.end() && server === this.server) this.pauseClient(server);
+      if (server && !server.end() && server === this.server) this.flow.pauseClient(server);
     }
     if (rest && this.state === 'idle') this.acquire(rest);
     else this.watchPartialMessage();
@@ -210,7 +193,7 @@ export class Session implements ResponseOwner {
       this.partialTimer = null;
       if (this.state !== 'active' || this.scanner.atBoundary) return;
       // Not reading it was the proxy's choice (backpressure from the server): that is no quiet client.
-      if (this.clientPaused) return this.watchPartialMessage();
+      if (this.flow.paused) return this.watchPartialMessage();
       this.o.log.warn({ event: 'PARTIAL_MESSAGE_TIMEOUT', ms }, 'client sent part of a message and went quiet while holding a backend; disconnected');
       this.fatal({
         code: '08P01',
@@ -223,14 +206,13 @@ export class Session implements ResponseOwner {
   private acquire(first: Buffer): void {
     if (this.refusedAtTransactionStart()) return;
     this.state = 'acquiring';
-    this.stash = [first];
-    this.stashBytes = first.length;
+    this.flow.startStash(first);
     this.o.observer?.waiting();
     // Held at the gate while the proxy is paused (admin PAUSE); a client that leaves meanwhile takes nothing.
     const gate = this.o.gate?.() ?? null;
     if (gate) {
       this.waitingOn = 'gate';
-      this.pauseClient();
+      this.flow.pauseClient();
       void gate.then(() => {
         if (this.state === 'acquiring' && this.waitingOn === 'gate') this.request();
       });
@@ -302,7 +284,7 @@ export class Session implements ResponseOwner {
     if (handover) for (const part of handover.parts('pipelined', context.reseeds)) server.write(part);
     if (prefix.length > 0) server.write(prefix);
     this.drainStash();
-    if (!server.end() && server === this.server) this.pauseClient(server);
+    if (!server.end() && server === this.server) this.flow.pauseClient(server);
     this.watchPartialMessage();
   }
 
@@ -325,18 +307,11 @@ export class Session implements ResponseOwner {
   }
 
   private drainStash(): void {
-    const chunks = this.stash;
-    this.stash = [];
-    this.stashBytes = 0;
-    this.resumeClient();
+    const chunks = this.flow.takeStash();
     for (let i = 0; i < chunks.length; i++) {
       if (this.state === 'acquiring') {
         // A new transaction began inside the stash: keep the rest for when its backend arrives.
-        for (let j = i; j < chunks.length; j++) {
-          this.stash.push(chunks[j]);
-          this.stashBytes += chunks[j].length;
-        }
-        if (this.stashBytes > STASH_MAX) this.pauseClient();
+        this.flow.keepFrom(chunks, i);
         return;
       }
       this.onClientData(chunks[i]);
@@ -353,14 +328,14 @@ export class Session implements ResponseOwner {
       if (this.rejecting) {
         if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) {
           this.rejecting = false;
-          this.answerLocally(READY_IDLE);
+          this.flow.answerLocally(READY_IDLE);
         }
         return Action.Drop;
       }
       if (this.state === 'idle') {
         // Nothing is pending on any backend here, so a lone Sync or Flush can be answered locally.
         if (type === Frontend.Sync) {
-          this.answerLocally(READY_IDLE);
+          this.flow.answerLocally(READY_IDLE);
           return Action.Drop;
         }
         if (type === Frontend.Flush) return Action.Drop;
@@ -445,7 +420,7 @@ export class Session implements ResponseOwner {
     write: (bytes) => {
       const server = this.server;
       if (!server) return; // backend gone mid-frame: the rest of that frame is dropped
-      if (!server.write(bytes)) this.pauseClient(server); // (while batching, told at the batch's end instead)
+      if (!server.write(bytes)) this.flow.pauseClient(server); // (while batching, told at the batch's end instead)
     },
   };
 
@@ -589,13 +564,10 @@ export class Session implements ResponseOwner {
     this.responses.endHold();
     this.offServerClose?.();
     this.offServerClose = null;
-    if (this.serverPaused) {
-      this.serverPaused = false;
-      server.socket.resume();
-    }
+    this.flow.resumeServer(server);
     if (this.state === 'active') this.state = 'idle';
     this.txStatus = TxStatus.Idle;
-    this.resumeClient();
+    this.flow.resumeClient();
     this.o.userSlots?.release();
     // What this client's context should still be: checked by the backend's hand-over (or said to be skipped).
     this.o.pool.release(server, mode, this.o.readback ?? null);
@@ -640,7 +612,7 @@ export class Session implements ResponseOwner {
     this.timeouts.stop();
     if (this.partialTimer) clearTimeout(this.partialTimer);
     this.state = 'closed';
-    this.stash = [];
+    this.flow.dropStash();
     if (wasActive && this.server) {
       // Mid-transaction: a quiet backend inside a transaction block is rolled back and reset. One still
       // working for this client is closed, and its query cancelled first: PostgreSQL does not notice a
@@ -662,40 +634,7 @@ export class Session implements ResponseOwner {
     this.waitingOn = null;
   }
 
-  /**
-   * Writes an answer the proxy gives itself (no backend involved). If the client is not reading, stop
-   * reading from it until its socket drains: a client streaming Syncs without reading can make the proxy
-   * hold at most one chunk's worth of answers.
-   */
-  private answerLocally(bytes: Buffer): void {
-    if (this.out.write(bytes) || this.clientPaused) return;
-    this.clientPaused = true;
-    this.pausedForClientOutput = true;
-    this.o.client.pause();
-  }
-
-  private pauseClient(server?: ServerConn): void {
-    if (this.clientPaused) return;
-    this.clientPaused = true;
-    this.o.client.pause();
-    if (server) server.socket.once('drain', () => this.resumeClient());
-  }
-
-  private resumeClient(): void {
-    if (!this.clientPaused || this.state === 'acquiring') return;
-    this.clientPaused = false;
-    this.o.client.resume();
-  }
-
   pauseServer(): void {
-    if (this.serverPaused || !this.server) return;
-    this.serverPaused = true;
-    this.server.socket.pause();
-  }
-
-  private resumeServer(): void {
-    if (!this.serverPaused) return;
-    this.serverPaused = false;
-    this.server?.socket.resume();
+    this.flow.pauseServer(this.server);
   }
 }
