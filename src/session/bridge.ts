@@ -4,12 +4,11 @@
 // References: https://www.postgresql.org/docs/current/protocol-flow.html
 //             https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-READYFORQUERY
 import type { Handover } from '../backend/handover.js';
-import { PoolError, type PoolWaiter, type ReleaseMode } from '../backend/pool-types.js';
+import { PoolError, type ReleaseMode } from '../backend/pool-types.js';
 import type { ServerConn } from '../backend/server.js';
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import { errorResponse, type ErrorFields, frame, readyForQuery } from '../protocol/encode.js';
 import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
-import type { SlotWaiter } from '../backend/user-slots.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
 import { statementName } from './server-messages.js';
 import { StatementCache } from './statements.js';
@@ -17,6 +16,7 @@ import { FirstFlight } from './retry.js';
 import { WriteBatch } from '../util/write-batch.js';
 import { SessionTimeouts } from './timeouts.js';
 import { ClientFlow } from './client-flow.js';
+import { BackendWait } from './backend-wait.js';
 import type { SessionOptions } from './session-options.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
@@ -69,17 +69,8 @@ export class Session implements ResponseOwner {
   private readonly firstFlight = new FirstFlight();
   /** query, idle-in-transaction and client-idle clocks (timeouts.ts). */
   private readonly timeouts: SessionTimeouts;
-  /** What this session waits on while 'acquiring': its user's slot first (if capped), then the pool. */
-  private waitingOn: 'gate' | 'slot' | 'pool' | null = null;
-  /** This session as a waiter, made once (no allocation per transaction); its tenant decides fairness. */
-  private readonly poolWaiter: PoolWaiter;
-  private readonly slotWaiter: SlotWaiter = {
-    granted: () => {
-      this.waitingOn = 'pool';
-      this.o.pool.request(this.poolWaiter);
-    },
-    failed: (err) => this.onAcquireFailed(err),
-  };
+  /** What this session waits on while 'acquiring': the gate, its user's slot, then the pool. */
+  private readonly wait: BackendWait;
 
   constructor(private readonly o: SessionOptions) {
     this.timeouts = new SessionTimeouts(
@@ -98,11 +89,10 @@ export class Session implements ResponseOwner {
         },
       },
     );
-    this.poolWaiter = {
-      tenant: o.tenant ?? null,
+    this.wait = new BackendWait(o.pool, o.userSlots, o.gate, o.tenant ?? null, {
       granted: (server, handover) => this.onAcquired(server, handover),
       failed: (err) => this.onAcquireFailed(err),
-    };
+    });
     this.statements = new StatementCache(o.statementLimits, o.pool.retainedStatements);
     this.maxKeptParse = Math.min(o.statementLimits.maxBytes - 5, MAX_CLIENT_INSPECT);
     this.out = new WriteBatch(o.client);
@@ -208,28 +198,8 @@ export class Session implements ResponseOwner {
     this.state = 'acquiring';
     this.flow.startStash(first);
     this.o.observer?.waiting();
-    // Held at the gate while the proxy is paused (admin PAUSE); a client that leaves meanwhile takes nothing.
-    const gate = this.o.gate?.() ?? null;
-    if (gate) {
-      this.waitingOn = 'gate';
-      this.flow.pauseClient();
-      void gate.then(() => {
-        if (this.state === 'acquiring' && this.waitingOn === 'gate') this.request();
-      });
-      return;
-    }
-    this.request();
-  }
-
-  /** Asks for a slot (static users) then a backend; an idle backend and a free slot are granted synchronously. */
-  private request(): void {
-    if (this.o.userSlots) {
-      this.waitingOn = 'slot';
-      this.o.userSlots.request(this.slotWaiter);
-    } else {
-      this.waitingOn = 'pool';
-      this.o.pool.request(this.poolWaiter);
-    }
+    // Held at the gate while the proxy is paused (admin PAUSE): not read meanwhile.
+    if (this.wait.begin()) this.flow.pauseClient();
   }
 
   /**
@@ -250,7 +220,6 @@ export class Session implements ResponseOwner {
   }
 
   private onAcquired(server: ServerConn, handover: Handover | null): void {
-    this.waitingOn = null;
     if (this.state !== 'acquiring') {
       // Unreachable while waiters are withdrawn when their client goes (onClientGone); kept fail-safe.
       this.o.userSlots?.release();
@@ -263,8 +232,7 @@ export class Session implements ResponseOwner {
     if (server.closed) {
       // Died between its release and now: nothing of this client was sent; wait for another backend.
       handover?.abandon(server.closeReason);
-      this.waitingOn = 'pool';
-      this.o.pool.request(this.poolWaiter);
+      this.wait.requestPool();
       return;
     }
     this.state = 'active';
@@ -290,9 +258,7 @@ export class Session implements ResponseOwner {
 
   private onAcquireFailed(err: Error): void {
     if (this.state !== 'acquiring') return;
-    // A slot already taken goes back when the pool cannot serve.
-    if (this.waitingOn === 'pool') this.o.userSlots?.release();
-    this.waitingOn = null;
+    this.wait.giveUp();
     this.state = 'idle';
     const pe = err instanceof PoolError ? err : new PoolError(err.message, '08006');
     this.o.hooks.acquireFailed(pe.sqlstate);
@@ -607,7 +573,7 @@ export class Session implements ResponseOwner {
   private onClientGone(destroy = true): void {
     if (this.state === 'closed') return;
     const wasActive = this.state === 'active';
-    if (this.state === 'acquiring') this.withdraw();
+    if (this.state === 'acquiring') this.wait.withdraw();
     this.statements.dispose();
     this.timeouts.stop();
     if (this.partialTimer) clearTimeout(this.partialTimer);
@@ -625,13 +591,6 @@ export class Session implements ResponseOwner {
     // (Bytes still arriving from a client being told FATAL are ignored: the state is closed.)
     if (destroy) this.o.client.destroy();
     this.o.hooks.closed();
-  }
-
-  /** A client that goes while waiting leaves the queues at once: no slot or backend is ever granted to it. */
-  private withdraw(): void {
-    if (this.waitingOn === 'slot') this.o.userSlots?.cancelRequest(this.slotWaiter);
-    else if (this.waitingOn === 'pool' && this.o.pool.cancelRequest(this.poolWaiter)) this.o.userSlots?.release();
-    this.waitingOn = null;
   }
 
   pauseServer(): void {
