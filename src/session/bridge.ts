@@ -6,17 +6,17 @@
 import type { Handover } from '../backend/handover.js';
 import { PoolError, type ReleaseMode } from '../backend/pool-types.js';
 import type { ServerConn } from '../backend/server.js';
-import { Frontend, TxStatus } from '../protocol/codes.js';
-import { errorResponse, type ErrorFields, frame, readyForQuery } from '../protocol/encode.js';
-import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
+import { TxStatus } from '../protocol/codes.js';
+import { errorResponse, type ErrorFields, readyForQuery } from '../protocol/encode.js';
+import { FrameScanner, type FrameError } from '../protocol/frames.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
-import { statementName } from './server-messages.js';
 import { StatementCache } from './statements.js';
 import { FirstFlight } from './retry.js';
 import { WriteBatch } from '../util/write-batch.js';
 import { SessionTimeouts } from './timeouts.js';
 import { ClientFlow } from './client-flow.js';
 import { BackendWait } from './backend-wait.js';
+import { ClientSink, type ClientSinkOwner, READY_IDLE } from './client-sink.js';
 import type { SessionOptions } from './session-options.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
@@ -32,33 +32,22 @@ const PEEK_BYTES = 1024;
 const FATAL_FLUSH_MS = 2000;
 /** What a client is told when the proxy shuts down: the server's own code for an administrator shutdown. */
 const SHUTTING_DOWN: ErrorFields = { code: '57P01', message: 'terminating connection: pg-tenant-proxy is shutting down', hint: 'Reconnect; another proxy instance will serve you.' };
-/** ReadyForQuery 'I', answered locally to a Sync while no backend is held: one buffer, never re-made. */
-const READY_IDLE = readyForQuery('I');
 
 type State = 'idle' | 'acquiring' | 'active' | 'closed';
 
-export class Session implements ResponseOwner {
+export class Session implements ResponseOwner, ClientSinkOwner {
   private state: State = 'idle';
   private server: ServerConn | null = null;
   private offServerClose: (() => void) | null = null;
   private readonly scanner = new FrameScanner(MAX_CLIENT_FRAME, MAX_CLIENT_INSPECT, PEEK_BYTES);
-  /** Largest Parse body assembled to be kept for re-preparing; larger ones are only peeked at. */
-  private readonly maxKeptParse: number;
   private readonly statements: StatementCache;
   private readonly responses: ServerResponses;
   /** Every write to the client goes through here: batched while a server read is handled, in order. */
   private readonly out: WriteBatch;
   /** Which socket is paused and why, and the client bytes kept while waiting for a backend. */
   private readonly flow: ClientFlow;
-  /** Sync points (Query, Sync, FunctionCall) sent to this backend, and ReadyForQuery answers received. */
-  private segSent = 0;
-  private segDone = 0;
-  /** Extended-protocol messages sent since the last Sync: the server holds state for this client. */
-  private unsynced = false;
-  /** Dropping client messages until the next sync point, which is then answered ReadyForQuery (like the server after an error). */
-  private rejecting = false;
-  /** Type of the message being dropped because the guard refuses it whole (0: none); see dropped(). */
-  private refusedWhole = 0;
+  /** Where the client's messages go, and the sync points they count (client-sink.ts). */
+  private readonly sink: ClientSink;
   /** Last transaction status the server reported. */
   private txStatus: number = TxStatus.Idle;
   /** Armed while the client holds a backend with a message half sent (see watchPartialMessage). */
@@ -94,9 +83,10 @@ export class Session implements ResponseOwner {
       failed: (err) => this.onAcquireFailed(err),
     });
     this.statements = new StatementCache(o.statementLimits, o.pool.retainedStatements);
-    this.maxKeptParse = Math.min(o.statementLimits.maxBytes - 5, MAX_CLIENT_INSPECT);
     this.out = new WriteBatch(o.client);
     this.flow = new ClientFlow(o.client, this.out, () => this.state === 'acquiring');
+    const maxKeptParse = Math.min(o.statementLimits.maxBytes - 5, MAX_CLIENT_INSPECT);
+    this.sink = new ClientSink(this, this.flow, this.statements, this.timeouts, this.firstFlight, o.mode, maxKeptParse, o.guard);
     this.responses = new ServerResponses(this.out, this.statements, o.context, o.shownParams, o.mode, this, o.guard);
     const { client } = o;
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
@@ -113,7 +103,7 @@ export class Session implements ResponseOwner {
 
   /** True while the client's query runs on a backend: a CancelRequest should reach that backend. */
   get runningOn(): ServerConn | null {
-    return this.state === 'active' && (this.pendingSyncs > 0 || this.unsynced) ? this.server : null;
+    return this.state === 'active' && (this.sink.pendingSyncs > 0 || this.sink.unsynced) ? this.server : null;
   }
 
   /**
@@ -123,7 +113,7 @@ export class Session implements ResponseOwner {
   drain(): void {
     this.draining = true;
     // (Session mode holds a backend while idle: idle there means no transaction and nothing pending.)
-    const idleInSession = this.state === 'active' && this.txStatus === TxStatus.Idle && this.pendingSyncs === 0 && !this.unsynced && this.scanner.atBoundary;
+    const idleInSession = this.state === 'active' && this.txStatus === TxStatus.Idle && this.sink.pendingSyncs === 0 && !this.sink.unsynced && this.scanner.atBoundary;
     if (this.state !== 'active' || idleInSession) this.terminate(SHUTTING_DOWN);
   }
 
@@ -149,7 +139,7 @@ export class Session implements ResponseOwner {
     const server = this.server;
     server?.begin();
     try {
-      rest = this.scanner.feed(chunk, this.clientSink);
+      rest = this.scanner.feed(chunk, this.sink);
     } catch (e) {
       this.fatal({ code: '08P01', message: `invalid message from client: ${(e as FrameError).message}` });
       return;
@@ -242,7 +232,7 @@ export class Session implements ResponseOwner {
     server.attach(this.responses);
     this.offServerClose = server.onClose(this.serverClosed);
     this.responses.startHold(server, handover);
-    this.segSent = this.segDone = 0;
+    this.sink.startHold(server);
     this.statements.newBackend();
     // The hand-over (if one is due), the prefix and the client's first messages leave in one write.
     this.firstFlight.begin();
@@ -284,146 +274,14 @@ export class Session implements ResponseOwner {
     }
   }
 
-  private readonly clientSink: FrameSink = {
-    classify: (type, length) => {
-      if (this.state === 'closed') return Action.Drop;
-      if (type === Frontend.Terminate) {
-        queueMicrotask(() => this.onClientGone());
-        return Action.Drop;
-      }
-      if (this.rejecting) {
-        if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) {
-          this.rejecting = false;
-          this.flow.answerLocally(READY_IDLE);
-        }
-        return Action.Drop;
-      }
-      if (this.state === 'idle') {
-        // Nothing is pending on any backend here, so a lone Sync or Flush can be answered locally.
-        if (type === Frontend.Sync) {
-          this.flow.answerLocally(READY_IDLE);
-          return Action.Drop;
-        }
-        if (type === Frontend.Flush) return Action.Drop;
-        return Action.Stall;
-      }
-      // Session mode keeps the backend, so a new transaction there starts here: check the token first.
-      if (this.o.mode === 'session' && this.pendingSyncs === 0 && !this.unsynced && this.txStatus === TxStatus.Idle && this.refusedAtTransactionStart()) {
-        return Action.Drop;
-      }
-      switch (type) {
-        case Frontend.Query:
-        case Frontend.Sync:
-        case Frontend.FunctionCall:
-          this.segSent++;
-          this.unsynced = false;
-          this.timeouts.queryStarted();
-          if (type === Frontend.Query) this.statements.simpleQuery();
-          return type === Frontend.Sync || !this.o.guard ? Action.Pass : this.screen(type, length);
-        case Frontend.Parse:
-          // The guard reads the whole statement or refuses it whole (see screen()); otherwise a Parse small
-          // enough to be kept for re-preparing is assembled once, any other only peeked at for its name.
-          this.unsynced = true;
-          if (this.o.guard) return this.screen(type, length);
-          return length - 4 <= this.maxKeptParse ? Action.Inspect : Action.Peek;
-        case Frontend.Bind:
-        case Frontend.Describe:
-        case Frontend.Close:
-          // Their statement names (at the start) decide whether a statement must be prepared again first.
-          this.unsynced = true;
-          return Action.Peek;
-        case Frontend.Execute:
-          this.unsynced = true;
-          return Action.Pass;
-        default:
-          return Action.Pass; // Flush and COPY messages belong to the sync point already counted.
-      }
-    },
-    dropped: (type, length) => {
-      // A message the guard refuses unread: its substitute fails in its place (see guard-hook.ts).
-      const refused = this.refusedWhole;
-      this.refusedWhole = 0;
-      if (refused !== type || !this.o.guard || !this.server) return;
-      const substitute = this.o.guard.substitute(type, length);
-      if (type === Frontend.FunctionCall) this.statements.simpleQuery(); // its substitute is a simple Query
-      // Tracked like the client's own Parse, so the statement bookkeeping stays aligned with the server.
-      const inject = type === Frontend.Parse ? this.statementMessage(type, substitute.subarray(5), substitute, true) : null;
-      if (inject) this.server.write(inject);
-      this.server.write(substitute);
-    },
-    inspect: (type, body, own) => {
-      const server = this.server;
-      if (!server) return false;
-      if (this.o.guard && type === Frontend.FunctionCall) {
-        // Only read when tenant.function_call_allow is set: an OID not on it is refused in place.
-        const replacement = this.o.guard.functionCall(body);
-        if (!replacement) return true;
-        this.statements.simpleQuery(); // its substitute is a simple Query
-        server.write(replacement);
-        return false;
-      }
-      if (this.o.guard && (type === Frontend.Query || type === Frontend.Parse)) {
-        const replacement = type === Frontend.Query ? this.o.guard.query(body) : this.o.guard.parse(body);
-        if (replacement) {
-          // Tracked like the client's own Parse, so the statement bookkeeping stays aligned with the server.
-          const inject = type === Frontend.Parse ? this.statementMessage(type, replacement.subarray(5), replacement, true) : null;
-          if (inject) server.write(inject);
-          server.write(replacement);
-          return false;
-        }
-        if (type === Frontend.Query) return true;
-      }
-      const inject = this.statementMessage(type, body, own, true);
-      if (inject) server.write(inject);
-      return true;
-    },
-    peek: (type, head, bodyLength) => {
-      const server = this.server;
-      if (!server) return;
-      const inject = this.statementMessage(type, head, null, head.length === bodyLength);
-      if (inject) server.write(inject);
-    },
-    write: (bytes) => {
-      const server = this.server;
-      if (!server) return; // backend gone mid-frame: the rest of that frame is dropped
-      if (!server.write(bytes)) this.flow.pauseClient(server); // (while batching, told at the batch's end instead)
-    },
-  };
+  // ---- the session side of client → server (see client-sink.ts) --------------------------------
 
-  /** A guarded tenant's Query, Parse or FunctionCall: read by the guard, or refused whole (see dropped()). */
-  private screen(type: number, length: number): Action {
-    const screen = this.o.guard!.screen(type, length);
-    if (screen === 'inspect') return Action.Inspect;
-    if (screen === 'pass') return Action.Pass;
-    this.refusedWhole = type;
-    return Action.Drop;
+  clientTerminated(): void {
+    queueMicrotask(() => this.onClientGone());
   }
 
-  /**
-   * Tracks the client's prepared statements; returns a Parse to send before this message, or null.
-   * `body` may be only the message's first bytes (`whole` false); `own` is the whole frame if the scanner
-   * assembled it in a buffer of its own (kept without another copy).
-   */
-  private statementMessage(type: number, body: Buffer, own: Buffer | null, whole: boolean): Buffer | null {
-    let ref: ReturnType<typeof statementName>;
-    try {
-      ref = statementName(type, body);
-    } catch {
-      if (whole) throw new FrameError(`malformed message type 0x${type.toString(16)}: a name is not NUL-terminated`);
-      // A name longer than the bytes peeked at: not tracked. A Parse still takes its place in the queue.
-      this.firstFlight.spoil();
-      if (type === Frontend.Parse) this.statements.clientParse(null, null, this.segSent);
-      return null;
-    }
-    if (!ref) return null;
-    if (ref.kind !== 'use' && ref.name !== '') this.firstFlight.spoil();
-    if (ref.kind === 'parse') {
-      const keep = whole ? (own ?? frame(Frontend.Parse, body)) : null;
-      return this.statements.clientParse(ref.name, keep, this.segSent);
-    }
-    if (ref.kind === 'use') return this.statements.clientUses(ref.name, this.segSent);
-    this.statements.clientClose(ref.name);
-    return null;
+  refusesNewTransaction(): boolean {
+    return this.txStatus === TxStatus.Idle && this.refusedAtTransactionStart();
   }
 
   // ---- the session side of server → client (see responses.ts) -----------------------------------
@@ -433,7 +291,7 @@ export class Session implements ResponseOwner {
   }
 
   get currentSegment(): number {
-    return this.segDone;
+    return this.sink.currentSegment;
   }
 
   prefixFailed(kind: 'reset' | 'context', reason: string, sqlstate: string | undefined): void {
@@ -449,8 +307,7 @@ export class Session implements ResponseOwner {
    */
   private retryOnAnotherBackend(bytes: Buffer, reason: string): void {
     this.o.log.info({ event: 'BACKEND_RETRY', reason }, 'backend ended before the transaction ran; retried on another backend');
-    this.segDone = this.segSent = 0;
-    this.unsynced = false;
+    this.sink.discardPending();
     this.releaseServer('broken');
     this.acquire(bytes);
   }
@@ -459,23 +316,18 @@ export class Session implements ResponseOwner {
     return this.timeouts.rewrite(body);
   }
 
-  /** Sync points sent to the backend that it has not answered yet. */
-  private get pendingSyncs(): number {
-    return this.segSent - this.segDone;
-  }
-
   readyForQuery(status: number): boolean {
     this.txStatus = status;
-    this.segDone++;
+    this.sink.answered();
     this.o.observer?.readyForQuery(status === TxStatus.Idle);
     this.firstFlight.done();
-    this.timeouts.ready(this.pendingSyncs, status !== TxStatus.Idle);
+    this.timeouts.ready(this.sink.pendingSyncs, status !== TxStatus.Idle);
     if (status === TxStatus.Idle) this.o.hooks.transactionDone();
     if (this.o.mode === 'session') {
-      if (this.draining && status === TxStatus.Idle && this.pendingSyncs === 0 && !this.unsynced) queueMicrotask(() => this.terminate(SHUTTING_DOWN));
+      if (this.draining && status === TxStatus.Idle && this.sink.pendingSyncs === 0 && !this.sink.unsynced) queueMicrotask(() => this.terminate(SHUTTING_DOWN));
       return true;
     }
-    if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;
+    if (status !== TxStatus.Idle || this.sink.pendingSyncs > 0 || this.sink.unsynced || !this.scanner.atBoundary) return true;
     // The transaction is over and the server owes this client nothing: hand the backend back.
     this.out.write(READY_IDLE);
     this.releaseServer('idle');
@@ -510,15 +362,13 @@ export class Session implements ResponseOwner {
 
   /** Discards the backend and answers every sync point already sent to it with `err` (then ReadyForQuery). */
   private refuseInFlight(err: Buffer): void {
-    const groups = this.pendingSyncs;
-    const trailing = this.unsynced || !this.scanner.atBoundary;
-    this.segDone = this.segSent;
-    this.unsynced = false;
+    const trailing = this.sink.unsynced || !this.scanner.atBoundary;
+    const groups = this.sink.discardPending();
     this.releaseServer('broken');
     for (let i = 0; i < groups; i++) this.out.write(Buffer.concat([err, readyForQuery('I')]));
     if (trailing) {
       this.out.write(err);
-      this.rejecting = true;
+      this.sink.rejectUntilSync();
     }
   }
 
@@ -526,6 +376,7 @@ export class Session implements ResponseOwner {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    this.sink.endHold();
     this.o.observer?.released();
     this.responses.endHold();
     this.offServerClose?.();
@@ -543,6 +394,7 @@ export class Session implements ResponseOwner {
 
   private onServerGone(reason: string): void {
     this.server = null;
+    this.sink.endHold();
     this.o.observer?.released();
     this.offServerClose = null;
     this.responses.endHold();
@@ -578,12 +430,13 @@ export class Session implements ResponseOwner {
     this.timeouts.stop();
     if (this.partialTimer) clearTimeout(this.partialTimer);
     this.state = 'closed';
+    this.sink.close();
     this.flow.dropStash();
     if (wasActive && this.server) {
       // Mid-transaction: a quiet backend inside a transaction block is rolled back and reset. One still
       // working for this client is closed, and its query cancelled first: PostgreSQL does not notice a
       // closed socket while a query runs, and would keep its locks until the query ends.
-      const quiet = this.pendingSyncs === 0 && !this.unsynced && this.scanner.atBoundary && !this.responses.inPrefix;
+      const quiet = this.sink.pendingSyncs === 0 && !this.sink.unsynced && this.scanner.atBoundary && !this.responses.inPrefix;
       // (Idle and quiet happens in session mode: the client simply left; the backend is reset and reused.)
       if (!quiet) this.o.pool.cancel(this.server);
       this.releaseServer(!quiet ? 'broken' : this.txStatus === TxStatus.Idle ? 'idle' : 'in-transaction');
