@@ -7,7 +7,7 @@ import type { Handover } from '../backend/handover.js';
 import { PoolError, type ReleaseMode } from '../backend/pool-types.js';
 import type { ServerConn } from '../backend/server.js';
 import { TxStatus } from '../protocol/codes.js';
-import { errorResponse, type ErrorFields, readyForQuery } from '../protocol/encode.js';
+import { errorResponse, type ErrorFields } from '../protocol/encode.js';
 import { FrameScanner, type FrameError } from '../protocol/frames.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
 import { StatementCache } from './statements.js';
@@ -17,6 +17,7 @@ import { SessionTimeouts } from './timeouts.js';
 import { ClientFlow } from './client-flow.js';
 import { BackendWait } from './backend-wait.js';
 import { ClientSink, type ClientSinkOwner, READY_IDLE } from './client-sink.js';
+import { PrefixFailure } from './prefix-failure.js';
 import type { SessionOptions } from './session-options.js';
 
 /** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
@@ -60,6 +61,8 @@ export class Session implements ResponseOwner, ClientSinkOwner {
   private readonly timeouts: SessionTimeouts;
   /** What this session waits on while 'acquiring': the gate, its user's slot, then the pool. */
   private readonly wait: BackendWait;
+  /** Retry or refusal when the hand-over or tenant context in front of a transaction fails. */
+  private readonly prefixFailure: PrefixFailure;
 
   constructor(private readonly o: SessionOptions) {
     this.timeouts = new SessionTimeouts(
@@ -88,6 +91,8 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     const maxKeptParse = Math.min(o.statementLimits.maxBytes - 5, MAX_CLIENT_INSPECT);
     this.sink = new ClientSink(this, this.flow, this.statements, this.timeouts, this.firstFlight, o.mode, maxKeptParse, o.guard);
     this.responses = new ServerResponses(this.out, this.statements, o.context, o.shownParams, o.mode, this, o.guard);
+    const restart = { discardBackend: () => this.releaseServer('broken'), startAgain: (bytes: Buffer) => this.acquire(bytes) };
+    this.prefixFailure = new PrefixFailure(restart, this.sink, this.scanner, this.firstFlight, this.out, o.log, o.hooks);
     const { client } = o;
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     client.on('drain', () => this.flow.clientDrained(this.server));
@@ -295,21 +300,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
   }
 
   prefixFailed(kind: 'reset' | 'context', reason: string, sqlstate: string | undefined): void {
-    const again = this.firstFlight.take(sqlstate, this.scanner.atBoundary);
-    if (again) return this.retryOnAnotherBackend(again, reason);
-    if (kind === 'reset') this.failReset(reason);
-    else this.failContext(reason, sqlstate);
-  }
-
-  /**
-   * The backend ended before any of the client's statements ran (see retry.ts): it is discarded and the
-   * same bytes go to another backend, as if the client had just sent them. The client sees nothing.
-   */
-  private retryOnAnotherBackend(bytes: Buffer, reason: string): void {
-    this.o.log.info({ event: 'BACKEND_RETRY', reason }, 'backend ended before the transaction ran; retried on another backend');
-    this.sink.discardPending();
-    this.releaseServer('broken');
-    this.acquire(bytes);
+    this.prefixFailure.failed(kind, reason, sqlstate);
   }
 
   rewriteError(body: Buffer): Buffer | null {
@@ -333,43 +324,6 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     this.releaseServer('idle');
     if (this.draining) this.terminate(SHUTTING_DOWN);
     return false;
-  }
-
-  private failContext(reason: string, sqlstate: string | undefined): void {
-    this.o.hooks.contextFailed(reason);
-    this.o.log.error({ event: 'CONTEXT_FAILED', reason }, 'tenant context could not be set; client statement not run');
-    this.refuseInFlight(
-      errorResponse({
-        code: sqlstate && sqlstate !== '' ? sqlstate : '08006',
-        message: `tenant context could not be set, so the statement was not run: ${reason}`,
-        hint: 'This is a proxy or database configuration problem; the backend connection was discarded.',
-      }),
-    );
-  }
-
-  /** The pipelined DISCARD ALL failed: the backend is closed and nothing of this client ran on it. */
-  private failReset(reason: string): void {
-    this.o.hooks.resetFailed(reason);
-    this.o.log.error({ event: 'RESET_FAILED', reason }, 'backend reset failed; connection closed, client statement not run');
-    this.refuseInFlight(
-      errorResponse({
-        code: '08006',
-        message: `the pooled database connection could not be reset (${reason}); the statement was not run`,
-        hint: 'Retry the transaction; it will get another connection.',
-      }),
-    );
-  }
-
-  /** Discards the backend and answers every sync point already sent to it with `err` (then ReadyForQuery). */
-  private refuseInFlight(err: Buffer): void {
-    const trailing = this.sink.unsynced || !this.scanner.atBoundary;
-    const groups = this.sink.discardPending();
-    this.releaseServer('broken');
-    for (let i = 0; i < groups; i++) this.out.write(Buffer.concat([err, readyForQuery('I')]));
-    if (trailing) {
-      this.out.write(err);
-      this.sink.rejectUntilSync();
-    }
   }
 
   private releaseServer(mode: ReleaseMode): void {
