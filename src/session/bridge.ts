@@ -8,7 +8,7 @@ import { PoolError, type ReleaseMode } from '../backend/pool-types.js';
 import type { ServerConn } from '../backend/server.js';
 import { TxStatus } from '../protocol/codes.js';
 import { errorResponse, type ErrorFields } from '../protocol/encode.js';
-import { FrameScanner, type FrameError } from '../protocol/frames.js';
+import type { FrameError } from '../protocol/frames.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
 import { StatementCache } from './statements.js';
 import { FirstFlight } from './retry.js';
@@ -16,19 +16,10 @@ import { WriteBatch } from '../util/write-batch.js';
 import { SessionTimeouts } from './timeouts.js';
 import { ClientFlow } from './client-flow.js';
 import { BackendWait } from './backend-wait.js';
-import { ClientSink, type ClientSinkOwner, READY_IDLE } from './client-sink.js';
+import { ClientSink, type ClientSinkOwner, clientScanner, READY_IDLE } from './client-sink.js';
 import { PrefixFailure } from './prefix-failure.js';
 import type { SessionOptions } from './session-options.js';
 
-/** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
-const MAX_CLIENT_FRAME = 0x4000_0000;
-/** Largest client Parse the bridge assembles (64 MB). */
-const MAX_CLIENT_INSPECT = 64 << 20;
-/**
- * Bytes of a Parse/Bind/Describe/Close read for its statement names: the rest streams through unassembled.
- * A name not complete within them is not tracked (that statement is usable within its transaction only).
- */
-const PEEK_BYTES = 1024;
 /** How long an ended client socket may take to flush its FATAL before it is destroyed anyway. */
 const FATAL_FLUSH_MS = 2000;
 /** What a client is told when the proxy shuts down: the server's own code for an administrator shutdown. */
@@ -40,7 +31,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
   private state: State = 'idle';
   private server: ServerConn | null = null;
   private offServerClose: (() => void) | null = null;
-  private readonly scanner = new FrameScanner(MAX_CLIENT_FRAME, MAX_CLIENT_INSPECT, PEEK_BYTES);
+  private readonly scanner = clientScanner();
   private readonly statements: StatementCache;
   private readonly responses: ServerResponses;
   /** Every write to the client goes through here: batched while a server read is handled, in order. */
@@ -88,8 +79,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     this.statements = new StatementCache(o.statementLimits, o.pool.retainedStatements);
     this.out = new WriteBatch(o.client);
     this.flow = new ClientFlow(o.client, this.out, () => this.state === 'acquiring');
-    const maxKeptParse = Math.min(o.statementLimits.maxBytes - 5, MAX_CLIENT_INSPECT);
-    this.sink = new ClientSink(this, this.flow, this.statements, this.timeouts, this.firstFlight, o.mode, maxKeptParse, o.guard);
+    this.sink = new ClientSink(this, this.flow, this.statements, this.timeouts, this.firstFlight, o.mode, o.statementLimits.maxBytes, o.guard);
     this.responses = new ServerResponses(this.out, this.statements, o.context, o.shownParams, o.mode, this, o.guard);
     const restart = { discardBackend: () => this.releaseServer('broken'), startAgain: (bytes: Buffer) => this.acquire(bytes) };
     this.prefixFailure = new PrefixFailure(restart, this.sink, this.scanner, this.firstFlight, this.out, o.log, o.hooks);

@@ -3,7 +3,7 @@
 import type { ServerConn } from '../backend/server.js';
 import { Frontend } from '../protocol/codes.js';
 import { frame, readyForQuery } from '../protocol/encode.js';
-import { Action, type FrameSink, FrameError } from '../protocol/frames.js';
+import { Action, type FrameSink, FrameError, FrameScanner } from '../protocol/frames.js';
 import type { ClientFlow } from './client-flow.js';
 import type { GuardHook } from './guard-hook.js';
 import type { FirstFlight } from './retry.js';
@@ -11,8 +11,23 @@ import { statementName } from './server-messages.js';
 import type { StatementCache } from './statements.js';
 import type { SessionTimeouts } from './timeouts.js';
 
+/** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
+const MAX_CLIENT_FRAME = 0x4000_0000;
+/** Largest client Parse the bridge assembles (64 MB). */
+const MAX_CLIENT_INSPECT = 64 << 20;
+/**
+ * Bytes of a Parse/Bind/Describe/Close read for its statement names: the rest streams through unassembled.
+ * A name not complete within them is not tracked (that statement is usable within its transaction only).
+ */
+const PEEK_BYTES = 1024;
+
 /** ReadyForQuery 'I', answered locally to a Sync while no backend is held: one buffer, never re-made. */
 export const READY_IDLE = readyForQuery('I');
+
+/** The scanner that walks a client's messages for its sink, with the limits above. */
+export function clientScanner(): FrameScanner {
+  return new FrameScanner(MAX_CLIENT_FRAME, MAX_CLIENT_INSPECT, PEEK_BYTES);
+}
 
 /** What the client sink needs from its session. */
 export interface ClientSinkOwner {
@@ -40,9 +55,11 @@ export class ClientSink implements FrameSink {
   /** Type of the message being dropped because the guard refuses it whole (0: none); see dropped(). */
   private refusedWhole = 0;
   private readonly sessionMode: boolean;
+  /** Largest Parse body assembled to be kept for re-preparing; larger ones are only peeked at. */
+  private readonly maxKeptParse: number;
 
   /**
-   * @param maxKeptParse largest Parse body assembled to be kept for re-preparing; larger ones are only peeked at
+   * @param maxStatementBytes the largest Parse kept for re-preparing (statement limits)
    * @param guard the statement guard for this client's Query, Parse and FunctionCall messages (tenant logins)
    */
   constructor(
@@ -52,10 +69,11 @@ export class ClientSink implements FrameSink {
     private readonly timeouts: SessionTimeouts,
     private readonly firstFlight: FirstFlight,
     mode: 'transaction' | 'session',
-    private readonly maxKeptParse: number,
+    maxStatementBytes: number,
     private readonly guard: GuardHook | undefined,
   ) {
     this.sessionMode = mode === 'session';
+    this.maxKeptParse = Math.min(maxStatementBytes - 5, MAX_CLIENT_INSPECT);
   }
 
   /** Sync points sent to the backend that it has not answered yet. */
