@@ -17,6 +17,7 @@ import { SessionTimeouts } from './timeouts.js';
 import { ClientFlow } from './client-flow.js';
 import { BackendWait } from './backend-wait.js';
 import { ClientSink, type ClientSinkOwner, clientScanner, READY_IDLE } from './client-sink.js';
+import { PartialMessageWatch } from './partial-message.js';
 import { PrefixFailure } from './prefix-failure.js';
 import type { SessionOptions } from './session-options.js';
 
@@ -42,8 +43,8 @@ export class Session implements ResponseOwner, ClientSinkOwner {
   private readonly sink: ClientSink;
   /** Last transaction status the server reported. */
   private txStatus: number = TxStatus.Idle;
-  /** Armed while the client holds a backend with a message half sent (see watchPartialMessage). */
-  private partialTimer: NodeJS.Timeout | null = null;
+  /** pool.partial_message_timeout_ms for a client holding a backend with a message half sent. */
+  private readonly partial: PartialMessageWatch;
   /** Set by drain(): the session ends at its next transaction end. */
   private draining = false;
   /** The client's bytes held until the prefix is answered, for the transparent retry (retry.ts). */
@@ -81,6 +82,11 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     this.flow = new ClientFlow(o.client, this.out, () => this.state === 'acquiring');
     this.sink = new ClientSink(this, this.flow, this.statements, this.timeouts, this.firstFlight, o.mode, o.statementLimits.maxBytes, o.guard);
     this.responses = new ServerResponses(this.out, this.statements, o.context, o.shownParams, o.mode, this, o.guard);
+    this.partial = new PartialMessageWatch(() => o.pool.cfg.partial_message_timeout_ms, o.log, {
+      midMessage: () => this.state === 'active' && !this.scanner.atBoundary,
+      readPaused: () => this.flow.paused,
+      fatal: (fields) => this.fatal(fields),
+    });
     const restart = { discardBackend: () => this.releaseServer('broken'), startAgain: (bytes: Buffer) => this.acquire(bytes) };
     this.prefixFailure = new PrefixFailure(restart, this.sink, this.scanner, this.firstFlight, this.out, o.log, o.hooks);
     const { client } = o;
@@ -142,40 +148,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
       if (server && !server.end() && server === this.server) this.flow.pauseClient(server);
     }
     if (rest && this.state === 'idle') this.acquire(rest);
-    else this.watchPartialMessage();
-  }
-
-  /**
-   * A client holding a backend with half a message sent keeps that backend (and whatever it subscribed to)
-   * for as long as it stays quiet. Bounded: after pool.partial_message_timeout_ms without a byte, the
-   * client gets FATAL 08P01 (the server's own code for an incomplete message) and the backend is closed,
-   * since a half-received message cannot be reset. Any byte from the client restarts the wait.
-   */
-  private watchPartialMessage(): void {
-    if (this.state !== 'active' || this.scanner.atBoundary) {
-      if (this.partialTimer) {
-        clearTimeout(this.partialTimer);
-        this.partialTimer = null;
-      }
-      return;
-    }
-    if (this.partialTimer) {
-      this.partialTimer.refresh();
-      return;
-    }
-    const ms = this.o.pool.cfg.partial_message_timeout_ms;
-    this.partialTimer = setTimeout(() => {
-      this.partialTimer = null;
-      if (this.state !== 'active' || this.scanner.atBoundary) return;
-      // Not reading it was the proxy's choice (backpressure from the server): that is no quiet client.
-      if (this.flow.paused) return this.watchPartialMessage();
-      this.o.log.warn({ event: 'PARTIAL_MESSAGE_TIMEOUT', ms }, 'client sent part of a message and went quiet while holding a backend; disconnected');
-      this.fatal({
-        code: '08P01',
-        message: `incomplete message from client: part of a message was sent, then nothing for ${ms} ms while a database connection was held; the connection is closed`,
-        hint: 'Check the client for a stalled write or a broken network path (pool.partial_message_timeout_ms).',
-      });
-    }, ms);
+    else this.partial.check();
   }
 
   private acquire(first: Buffer): void {
@@ -238,7 +211,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     if (prefix.length > 0) server.write(prefix);
     this.drainStash();
     if (!server.end() && server === this.server) this.flow.pauseClient(server);
-    this.watchPartialMessage();
+    this.partial.check();
   }
 
   private onAcquireFailed(err: Error): void {
@@ -372,7 +345,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     if (this.state === 'acquiring') this.wait.withdraw();
     this.statements.dispose();
     this.timeouts.stop();
-    if (this.partialTimer) clearTimeout(this.partialTimer);
+    this.partial.stop();
     this.state = 'closed';
     this.sink.close();
     this.flow.dropStash();
