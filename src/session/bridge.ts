@@ -7,7 +7,7 @@ import type { Handover } from '../backend/handover.js';
 import { PoolError, type ReleaseMode } from '../backend/pool-types.js';
 import type { ServerConn } from '../backend/server.js';
 import { TxStatus } from '../protocol/codes.js';
-import { errorResponse, type ErrorFields } from '../protocol/encode.js';
+import type { ErrorFields } from '../protocol/encode.js';
 import type { FrameError } from '../protocol/frames.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
 import { StatementCache } from './statements.js';
@@ -21,8 +21,6 @@ import { PartialMessageWatch } from './partial-message.js';
 import { PrefixFailure } from './prefix-failure.js';
 import type { SessionOptions } from './session-options.js';
 
-/** How long an ended client socket may take to flush its FATAL before it is destroyed anyway. */
-const FATAL_FLUSH_MS = 2000;
 /** What a client is told when the proxy shuts down: the server's own code for an administrator shutdown. */
 const SHUTTING_DOWN: ErrorFields = { code: '57P01', message: 'terminating connection: pg-tenant-proxy is shutting down', hint: 'Reconnect; another proxy instance will serve you.' };
 
@@ -322,20 +320,10 @@ export class Session implements ResponseOwner, ClientSinkOwner {
 
   // ---- lifecycle and flow control ----------------------------------------------------------------
 
-  /**
-   * FATAL to the client, then the session ends. The socket is ended (flushing the error, also through TLS
-   * and a full send buffer) and destroyed only once closed, or after a grace period if the client never
-   * reads: destroying it at once could drop the FATAL unsent.
-   */
+  /** FATAL to the client (flushed before its socket closes: ClientFlow.endWithFatal), then the session ends. */
   private fatal(fields: ErrorFields): void {
     if (this.state === 'closed') return;
-    const client = this.o.client;
-    this.out.flush(); // what the client was already due goes first
-    client.end(errorResponse({ ...fields, severity: 'FATAL' }));
-    client.resume(); // read (and ignore) what still arrives, so the close is seen
-    const timer = setTimeout(() => client.destroy(), FATAL_FLUSH_MS);
-    timer.unref();
-    client.once('close', () => clearTimeout(timer));
+    this.flow.endWithFatal(fields);
     this.onClientGone(false);
   }
 

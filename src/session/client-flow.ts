@@ -1,10 +1,13 @@
-// Flow control between a session's two sockets: which one is paused and why, and the client bytes kept while it waits for a backend.
+// Flow control between a session's two sockets: which one is paused and why, the client bytes kept while it waits for a backend, the last FATAL.
 import type net from 'node:net';
 import type { ServerConn } from '../backend/server.js';
+import { errorResponse, type ErrorFields } from '../protocol/encode.js';
 import type { WriteBatch } from '../util/write-batch.js';
 
 /** Client bytes kept while waiting for a backend before the client is paused (see ClientFlow.stash). */
 const STASH_MAX = 64 * 1024;
+/** How long an ended client socket may take to flush its FATAL before it is destroyed anyway. */
+const FATAL_FLUSH_MS = 2000;
 
 export class ClientFlow {
   /**
@@ -117,5 +120,20 @@ export class ClientFlow {
       this.pausedForClientOutput = false;
       this.resumeClient();
     }
+  }
+
+  /**
+   * FATAL to the client, and its socket ended: flushing the error, also through TLS and a full send
+   * buffer, and destroyed only once closed, or after a grace period if the client never reads: destroying
+   * it at once could drop the FATAL unsent.
+   */
+  endWithFatal(fields: ErrorFields): void {
+    const client = this.client;
+    this.out.flush(); // what the client was already due goes first
+    client.end(errorResponse({ ...fields, severity: 'FATAL' }));
+    client.resume(); // read (and ignore) what still arrives, so the close is seen
+    const timer = setTimeout(() => client.destroy(), FATAL_FLUSH_MS);
+    timer.unref();
+    client.once('close', () => clearTimeout(timer));
   }
 }
