@@ -1,6 +1,8 @@
 // The per-client transaction bridge: holds a backend only while the client is inside a transaction,
 // injects the tenant context in front of the client's first message, forwards everything else by frame
 // header, and gives the backend back when the server's ReadyForQuery says idle with nothing pending.
+// Session owns the client's lifecycle; client-sink.ts and responses.ts handle the two directions, and
+// backend-wait.ts, client-flow.ts, prefix-failure.ts and partial-message.ts one concern each.
 // References: https://www.postgresql.org/docs/current/protocol-flow.html
 //             https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-READYFORQUERY
 import type { Handover } from '../backend/handover.js';
@@ -268,6 +270,10 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     return this.timeouts.rewrite(body);
   }
 
+  pauseServer(): void {
+    this.flow.pauseServer(this.server);
+  }
+
   readyForQuery(status: number): boolean {
     this.txStatus = status;
     this.sink.answered();
@@ -318,7 +324,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     this.fatal({ code: '08006', message: `the database connection was lost during the transaction (${reason}); reconnect and retry` });
   }
 
-  // ---- lifecycle and flow control ----------------------------------------------------------------
+  // ---- end of the session ---------------------------------------------------------------------------
 
   /** FATAL to the client (flushed before its socket closes: ClientFlow.endWithFatal), then the session ends. */
   private fatal(fields: ErrorFields): void {
@@ -349,9 +355,5 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     // (Bytes still arriving from a client being told FATAL are ignored: the state is closed.)
     if (destroy) this.o.client.destroy();
     this.o.hooks.closed();
-  }
-
-  pauseServer(): void {
-    this.flow.pauseServer(this.server);
   }
 }
