@@ -1,7 +1,7 @@
 // Prometheus metrics (prom-client) on a private registry: pool gauges read at scrape time, counters
 // and histograms updated by the proxy. Labels have bounded cardinality only (see tenant-metrics.ts).
 import client from 'prom-client';
-import type { PoolSnapshot, PoolStats } from '../backend/pool.js';
+import type { PoolSnapshot, PoolStats } from '../backend/pool-types.js';
 import type { Registry, RegistrySink } from './registry.js';
 import { registerTenantMetrics } from './tenant-metrics.js';
 import { HotCounter, HotHistogram } from './hot-metrics.js';

@@ -3,7 +3,7 @@
 // reachability once per change (not per reconnect attempt).
 import type { Logger } from 'pino';
 import type { Metrics } from '../admin/metrics.js';
-import type { PoolEvents } from './pool.js';
+import type { PoolEvents } from './pool-types.js';
 import type { ProxyHooks } from '../cluster/hooks.js';
 import type { Readiness } from './probe.js';
 

@@ -1,131 +1,39 @@
 // The bounded backend pool: at most `size + overflow` server connections ever exist; clients wait for one
 // (round-robin across tenants, FIFO within one: waiters.ts), and a connection comes back only through its
 // hand-over (handover.ts): reset at once when nobody waits, or pipelined in front of the next waiting client.
+// This class decides who gets a backend and what a released one does next; its parts keep the rest:
+// pool-backends.ts (opening, retiring, maintenance), pool-queue.ts (waiters and their deadlines),
+// pool-holds.ts (holds per tenant, saturation), deferred-resets.ts (pool.reset_delay_ms), ping.ts (pre_ping).
 // Decisions by the SRE's limits (overflow, min_idle, lifetime, saturation, back-off) are in pool-policy.ts.
-import { DeadlineTimer } from './deadline-timer.js';
 import type { BackendConfig, PoolConfig } from '../config/types.js';
-import { BackendConnectError, type Handshake, sendCancel } from './connect.js';
+import { BackendConnectError, type Handshake } from './connect.js';
+import { DeferredResets } from './deferred-resets.js';
 import { Handover, type ReadbackOutcome } from './handover.js';
+import { PoolError, type PoolEvents, type PoolSettings, type PoolSnapshot, type PoolStats, type PoolWaiter, type ReleaseMode } from './pool-types.js';
 import type { Readback } from './readback.js';
 import { runEagerHandover } from './reset.js';
-import { Backoff, idleToClose, recycleAt, Saturation, type SaturationKind } from './pool-policy.js';
-import { pingBackend } from './ping.js';
-import { ServerConn } from './server.js';
-import { Waiters } from './waiters.js';
+import { Backends } from './pool-backends.js';
+import { Holds } from './pool-holds.js';
+import { type Queued, WaitQueue } from './pool-queue.js';
+import { PrePing } from './ping.js';
+import type { ServerConn } from './server.js';
 
-/** How long a retired backend's server may take to close the socket after Terminate before it is cut. */
-const RETIRE_WAIT_MS = 2000;
-
-export class PoolError extends Error {
-  constructor(
-    message: string,
-    public readonly sqlstate: string,
-    /** The underlying cause without this error's own wording (e.g. the connect error), for callers that add theirs. */
-    public readonly detail: string = message,
-  ) {
-    super(message);
-    this.name = 'PoolError';
-  }
-}
-
-/** How a client hands a backend back. */
-export type ReleaseMode = 'idle' | 'in-transaction' | 'broken';
-
-/**
- * A client asking for a backend. Exactly one of the two is called, synchronously from the pool (never from
- * a microtask): a backend handed over from another client's ReadyForQuery is owned by the waiter before the
- * rest of that network read is dispatched, so a FATAL in the same read reaches the waiter.
- */
-export interface PoolWaiter {
-  /** The client's tenant, for fairness and pool.tenant_max_backends (null or absent: trusted, uncapped). */
-  readonly tenant?: string | null;
-  /** A live backend; `handover` (if not null) must be written in front of the client's first message. */
-  granted(conn: ServerConn, handover: Handover | null): void;
-  failed(err: PoolError): void;
-}
-
-interface Queued {
-  waiter: PoolWaiter;
-  tenant: string | null;
-  enqueuedAt: number;
-  deadline: number;
-}
-
-export interface PoolEvents {
-  opened(conn: ServerConn): void;
-  closed(conn: ServerConn, reason: string): void;
-  acquired(waitSeconds: number): void;
-  resetFailed(conn: ServerConn, reason: string): void;
-  reset(mode: 'eager' | 'pipelined'): void;
-  connectFailed(err: Error): void;
-  /** A client's read-back check ran, failed, or could not run (backend closed): counted, never silent. */
-  readback?(outcome: ReadbackOutcome, reason: string | null): void;
-  /** Utilisation crossed pool.alert_threshold (saturated) or fell back below it with hysteresis. */
-  saturation?(kind: SaturationKind, saturated: boolean, utilisation: number): void;
-  /** The server became unreachable or reachable again: told once per change, not per attempt. */
-  reachability?(reachable: boolean, err: string | null, retryInMs: number): void;
-}
-
-export interface PoolStats {
-  size: number;
-  /** size + overflow: backends never exceed it. */
-  cap: number;
-  /** Backends open beyond size. */
-  overflowOpen: number;
-  /** Backends held by a client now (checked out): the cap utilisation is held / cap. */
-  held: number;
-  open: number;
-  busy: number;
-  idle: number;
-  connecting: number;
-  waiting: number;
-}
-
-export interface PoolSnapshot {
-  stats: PoolStats;
-  conns: Array<{ conn: ServerConn; idle: boolean }>;
-  /** From the newest handshake; null before the first backend was opened. */
-  params: Map<string, string> | null;
-}
-
-export class Pool {
+export class Pool implements PoolSettings {
   private readonly idle: ServerConn[] = [];
-  private readonly all = new Set<ServerConn>();
-  private connecting = 0;
-  /** Per tenant FIFO, served round-robin (pool.fairness); one timer serves the earliest deadline. */
-  private readonly queue: Waiters<Queued>;
-  private readonly deadline = new DeadlineTimer(() => this.expireWaiters());
-  /**
-   * Idle backends whose hand-over is deferred (pool.reset_delay_ms): pipelined in front of the next client
-   * that takes them, or run eagerly once their deadline passes, so session-level locks, LISTEN and temp
-   * tables a client left are released within that bound even if nobody comes. Insertion order is deadline
-   * order (one delay for all), so one timer serves them.
-   */
-  private readonly deferred = new Map<ServerConn, { handover: Handover; deadline: number }>();
-  private deferTimer: NodeJS.Timeout | null = null;
+  /** Opens, retires and maintains the backends; this class decides who gets them. */
+  private readonly backends: Backends;
+  /** The clients waiting, served round-robin across tenants (pool.fairness), each until acquire_timeout_ms. */
+  private readonly queue: WaitQueue;
+  /** Idle backends whose hand-over waits for the next client (pool.reset_delay_ms) or its deadline. */
+  private readonly deferred = new DeferredResets((conn, handover) => this.runDeferred(conn, handover));
   private closing = false;
-  private maintenanceTimer: NodeJS.Timeout | null = null;
-  /** Backends held by a client now, with the client's tenant (pool.tenant_max_backends). */
-  private readonly heldBy = new Map<ServerConn, string | null>();
-  private readonly tenantHeld = new Map<string, number>();
-  /** When each backend is due for recycling (max_lifetime_ms with jitter). */
-  private readonly recycleDue = new WeakMap<ServerConn, number>();
-  /** Waiters whose idle backend is being pre-pinged: they may still withdraw. */
-  private readonly pinging = new Map<PoolWaiter, ServerConn>();
-  private readonly backoff = new Backoff();
-  /** Backends sent Terminate whose server process has not closed the socket yet: still counted in the cap. */
-  private retiring = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private readonly saturation: Saturation;
-  /** CancelRequests on their way to the server; close() waits for them. */
-  private readonly cancelsSent = new Set<Promise<void>>();
-  private readonly eligible = (tenant: string | null): boolean => this.mayHold(tenant);
-  /** Server ParameterStatus values from the newest handshake, shown to clients at login. */
-  private params: Map<string, string> | null = null;
+  /** Who holds which backend now, per tenant, and the utilisation alerts. */
+  private readonly holds: Holds;
+  /** pool.pre_ping: checks an idle backend before its client gets it. */
+  private readonly prePing: PrePing;
+  private readonly eligible = (tenant: string | null): boolean => this.holds.mayHold(tenant);
   /** Parse bytes kept for re-preparing across all clients of this pool (pool.max_prepared_statement_bytes_total). */
   readonly retainedStatements: { used: number; limit: number };
-  /** Why the last attempt to open a backend connection failed, or null if it succeeded or none was made (/readyz). */
-  lastConnectError: string | null = null;
   private readonly handoverEvents = {
     readback: (outcome: ReadbackOutcome, reason: string | null) => this.events.readback?.(outcome, reason),
   };
@@ -133,15 +41,31 @@ export class Pool {
   constructor(
     readonly name: string,
     public cfg: PoolConfig,
-    private readonly backend: BackendConfig,
-    private readonly connect: (cfg: BackendConfig) => Promise<Handshake>,
+    backend: BackendConfig,
+    connect: (cfg: BackendConfig) => Promise<Handshake>,
     private readonly events: PoolEvents,
   ) {
     this.retainedStatements = { used: 0, limit: cfg.max_prepared_statement_bytes_total };
-    this.queue = new Waiters<Queued>(cfg.fairness);
-    this.saturation = new Saturation((kind, on, u) => this.events.saturation?.(kind, on, u), () => this.cfg.alert_recovery_ms);
-    this.armMaintenance();
-    this.keepMinIdle();
+    this.queue = new WaitQueue(this, (q) => this.timedOut(q));
+    this.backends = new Backends(this, this.idle, backend, connect, events, {
+      demand: () => this.queue.eligibleCount(this.eligible),
+      available: (conn) => this.makeAvailable(conn),
+      closed: (conn, reason) => this.forget(conn, reason),
+      unreachable: (err) => this.failWaiters(err),
+      observeSaturation: () => this.holds.observe(),
+    });
+    this.holds = new Holds(this, this.backends, (kind, on, u) => this.events.saturation?.(kind, on, u));
+    this.prePing = new PrePing(this, this.holds, events, {
+      passed: (conn, waiter, tenant, waiting) => this.grantChecked(conn, waiter, tenant, waiting),
+      retry: (waiter) => this.request(waiter),
+      settle: (conn, handover, ok, failed) => this.settleEagerly(conn, handover, ok, failed),
+    });
+    this.backends.keepMinIdle();
+  }
+
+  /** Why the last attempt to open a backend connection failed, or null if it succeeded or none was made (/readyz). */
+  get lastConnectError(): string | null {
+    return this.backends.lastConnectError;
   }
 
   /** The hard cap: backends never exceed it. */
@@ -150,16 +74,16 @@ export class Pool {
   }
 
   stats(): PoolStats {
-    const open = this.all.size;
+    const open = this.backends.open;
     return {
       size: this.cfg.size,
       cap: this.cap,
       overflowOpen: Math.max(0, open - this.cfg.size),
-      held: this.heldBy.size,
+      held: this.holds.count,
       open,
       busy: open - this.idle.length,
       idle: this.idle.length,
-      connecting: this.connecting,
+      connecting: this.backends.opening,
       waiting: this.queue.length,
     };
   }
@@ -173,20 +97,18 @@ export class Pool {
     this.cfg = next;
     this.retainedStatements.limit = next.max_prepared_statement_bytes_total;
     this.queue.setFairness(next.fairness);
-    this.armMaintenance();
-    this.maintain();
-    this.grow();
+    this.backends.reconfigure();
   }
 
   /** Read-only view for the admin console and metrics: every open backend, whether it is idle, and the server's parameters. */
   snapshot(): PoolSnapshot {
     const idle = new Set(this.idle);
-    return { stats: this.stats(), conns: [...this.all].map((conn) => ({ conn, idle: idle.has(conn) })), params: this.params };
+    return { stats: this.stats(), conns: [...this.backends.conns].map((conn) => ({ conn, idle: idle.has(conn) })), params: this.backends.params };
   }
 
   /** Server parameters for a login; opens a first connection if none was ever made. */
   async serverParams(): Promise<Map<string, string>> {
-    if (this.params) return this.params;
+    if (this.backends.params) return this.backends.params;
     try {
       const conn = await this.acquire();
       this.release(conn, 'idle', null);
@@ -195,7 +117,7 @@ export class Pool {
       if (e instanceof PoolError) throw new BackendConnectError(e.detail, e.sqlstate);
       throw e;
     }
-    return this.params!;
+    return this.backends.params!;
   }
 
   /** Promise form of request(), for callers off the hot path: resolves with a clean backend. */
@@ -219,23 +141,22 @@ export class Pool {
     if (this.closing) return waiter.failed(new PoolError('the proxy is shutting down', '57P01'));
     const tenant = waiter.tenant ?? null;
     // Waiters of the same tenant queue behind each other; one at its cap waits for its own releases.
-    const conn = this.mayHold(tenant) ? this.takeIdle() : null;
+    const conn = this.holds.mayHold(tenant) ? this.takeIdle() : null;
     if (conn) {
-      const d = this.deferred.get(conn);
-      if (d) this.deferred.delete(conn);
-      if (this.needsPing(conn)) {
+      const handover = this.deferred.take(conn);
+      if (this.prePing.needed(conn)) {
         // A deferred reset run on its own is the check: its round trip shows the backend answers.
-        return d ? this.settleThenGrant(conn, d.handover, waiter, tenant) : this.pingThenGrant(conn, waiter, tenant);
+        return handover ? this.prePing.settle(conn, handover, waiter, tenant) : this.prePing.ping(conn, waiter, tenant);
       }
       // A deferred reset is pipelined in front of this client's first message: a backend that died meanwhile
       // fails in that hand-over, before anything of the client ran, and the session replays the transaction
       // start on another backend (session/retry.ts).
-      if (d) this.events.reset('pipelined');
+      if (handover) this.events.reset('pipelined');
       conn.lastUsedAt = Date.now();
-      this.hold(conn, tenant);
+      this.holds.hold(conn, tenant);
       this.events.acquired(0);
-      waiter.granted(conn, d ? d.handover : null);
-      this.keepMinIdle();
+      waiter.granted(conn, handover);
+      this.backends.keepMinIdle();
       return;
     }
     if (this.queue.length >= this.cfg.max_waiting) {
@@ -243,72 +164,23 @@ export class Pool {
         new PoolError(`pool "${this.name}" has ${this.queue.length} clients waiting already (pool.max_waiting); try again later`, '53300'),
       );
     }
-    const now = Date.now();
-    this.queue.push({ waiter, tenant, enqueuedAt: now, deadline: now + this.cfg.acquire_timeout_ms });
-    this.armDeadline();
-    this.grow();
+    this.queue.push(waiter, tenant);
+    this.backends.grow();
   }
 
-  /** With pool.pre_ping, a backend idle longer than pre_ping_after_ms is checked before a client gets it. */
-  private needsPing(conn: ServerConn): boolean {
-    return this.cfg.pre_ping && Date.now() - conn.lastUsedAt >= this.cfg.pre_ping_after_ms;
-  }
-
-  /** Pings `conn`; a live one is granted, a dead one closed and the request retried: the client never knows. */
-  private pingThenGrant(conn: ServerConn, waiter: PoolWaiter, tenant: string | null): void {
-    this.pinging.set(waiter, conn);
-    this.hold(conn, tenant);
-    pingBackend(conn, Math.min(this.cfg.reset_timeout_ms, 5000), (err) => {
-      const stillWaiting = this.pinging.delete(waiter);
-      this.unhold(conn);
-      if (err !== null) {
-        this.events.resetFailed(conn, `pre-ping failed: ${err}`);
-        conn.destroy(`pre-ping failed: ${err}`);
-        if (stillWaiting) this.request(waiter);
-        return;
-      }
-      conn.lastUsedAt = Date.now();
-      if (!stillWaiting || this.closing) return this.makeAvailable(conn);
-      this.hold(conn, tenant);
-      this.events.acquired(0);
-      waiter.granted(conn, null);
-    });
-  }
-
-  /** pre_ping of a backend whose reset was deferred: the reset runs on its own first; a failed one closes it and the request is retried. */
-  private settleThenGrant(conn: ServerConn, handover: Handover, waiter: PoolWaiter, tenant: string | null): void {
-    this.pinging.set(waiter, conn);
-    this.hold(conn, tenant);
-    const settled = (): boolean => {
-      const stillWaiting = this.pinging.delete(waiter);
-      this.unhold(conn);
-      return stillWaiting;
-    };
-    this.settleEagerly(
-      conn,
-      handover,
-      () => {
-        this.events.reset('eager');
-        conn.lastUsedAt = Date.now();
-        if (!settled() || this.closing) return this.makeAvailable(conn);
-        this.hold(conn, tenant);
-        this.events.acquired(0);
-        waiter.granted(conn, null);
-      },
-      () => {
-        if (settled()) this.request(waiter);
-      },
-    );
+  /** A pre-pinged backend answered: granted to its client if that still waits, else made available. */
+  private grantChecked(conn: ServerConn, waiter: PoolWaiter, tenant: string | null, waiting: boolean): void {
+    if (!waiting || this.closing) return this.makeAvailable(conn);
+    this.holds.hold(conn, tenant);
+    this.events.acquired(0);
+    waiter.granted(conn, null);
   }
 
   /** The waiter's client went away: it leaves the queue, stops counting toward max_waiting, and gets nothing. */
   cancelRequest(waiter: PoolWaiter): boolean {
     // Mid pre-ping: the ping's outcome returns the backend to the pool, to nobody.
-    if (this.pinging.delete(waiter)) return true;
-    const q = this.queue.find((x) => x.waiter === waiter);
-    if (!q || !this.queue.remove(q)) return false;
-    if (this.queue.length === 0) this.disarmDeadline();
-    return true;
+    if (this.prePing.withdraw(waiter)) return true;
+    return this.queue.withdraw(waiter);
   }
 
   /**
@@ -318,7 +190,7 @@ export class Pool {
    */
   release(conn: ServerConn, mode: ReleaseMode, readback: Readback | null): void {
     conn.detach();
-    this.unhold(conn);
+    this.holds.unhold(conn);
     if (conn.closed || mode === 'broken' || this.closing) {
       // A closed backend takes its session state with it: there is nothing left to read back. Said, not skipped silently.
       const why = conn.closed ? 'the backend connection was already closed' : mode === 'broken' ? 'the backend was released broken and is closed' : 'the proxy is shutting down';
@@ -334,10 +206,9 @@ export class Pool {
     // A client is waiting right now: hand the backend over with its reset pipelined in front of that client's
     // first message. This saves a round trip per transaction under load; with no one waiting, the reset runs
     // at once so nothing (locks, LISTEN, temp tables) idles in the pool.
-    if (handover.pipelinable && conn.cancelsInFlight === 0 && !this.mustRetire(conn)) {
+    if (handover.pipelinable && conn.cancelsInFlight === 0 && !this.backends.mustRetire(conn)) {
       const q = this.queue.next(this.eligible);
       if (q) {
-        if (this.queue.length === 0) this.disarmDeadline();
         this.events.reset('pipelined');
         this.grant(q, conn, handover);
         return;
@@ -345,21 +216,12 @@ export class Pool {
       if (this.cfg.reset_delay_ms > 0) {
         // Nobody waits: the next client to take it pipelines the reset (saving a round trip per
         // transaction); if none does within reset_delay_ms, it runs on its own (runDeferred).
-        this.deferred.set(conn, { handover, deadline: Date.now() + this.cfg.reset_delay_ms });
+        this.deferred.add(conn, handover, Date.now() + this.cfg.reset_delay_ms);
         this.idle.push(conn);
-        this.armDeferred();
         return;
       }
     }
-    this.settleEagerly(
-      conn,
-      handover,
-      () => {
-        this.events.reset('eager');
-        this.makeAvailable(conn);
-      },
-      () => {},
-    );
+    this.resetEagerly(conn, handover);
   }
 
   /**
@@ -367,27 +229,19 @@ export class Pool {
    * processed the request, so a late cancel can never hit the next client's query.
    */
   cancel(conn: ServerConn): void {
-    if (conn.closed) return;
-    conn.cancelStarted();
-    const sent = sendCancel(this.backend, conn.pid, conn.secret).finally(() => {
-      conn.cancelFinished();
-      this.cancelsSent.delete(sent);
-    });
-    this.cancelsSent.add(sent);
+    this.backends.cancel(conn);
   }
 
   async close(): Promise<void> {
     this.closing = true;
-    if (this.deferTimer) clearTimeout(this.deferTimer);
-    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.saturation.stop();
-    this.disarmDeadline();
+    this.deferred.stop();
+    this.backends.close();
+    this.holds.stop();
     for (const q of this.queue.drain()) q.waiter.failed(new PoolError('the proxy is shutting down', '57P01'));
-    for (const conn of [...this.all]) conn.destroy('proxy shutting down');
+    this.backends.destroyAll('proxy shutting down');
     // A cancel still on its way must arrive: PostgreSQL does not notice a closed socket while a query runs,
     // so without it the query (and its locks) would outlive the proxy. Bounded by backend.connect_timeout_ms.
-    await Promise.allSettled([...this.cancelsSent]);
+    await this.backends.cancelsSettled();
   }
 
   /** Runs the hand-over in its own round trip (after any cancel in flight settles); closes the backend if it fails. */
@@ -402,33 +256,24 @@ export class Pool {
     );
   }
 
-  private armDeferred(): void {
-    if (this.deferTimer) return;
-    const first = this.deferred.values().next();
-    if (first.done) return;
-    this.deferTimer = setTimeout(() => this.runDeferred(), Math.max(0, first.value.deadline - Date.now()));
+  /** Resets the backend in its own round trip, then makes it available (a failed reset closed it). */
+  private resetEagerly(conn: ServerConn, handover: Handover): void {
+    this.settleEagerly(
+      conn,
+      handover,
+      () => {
+        this.events.reset('eager');
+        this.makeAvailable(conn);
+      },
+      () => {},
+    );
   }
 
-  /** Deferred hand-overs past their deadline run now, in their own round trip. */
-  private runDeferred(): void {
-    this.deferTimer = null;
-    const now = Date.now();
-    for (const [conn, d] of this.deferred) {
-      if (d.deadline > now) break;
-      this.deferred.delete(conn);
-      const i = this.idle.indexOf(conn);
-      if (i >= 0) this.idle.splice(i, 1);
-      this.settleEagerly(
-        conn,
-        d.handover,
-        () => {
-          this.events.reset('eager');
-          this.makeAvailable(conn);
-        },
-        () => {},
-      );
-    }
-    this.armDeferred();
+  /** A deferred hand-over whose deadline passed: its backend leaves the idle list while it runs on its own. */
+  private runDeferred(conn: ServerConn, handover: Handover): void {
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.resetEagerly(conn, handover);
   }
 
   private takeIdle(): ServerConn | null {
@@ -443,206 +288,53 @@ export class Pool {
 
   private makeAvailable(conn: ServerConn): void {
     if (conn.closed) return;
-    if (this.mustRetire(conn)) {
+    if (this.backends.mustRetire(conn)) {
       // Recycled by age, or above a cap lowered by reload: closed here, at a release, never mid-transaction.
-      this.retire(conn, this.all.size > this.cap ? 'pool shrunk by reload' : 'max_lifetime_ms reached');
+      this.backends.retire(conn, this.backends.open > this.cap ? 'pool shrunk by reload' : 'max_lifetime_ms reached');
       return;
     }
     const q = this.queue.next(this.eligible);
     if (q) {
-      if (this.queue.length === 0) this.disarmDeadline();
       this.grant(q, conn, null);
     } else {
       this.idle.push(conn);
-      this.observeSaturation();
+      this.holds.observe();
     }
   }
 
-  /** Past its recycling age, or more backends open than the (reloaded) cap allows. */
-  private mustRetire(conn: ServerConn): boolean {
-    return this.all.size > this.cap || Date.now() >= (this.recycleDue.get(conn) ?? Infinity);
-  }
-
-  private mayHold(tenant: string | null): boolean {
-    const max = this.cfg.tenant_max_backends;
-    return max === 0 || tenant === null || (this.tenantHeld.get(tenant) ?? 0) < max;
-  }
-
-  private hold(conn: ServerConn, tenant: string | null): void {
-    this.heldBy.set(conn, tenant);
-    if (tenant !== null) this.tenantHeld.set(tenant, (this.tenantHeld.get(tenant) ?? 0) + 1);
-    this.observeSaturation();
-  }
-
-  private unhold(conn: ServerConn): void {
-    if (!this.heldBy.has(conn)) return;
-    const tenant = this.heldBy.get(conn)!;
-    this.heldBy.delete(conn);
-    this.observeSaturation();
-    if (tenant === null) return;
-    const n = (this.tenantHeld.get(tenant) ?? 1) - 1;
-    if (n <= 0) this.tenantHeld.delete(tenant);
-    else this.tenantHeld.set(tenant, n);
-  }
-
-  /** Held backends over the cap, and overflow in use over overflow: POOL_SATURATED / POOL_RECOVERED. */
-  private observeSaturation(): void {
-    const t = this.cfg.alert_threshold;
-    this.saturation.observe('cap', this.heldBy.size / this.cap, t);
-    this.saturation.observe('overflow', this.cfg.overflow === 0 ? NaN : Math.max(0, this.all.size - this.cfg.size) / this.cfg.overflow, t);
-  }
-
   private grant(q: Queued, conn: ServerConn, handover: Handover | null): void {
-    this.hold(conn, q.tenant);
+    this.holds.hold(conn, q.tenant);
     conn.lastUsedAt = Date.now();
     this.events.acquired((conn.lastUsedAt - q.enqueuedAt) / 1000);
     q.waiter.granted(conn, handover);
   }
 
-  private armDeadline(): void {
-    this.deadline.arm(this.queue.earliestDeadline());
-  }
-
-  private disarmDeadline(): void {
-    this.deadline.disarm();
-  }
-
-  private expireWaiters(): void {
-    const now = Date.now();
-    const expired = this.queue.expire(now);
-    this.armDeadline();
-    for (const q of expired) {
-      const s = this.stats();
-      q.waiter.failed(
-        new PoolError(
-          `no backend connection free in pool "${this.name}" after waiting ${this.cfg.acquire_timeout_ms} ms ` +
-            `(cap ${s.cap} = pool.size ${s.size} + pool.overflow ${s.cap - s.size}, ${s.busy} busy, ${s.waiting} other clients waiting` +
-            `${this.cfg.tenant_max_backends > 0 && q.tenant !== null && !this.mayHold(q.tenant) ? `; this tenant holds pool.tenant_max_backends ${this.cfg.tenant_max_backends}` : ''}` +
-            `); retry, shorten transactions, or raise pool.size / pool.overflow`,
-          '53300',
-        ),
-      );
-    }
-  }
-
-  /** Opens connections while clients that may be served wait, and the cap allows. */
-  private grow(): void {
-    while (this.queue.eligibleCount(this.eligible) > this.connecting && this.all.size + this.connecting + this.retiring < this.cap && this.openOne());
-  }
-
-  /** Keeps min_idle backends ready ahead of demand (steady ones only: never into overflow). */
-  private keepMinIdle(): void {
-    while (this.idle.length + this.connecting < this.cfg.min_idle && this.all.size + this.connecting + this.retiring < this.cfg.size && this.openOne());
-  }
-
-  /**
-   * Closes an idle backend the limits retire (age, overflow, idle, shrink) politely, and keeps counting it
-   * against the cap until the server has closed the socket: only then is its process (and its
-   * pg_stat_activity entry) gone, so a replacement never makes PostgreSQL see more than the cap.
-   */
-  private retire(conn: ServerConn, reason: string): void {
-    if (conn.closed) return;
-    this.retiring++;
-    const sock = conn.socket;
-    const timer = setTimeout(() => sock.destroy(), RETIRE_WAIT_MS);
-    timer.unref();
-    sock.once('close', () => {
-      clearTimeout(timer);
-      this.retiring--;
-      this.grow();
-      this.keepMinIdle();
-    });
-    conn.terminate(reason);
-  }
-
-  /** Starts one connect unless backing off after failures (then retries when the back-off ends). False: not started. */
-  private openOne(): boolean {
-    if (this.closing) return false;
-    const wait = this.backoff.waitMs(Date.now());
-    if (wait > 0) {
-      if (!this.retryTimer) {
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = null;
-          this.grow();
-          this.keepMinIdle();
-        }, wait);
-        this.retryTimer.unref();
-      }
-      return false;
-    }
-    this.connecting++;
-    this.connect(this.backend).then(
-      (hs) => {
-        this.connecting--;
-        this.lastConnectError = null;
-        if (this.backoff.down) this.events.reachability?.(true, null, 0);
-        this.backoff.succeeded();
-        this.params = hs.params;
-        const conn = new ServerConn(hs);
-        this.all.add(conn);
-        this.recycleDue.set(conn, recycleAt(Date.now(), this.cfg.max_lifetime_ms));
-        conn.onClose((reason) => this.forget(conn, reason));
-        this.events.opened(conn);
-        if (this.closing) conn.destroy('proxy shutting down');
-        else this.makeAvailable(conn);
-      },
-      (err: Error) => {
-        this.connecting--;
-        this.lastConnectError = err.message;
-        const wasDown = this.backoff.down;
-        const retryIn = this.backoff.failed(Date.now());
-        if (!wasDown) this.events.reachability?.(false, err.message, retryIn);
-        this.events.connectFailed(err);
-        // With no connection left to wait for, waiting is pointless: tell the waiters why now.
-        if (this.all.size === 0 && this.connecting === 0) {
-          const e = err instanceof BackendConnectError ? err : new BackendConnectError(err.message);
-          const sqlstate = e.sqlstate === '28000' || e.sqlstate === '28P01' ? '08004' : '08006';
-          this.disarmDeadline();
-          for (const q of this.queue.drain()) q.waiter.failed(new PoolError(`cannot reach the database: ${e.message}`, sqlstate, e.message));
-        } else {
-          this.grow(); // arms the retry timer for the waiters still there
-        }
-      },
+  /** A waiter's acquire_timeout_ms passed: 53300, saying how full the pool is and what to change. */
+  private timedOut(q: Queued): void {
+    const s = this.stats();
+    q.waiter.failed(
+      new PoolError(
+        `no backend connection free in pool "${this.name}" after waiting ${this.cfg.acquire_timeout_ms} ms ` +
+          `(cap ${s.cap} = pool.size ${s.size} + pool.overflow ${s.cap - s.size}, ${s.busy} busy, ${s.waiting} other clients waiting` +
+          `${this.cfg.tenant_max_backends > 0 && q.tenant !== null && !this.holds.mayHold(q.tenant) ? `; this tenant holds pool.tenant_max_backends ${this.cfg.tenant_max_backends}` : ''}` +
+          `); retry, shorten transactions, or raise pool.size / pool.overflow`,
+        '53300',
+      ),
     );
-    return true;
   }
 
+  /** A backend closed: what the pool kept of it goes (its deferred hand-over, its client's hold, its idle slot). */
   private forget(conn: ServerConn, reason: string): void {
-    this.all.delete(conn);
-    const d = this.deferred.get(conn);
-    if (d) {
-      this.deferred.delete(conn);
-      d.handover.abandon(reason);
-    }
-    this.unhold(conn);
+    this.deferred.abandon(conn, reason);
+    this.holds.unhold(conn);
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
-    this.events.closed(conn, reason);
-    this.grow();
-    this.keepMinIdle();
   }
 
-  /** Runs the limits' periodic decisions: idle, overflow and aged backends closed; min_idle kept. */
-  private maintain(): void {
-    if (this.closing) return;
-    const now = Date.now();
-    for (const conn of idleToClose(this.idle, this.all.size, this.cfg, now)) this.retire(conn, this.all.size > this.cfg.size ? 'overflow idle timeout' : 'idle timeout');
-    // (destroy() tells forget() synchronously, so all.size falls as we go.)
-    for (const conn of [...this.idle]) {
-      if (this.all.size > this.cap) this.retire(conn, 'pool shrunk by reload');
-      else if (now >= (this.recycleDue.get(conn) ?? Infinity)) this.retire(conn, 'max_lifetime_ms reached');
-    }
-    this.observeSaturation();
-    this.keepMinIdle();
-  }
-
-  /** One timer for maintain(), as often as the shortest of the limits it enforces needs (100 ms to 10 s). */
-  private armMaintenance(): void {
-    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
-    const c = this.cfg;
-    const periods = [c.overflow > 0 ? c.overflow_idle_ms : 0, c.idle_timeout_ms, c.max_lifetime_ms / 10, c.min_idle > 0 ? 1000 : 0].filter((p) => p > 0);
-    const every = Math.max(100, Math.min(10_000, ...periods.map((p) => p / 2)));
-    this.maintenanceTimer = setInterval(() => this.maintain(), every);
-    this.maintenanceTimer.unref();
+  /** A connect failed with no backend left to wait for: waiting is pointless, so the waiters are told why now. */
+  private failWaiters(err: Error): void {
+    const e = err instanceof BackendConnectError ? err : new BackendConnectError(err.message);
+    const sqlstate = e.sqlstate === '28000' || e.sqlstate === '28P01' ? '08004' : '08006';
+    for (const q of this.queue.drain()) q.waiter.failed(new PoolError(`cannot reach the database: ${e.message}`, sqlstate, e.message));
   }
 }

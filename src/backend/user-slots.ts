@@ -1,7 +1,7 @@
 // A per-user cap on backend connections (users[].pool_size): a FIFO counting semaphore taken before the
 // shared pool, so one migration job or SRE session cannot take every backend.
 import { DeadlineTimer } from './deadline-timer.js';
-import { PoolError } from './pool.js';
+import { PoolError } from './pool-types.js';
 
 /** One waiter; exactly one of the two is called, synchronously from request() or release(). */
 export interface SlotWaiter {

@@ -1,150 +1,60 @@
 // The per-client transaction bridge: holds a backend only while the client is inside a transaction,
 // injects the tenant context in front of the client's first message, forwards everything else by frame
 // header, and gives the backend back when the server's ReadyForQuery says idle with nothing pending.
+// Session owns the client's lifecycle; client-sink.ts and responses.ts handle the two directions, and
+// backend-wait.ts, client-flow.ts, prefix-failure.ts and partial-message.ts one concern each.
 // References: https://www.postgresql.org/docs/current/protocol-flow.html
 //             https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-READYFORQUERY
-import type net from 'node:net';
-import type { Logger } from 'pino';
 import type { Handover } from '../backend/handover.js';
-import type { Pool, PoolWaiter, ReleaseMode } from '../backend/pool.js';
-import { PoolError } from '../backend/pool.js';
+import { PoolError, type ReleaseMode } from '../backend/pool-types.js';
 import type { ServerConn } from '../backend/server.js';
-import { Frontend, TxStatus } from '../protocol/codes.js';
-import { errorResponse, type ErrorFields, frame, readyForQuery } from '../protocol/encode.js';
-import { Action, type FrameSink, FrameScanner, FrameError } from '../protocol/frames.js';
-import type { Readback } from '../backend/readback.js';
-import type { SlotWaiter, UserSlots } from '../backend/user-slots.js';
-import type { GuardHook } from './guard-hook.js';
-import type { SessionObserver, TransactionGate } from './observer.js';
+import { TxStatus } from '../protocol/codes.js';
+import type { ErrorFields } from '../protocol/encode.js';
+import type { FrameError } from '../protocol/frames.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
-import { statementName } from './server-messages.js';
-import { StatementCache, type StatementLimits } from './statements.js';
-import type { TenantContext } from './tenant-context.js';
+import { StatementCache } from './statements.js';
 import { FirstFlight } from './retry.js';
 import { WriteBatch } from '../util/write-batch.js';
 import { SessionTimeouts } from './timeouts.js';
+import { ClientFlow } from './client-flow.js';
+import { BackendWait } from './backend-wait.js';
+import { ClientSink, type ClientSinkOwner, clientScanner, READY_IDLE } from './client-sink.js';
+import { PartialMessageWatch } from './partial-message.js';
+import { PrefixFailure } from './prefix-failure.js';
+import type { SessionOptions } from './session-options.js';
 
-/** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
-const MAX_CLIENT_FRAME = 0x4000_0000;
-/** Largest client Parse the bridge assembles (64 MB). */
-const MAX_CLIENT_INSPECT = 64 << 20;
-/**
- * Bytes of a Parse/Bind/Describe/Close read for its statement names: the rest streams through unassembled.
- * A name not complete within them is not tracked (that statement is usable within its transaction only).
- */
-const PEEK_BYTES = 1024;
-/** Client bytes kept while waiting for a backend before the client is paused (see Session.stash). */
-const STASH_MAX = 64 * 1024;
-/** How long an ended client socket may take to flush its FATAL before it is destroyed anyway. */
-const FATAL_FLUSH_MS = 2000;
 /** What a client is told when the proxy shuts down: the server's own code for an administrator shutdown. */
 const SHUTTING_DOWN: ErrorFields = { code: '57P01', message: 'terminating connection: pg-tenant-proxy is shutting down', hint: 'Reconnect; another proxy instance will serve you.' };
-/** ReadyForQuery 'I', answered locally to a Sync while no backend is held: one buffer, never re-made. */
-const READY_IDLE = readyForQuery('I');
-
-export interface SessionHooks {
-  /** A transaction ended on the server (ReadyForQuery 'I'). */
-  transactionDone(): void;
-  /** The tenant context could not be set; the client's statement did not run. */
-  contextFailed(reason: string): void;
-  /** The DISCARD ALL pipelined in front of this client failed; the backend was closed. */
-  resetFailed(reason: string): void;
-  /** No backend could be had (timeout, queue full, database unreachable). */
-  acquireFailed(sqlstate: string): void;
-  /** The token expired on an open connection; the client is being disconnected. */
-  tokenExpired(): void;
-  /** The client's tenant was suspended (tenant.deny); the client is being disconnected. */
-  tenantSuspended(): void;
-  /** The session ended; unregister it. */
-  closed(): void;
-}
-
-export interface SessionOptions {
-  client: net.Socket;
-  pool: Pool;
-  log: Logger;
-  /** The client's tenant context; its prefix is written in front of each transaction. */
-  context: TenantContext;
-  /** The client's tenant (null: a trusted login), for the pool's fairness and pool.tenant_max_backends. */
-  tenant?: string | null;
-  /** listen.client_idle_timeout_ms as now configured (reloadable); 0 or absent: off. */
-  clientIdleMs?: () => number;
-  /** transaction: the backend is released at the end of each transaction; session: when the client leaves. */
-  mode: 'transaction' | 'session';
-  statementLimits: StatementLimits;
-  /** When the client's token expires (epoch ms, clock tolerance included): no transaction starts after it. */
-  expiresAtMs: number;
-  /** The statement guard for this client's Query and Parse messages (tenant logins; not tenant: none). */
-  guard?: GuardHook;
-  /** The read-back check for this client's context (tenant.readback_check), if it has one. */
-  readback?: Readback;
-  /** True while the client's tenant is suspended (tenant.deny): no transaction may start. */
-  suspended: () => boolean;
-  /** The static user's own cap, taken before the shared pool. */
-  userSlots?: UserSlots;
-  /** ParameterStatus values the client has been shown, to drop repeats caused by the per-transaction context. */
-  shownParams: Map<string, string>;
-  hooks: SessionHooks;
-  /** Admin view of this client (SHOW CLIENTS, per-tenant stats, duration histograms). */
-  observer?: SessionObserver;
-  /** Consulted at each transaction start: while the proxy is paused (console PAUSE), new transactions wait. */
-  gate?: TransactionGate;
-}
 
 type State = 'idle' | 'acquiring' | 'active' | 'closed';
 
-export class Session implements ResponseOwner {
+export class Session implements ResponseOwner, ClientSinkOwner {
   private state: State = 'idle';
   private server: ServerConn | null = null;
   private offServerClose: (() => void) | null = null;
-  private readonly scanner = new FrameScanner(MAX_CLIENT_FRAME, MAX_CLIENT_INSPECT, PEEK_BYTES);
-  /** Largest Parse body assembled to be kept for re-preparing; larger ones are only peeked at. */
-  private readonly maxKeptParse: number;
+  private readonly scanner = clientScanner();
   private readonly statements: StatementCache;
   private readonly responses: ServerResponses;
   /** Every write to the client goes through here: batched while a server read is handled, in order. */
   private readonly out: WriteBatch;
-  /**
-   * Client bytes read while waiting for a backend. The client is paused only once they pass STASH_MAX (a
-   * client normally waits for its answer): pausing and resuming every waiting client costs two epoll_ctl
-   * calls per transaction under load.
-   */
-  private stash: Buffer[] = [];
-  private stashBytes = 0;
-  /** Sync points (Query, Sync, FunctionCall) sent to this backend, and ReadyForQuery answers received. */
-  private segSent = 0;
-  private segDone = 0;
-  /** Extended-protocol messages sent since the last Sync: the server holds state for this client. */
-  private unsynced = false;
-  /** Dropping client messages until the next sync point, which is then answered ReadyForQuery (like the server after an error). */
-  private rejecting = false;
-  /** Type of the message being dropped because the guard refuses it whole (0: none); see dropped(). */
-  private refusedWhole = 0;
+  /** Which socket is paused and why, and the client bytes kept while waiting for a backend. */
+  private readonly flow: ClientFlow;
+  /** Where the client's messages go, and the sync points they count (client-sink.ts). */
+  private readonly sink: ClientSink;
   /** Last transaction status the server reported. */
   private txStatus: number = TxStatus.Idle;
-  private clientPaused = false;
-  /** The client was paused because it does not read the proxy's own answers (see answerLocally). */
-  private pausedForClientOutput = false;
-  /** Armed while the client holds a backend with a message half sent (see watchPartialMessage). */
-  private partialTimer: NodeJS.Timeout | null = null;
-  private serverPaused = false;
+  /** pool.partial_message_timeout_ms for a client holding a backend with a message half sent. */
+  private readonly partial: PartialMessageWatch;
   /** Set by drain(): the session ends at its next transaction end. */
   private draining = false;
   /** The client's bytes held until the prefix is answered, for the transparent retry (retry.ts). */
   private readonly firstFlight = new FirstFlight();
   /** query, idle-in-transaction and client-idle clocks (timeouts.ts). */
   private readonly timeouts: SessionTimeouts;
-  /** What this session waits on while 'acquiring': its user's slot first (if capped), then the pool. */
-  private waitingOn: 'gate' | 'slot' | 'pool' | null = null;
-  /** This session as a waiter, made once (no allocation per transaction); its tenant decides fairness. */
-  private readonly poolWaiter: PoolWaiter;
-  private readonly slotWaiter: SlotWaiter = {
-    granted: () => {
-      this.waitingOn = 'pool';
-      this.o.pool.request(this.poolWaiter);
-    },
-    failed: (err) => this.onAcquireFailed(err),
-  };
+  /** What this session waits on while 'acquiring': the gate, its user's slot, then the pool. */
+  private readonly wait: BackendWait;
+  /** Retry or refusal when the hand-over or tenant context in front of a transaction fails. */
+  private readonly prefixFailure: PrefixFailure;
 
   constructor(private readonly o: SessionOptions) {
     this.timeouts = new SessionTimeouts(
@@ -163,24 +73,25 @@ export class Session implements ResponseOwner {
         },
       },
     );
-    this.poolWaiter = {
-      tenant: o.tenant ?? null,
+    this.wait = new BackendWait(o.pool, o.userSlots, o.gate, o.tenant ?? null, {
       granted: (server, handover) => this.onAcquired(server, handover),
       failed: (err) => this.onAcquireFailed(err),
-    };
+    });
     this.statements = new StatementCache(o.statementLimits, o.pool.retainedStatements);
-    this.maxKeptParse = Math.min(o.statementLimits.maxBytes - 5, MAX_CLIENT_INSPECT);
     this.out = new WriteBatch(o.client);
+    this.flow = new ClientFlow(o.client, this.out, () => this.state === 'acquiring');
+    this.sink = new ClientSink(this, this.flow, this.statements, this.timeouts, this.firstFlight, o.mode, o.statementLimits.maxBytes, o.guard);
     this.responses = new ServerResponses(this.out, this.statements, o.context, o.shownParams, o.mode, this, o.guard);
+    this.partial = new PartialMessageWatch(() => o.pool.cfg.partial_message_timeout_ms, o.log, {
+      midMessage: () => this.state === 'active' && !this.scanner.atBoundary,
+      readPaused: () => this.flow.paused,
+      fatal: (fields) => this.fatal(fields),
+    });
+    const restart = { discardBackend: () => this.releaseServer('broken'), startAgain: (bytes: Buffer) => this.acquire(bytes) };
+    this.prefixFailure = new PrefixFailure(restart, this.sink, this.scanner, this.firstFlight, this.out, o.log, o.hooks);
     const { client } = o;
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
-    client.on('drain', () => {
-      this.resumeServer();
-      if (this.pausedForClientOutput) {
-        this.pausedForClientOutput = false;
-        this.resumeClient();
-      }
-    });
+    client.on('drain', () => this.flow.clientDrained(this.server));
     client.on('close', () => this.onClientGone());
     client.on('error', () => this.onClientGone());
   }
@@ -193,7 +104,7 @@ export class Session implements ResponseOwner {
 
   /** True while the client's query runs on a backend: a CancelRequest should reach that backend. */
   get runningOn(): ServerConn | null {
-    return this.state === 'active' && (this.pendingSyncs > 0 || this.unsynced) ? this.server : null;
+    return this.state === 'active' && (this.sink.pendingSyncs > 0 || this.sink.unsynced) ? this.server : null;
   }
 
   /**
@@ -203,7 +114,7 @@ export class Session implements ResponseOwner {
   drain(): void {
     this.draining = true;
     // (Session mode holds a backend while idle: idle there means no transaction and nothing pending.)
-    const idleInSession = this.state === 'active' && this.txStatus === TxStatus.Idle && this.pendingSyncs === 0 && !this.unsynced && this.scanner.atBoundary;
+    const idleInSession = this.state === 'active' && this.txStatus === TxStatus.Idle && this.sink.pendingSyncs === 0 && !this.sink.unsynced && this.scanner.atBoundary;
     if (this.state !== 'active' || idleInSession) this.terminate(SHUTTING_DOWN);
   }
 
@@ -216,9 +127,7 @@ export class Session implements ResponseOwner {
 
   private onClientData(chunk: Buffer): void {
     if (this.state === 'acquiring') {
-      this.stash.push(chunk);
-      this.stashBytes += chunk.length;
-      if (this.stashBytes > STASH_MAX) this.pauseClient();
+      this.flow.keep(chunk);
       return;
     }
     if (this.state === 'closed') return;
@@ -231,78 +140,24 @@ export class Session implements ResponseOwner {
     const server = this.server;
     server?.begin();
     try {
-      rest = this.scanner.feed(chunk, this.clientSink);
+      rest = this.scanner.feed(chunk, this.sink);
     } catch (e) {
       this.fatal({ code: '08P01', message: `invalid message from client: ${(e as FrameError).message}` });
       return;
     } finally {
-      if (server && !server.end() && server === this.server) this.pauseClient(server);
+      if (server && !server.end() && server === this.server) this.flow.pauseClient(server);
     }
     if (rest && this.state === 'idle') this.acquire(rest);
-    else this.watchPartialMessage();
-  }
-
-  /**
-   * A client holding a backend with half a message sent keeps that backend (and whatever it subscribed to)
-   * for as long as it stays quiet. Bounded: after pool.partial_message_timeout_ms without a byte, the
-   * client gets FATAL 08P01 (the server's own code for an incomplete message) and the backend is closed,
-   * since a half-received message cannot be reset. Any byte from the client restarts the wait.
-   */
-  private watchPartialMessage(): void {
-    if (this.state !== 'active' || this.scanner.atBoundary) {
-      if (this.partialTimer) {
-        clearTimeout(this.partialTimer);
-        this.partialTimer = null;
-      }
-      return;
-    }
-    if (this.partialTimer) {
-      this.partialTimer.refresh();
-      return;
-    }
-    const ms = this.o.pool.cfg.partial_message_timeout_ms;
-    this.partialTimer = setTimeout(() => {
-      this.partialTimer = null;
-      if (this.state !== 'active' || this.scanner.atBoundary) return;
-      // Not reading it was the proxy's choice (backpressure from the server): that is no quiet client.
-      if (this.clientPaused) return this.watchPartialMessage();
-      this.o.log.warn({ event: 'PARTIAL_MESSAGE_TIMEOUT', ms }, 'client sent part of a message and went quiet while holding a backend; disconnected');
-      this.fatal({
-        code: '08P01',
-        message: `incomplete message from client: part of a message was sent, then nothing for ${ms} ms while a database connection was held; the connection is closed`,
-        hint: 'Check the client for a stalled write or a broken network path (pool.partial_message_timeout_ms).',
-      });
-    }, ms);
+    else this.partial.check();
   }
 
   private acquire(first: Buffer): void {
     if (this.refusedAtTransactionStart()) return;
     this.state = 'acquiring';
-    this.stash = [first];
-    this.stashBytes = first.length;
+    this.flow.startStash(first);
     this.o.observer?.waiting();
-    // Held at the gate while the proxy is paused (admin PAUSE); a client that leaves meanwhile takes nothing.
-    const gate = this.o.gate?.() ?? null;
-    if (gate) {
-      this.waitingOn = 'gate';
-      this.pauseClient();
-      void gate.then(() => {
-        if (this.state === 'acquiring' && this.waitingOn === 'gate') this.request();
-      });
-      return;
-    }
-    this.request();
-  }
-
-  /** Asks for a slot (static users) then a backend; an idle backend and a free slot are granted synchronously. */
-  private request(): void {
-    if (this.o.userSlots) {
-      this.waitingOn = 'slot';
-      this.o.userSlots.request(this.slotWaiter);
-    } else {
-      this.waitingOn = 'pool';
-      this.o.pool.request(this.poolWaiter);
-    }
+    // Held at the gate while the proxy is paused (admin PAUSE): not read meanwhile.
+    if (this.wait.begin()) this.flow.pauseClient();
   }
 
   /**
@@ -323,7 +178,6 @@ export class Session implements ResponseOwner {
   }
 
   private onAcquired(server: ServerConn, handover: Handover | null): void {
-    this.waitingOn = null;
     if (this.state !== 'acquiring') {
       // Unreachable while waiters are withdrawn when their client goes (onClientGone); kept fail-safe.
       this.o.userSlots?.release();
@@ -336,8 +190,7 @@ export class Session implements ResponseOwner {
     if (server.closed) {
       // Died between its release and now: nothing of this client was sent; wait for another backend.
       handover?.abandon(server.closeReason);
-      this.waitingOn = 'pool';
-      this.o.pool.request(this.poolWaiter);
+      this.wait.requestPool();
       return;
     }
     this.state = 'active';
@@ -347,7 +200,7 @@ export class Session implements ResponseOwner {
     server.attach(this.responses);
     this.offServerClose = server.onClose(this.serverClosed);
     this.responses.startHold(server, handover);
-    this.segSent = this.segDone = 0;
+    this.sink.startHold(server);
     this.statements.newBackend();
     // The hand-over (if one is due), the prefix and the client's first messages leave in one write.
     this.firstFlight.begin();
@@ -357,15 +210,13 @@ export class Session implements ResponseOwner {
     if (handover) for (const part of handover.parts('pipelined', context.reseeds)) server.write(part);
     if (prefix.length > 0) server.write(prefix);
     this.drainStash();
-    if (!server.end() && server === this.server) this.pauseClient(server);
-    this.watchPartialMessage();
+    if (!server.end() && server === this.server) this.flow.pauseClient(server);
+    this.partial.check();
   }
 
   private onAcquireFailed(err: Error): void {
     if (this.state !== 'acquiring') return;
-    // A slot already taken goes back when the pool cannot serve.
-    if (this.waitingOn === 'pool') this.o.userSlots?.release();
-    this.waitingOn = null;
+    this.wait.giveUp();
     this.state = 'idle';
     const pe = err instanceof PoolError ? err : new PoolError(err.message, '08006');
     this.o.hooks.acquireFailed(pe.sqlstate);
@@ -380,164 +231,25 @@ export class Session implements ResponseOwner {
   }
 
   private drainStash(): void {
-    const chunks = this.stash;
-    this.stash = [];
-    this.stashBytes = 0;
-    this.resumeClient();
+    const chunks = this.flow.takeStash();
     for (let i = 0; i < chunks.length; i++) {
       if (this.state === 'acquiring') {
         // A new transaction began inside the stash: keep the rest for when its backend arrives.
-        for (let j = i; j < chunks.length; j++) {
-          this.stash.push(chunks[j]);
-          this.stashBytes += chunks[j].length;
-        }
-        if (this.stashBytes > STASH_MAX) this.pauseClient();
+        this.flow.keepFrom(chunks, i);
         return;
       }
       this.onClientData(chunks[i]);
     }
   }
 
-  private readonly clientSink: FrameSink = {
-    classify: (type, length) => {
-      if (this.state === 'closed') return Action.Drop;
-      if (type === Frontend.Terminate) {
-        queueMicrotask(() => this.onClientGone());
-        return Action.Drop;
-      }
-      if (this.rejecting) {
-        if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) {
-          this.rejecting = false;
-          this.answerLocally(READY_IDLE);
-        }
-        return Action.Drop;
-      }
-      if (this.state === 'idle') {
-        // Nothing is pending on any backend here, so a lone Sync or Flush can be answered locally.
-        if (type === Frontend.Sync) {
-          this.answerLocally(READY_IDLE);
-          return Action.Drop;
-        }
-        if (type === Frontend.Flush) return Action.Drop;
-        return Action.Stall;
-      }
-      // Session mode keeps the backend, so a new transaction there starts here: check the token first.
-      if (this.o.mode === 'session' && this.pendingSyncs === 0 && !this.unsynced && this.txStatus === TxStatus.Idle && this.refusedAtTransactionStart()) {
-        return Action.Drop;
-      }
-      switch (type) {
-        case Frontend.Query:
-        case Frontend.Sync:
-        case Frontend.FunctionCall:
-          this.segSent++;
-          this.unsynced = false;
-          this.timeouts.queryStarted();
-          if (type === Frontend.Query) this.statements.simpleQuery();
-          return type === Frontend.Sync || !this.o.guard ? Action.Pass : this.screen(type, length);
-        case Frontend.Parse:
-          // The guard reads the whole statement or refuses it whole (see screen()); otherwise a Parse small
-          // enough to be kept for re-preparing is assembled once, any other only peeked at for its name.
-          this.unsynced = true;
-          if (this.o.guard) return this.screen(type, length);
-          return length - 4 <= this.maxKeptParse ? Action.Inspect : Action.Peek;
-        case Frontend.Bind:
-        case Frontend.Describe:
-        case Frontend.Close:
-          // Their statement names (at the start) decide whether a statement must be prepared again first.
-          this.unsynced = true;
-          return Action.Peek;
-        case Frontend.Execute:
-          this.unsynced = true;
-          return Action.Pass;
-        default:
-          return Action.Pass; // Flush and COPY messages belong to the sync point already counted.
-      }
-    },
-    dropped: (type, length) => {
-      // A message the guard refuses unread: its substitute fails in its place (see guard-hook.ts).
-      const refused = this.refusedWhole;
-      this.refusedWhole = 0;
-      if (refused !== type || !this.o.guard || !this.server) return;
-      const substitute = this.o.guard.substitute(type, length);
-      if (type === Frontend.FunctionCall) this.statements.simpleQuery(); // its substitute is a simple Query
-      // Tracked like the client's own Parse, so the statement bookkeeping stays aligned with the server.
-      const inject = type === Frontend.Parse ? this.statementMessage(type, substitute.subarray(5), substitute, true) : null;
-      if (inject) this.server.write(inject);
-      this.server.write(substitute);
-    },
-    inspect: (type, body, own) => {
-      const server = this.server;
-      if (!server) return false;
-      if (this.o.guard && type === Frontend.FunctionCall) {
-        // Only read when tenant.function_call_allow is set: an OID not on it is refused in place.
-        const replacement = this.o.guard.functionCall(body);
-        if (!replacement) return true;
-        this.statements.simpleQuery(); // its substitute is a simple Query
-        server.write(replacement);
-        return false;
-      }
-      if (this.o.guard && (type === Frontend.Query || type === Frontend.Parse)) {
-        const replacement = type === Frontend.Query ? this.o.guard.query(body) : this.o.guard.parse(body);
-        if (replacement) {
-          // Tracked like the client's own Parse, so the statement bookkeeping stays aligned with the server.
-          const inject = type === Frontend.Parse ? this.statementMessage(type, replacement.subarray(5), replacement, true) : null;
-          if (inject) server.write(inject);
-          server.write(replacement);
-          return false;
-        }
-        if (type === Frontend.Query) return true;
-      }
-      const inject = this.statementMessage(type, body, own, true);
-      if (inject) server.write(inject);
-      return true;
-    },
-    peek: (type, head, bodyLength) => {
-      const server = this.server;
-      if (!server) return;
-      const inject = this.statementMessage(type, head, null, head.length === bodyLength);
-      if (inject) server.write(inject);
-    },
-    write: (bytes) => {
-      const server = this.server;
-      if (!server) return; // backend gone mid-frame: the rest of that frame is dropped
-      if (!server.write(bytes)) this.pauseClient(server); // (while batching, told at the batch's end instead)
-    },
-  };
+  // ---- the session side of client → server (see client-sink.ts) --------------------------------
 
-  /** A guarded tenant's Query, Parse or FunctionCall: read by the guard, or refused whole (see dropped()). */
-  private screen(type: number, length: number): Action {
-    const screen = this.o.guard!.screen(type, length);
-    if (screen === 'inspect') return Action.Inspect;
-    if (screen === 'pass') return Action.Pass;
-    this.refusedWhole = type;
-    return Action.Drop;
+  clientTerminated(): void {
+    queueMicrotask(() => this.onClientGone());
   }
 
-  /**
-   * Tracks the client's prepared statements; returns a Parse to send before this message, or null.
-   * `body` may be only the message's first bytes (`whole` false); `own` is the whole frame if the scanner
-   * assembled it in a buffer of its own (kept without another copy).
-   */
-  private statementMessage(type: number, body: Buffer, own: Buffer | null, whole: boolean): Buffer | null {
-    let ref: ReturnType<typeof statementName>;
-    try {
-      ref = statementName(type, body);
-    } catch {
-      if (whole) throw new FrameError(`malformed message type 0x${type.toString(16)}: a name is not NUL-terminated`);
-      // A name longer than the bytes peeked at: not tracked. A Parse still takes its place in the queue.
-      this.firstFlight.spoil();
-      if (type === Frontend.Parse) this.statements.clientParse(null, null, this.segSent);
-      return null;
-    }
-    if (!ref) return null;
-    if (ref.kind !== 'use' && ref.name !== '') this.firstFlight.spoil();
-    if (ref.kind === 'parse') {
-      const keep = whole ? (own ?? frame(Frontend.Parse, body)) : null;
-      return this.statements.clientParse(ref.name, keep, this.segSent);
-    }
-    if (ref.kind === 'use') return this.statements.clientUses(ref.name, this.segSent);
-    this.statements.clientClose(ref.name);
-    return null;
+  refusesNewTransaction(): boolean {
+    return this.txStatus === TxStatus.Idle && this.refusedAtTransactionStart();
   }
 
   // ---- the session side of server → client (see responses.ts) -----------------------------------
@@ -547,49 +259,33 @@ export class Session implements ResponseOwner {
   }
 
   get currentSegment(): number {
-    return this.segDone;
+    return this.sink.currentSegment;
   }
 
   prefixFailed(kind: 'reset' | 'context', reason: string, sqlstate: string | undefined): void {
-    const again = this.firstFlight.take(sqlstate, this.scanner.atBoundary);
-    if (again) return this.retryOnAnotherBackend(again, reason);
-    if (kind === 'reset') this.failReset(reason);
-    else this.failContext(reason, sqlstate);
-  }
-
-  /**
-   * The backend ended before any of the client's statements ran (see retry.ts): it is discarded and the
-   * same bytes go to another backend, as if the client had just sent them. The client sees nothing.
-   */
-  private retryOnAnotherBackend(bytes: Buffer, reason: string): void {
-    this.o.log.info({ event: 'BACKEND_RETRY', reason }, 'backend ended before the transaction ran; retried on another backend');
-    this.segDone = this.segSent = 0;
-    this.unsynced = false;
-    this.releaseServer('broken');
-    this.acquire(bytes);
+    this.prefixFailure.failed(kind, reason, sqlstate);
   }
 
   rewriteError(body: Buffer): Buffer | null {
     return this.timeouts.rewrite(body);
   }
 
-  /** Sync points sent to the backend that it has not answered yet. */
-  private get pendingSyncs(): number {
-    return this.segSent - this.segDone;
+  pauseServer(): void {
+    this.flow.pauseServer(this.server);
   }
 
   readyForQuery(status: number): boolean {
     this.txStatus = status;
-    this.segDone++;
+    this.sink.answered();
     this.o.observer?.readyForQuery(status === TxStatus.Idle);
     this.firstFlight.done();
-    this.timeouts.ready(this.pendingSyncs, status !== TxStatus.Idle);
+    this.timeouts.ready(this.sink.pendingSyncs, status !== TxStatus.Idle);
     if (status === TxStatus.Idle) this.o.hooks.transactionDone();
     if (this.o.mode === 'session') {
-      if (this.draining && status === TxStatus.Idle && this.pendingSyncs === 0 && !this.unsynced) queueMicrotask(() => this.terminate(SHUTTING_DOWN));
+      if (this.draining && status === TxStatus.Idle && this.sink.pendingSyncs === 0 && !this.sink.unsynced) queueMicrotask(() => this.terminate(SHUTTING_DOWN));
       return true;
     }
-    if (status !== TxStatus.Idle || this.pendingSyncs > 0 || this.unsynced || !this.scanner.atBoundary) return true;
+    if (status !== TxStatus.Idle || this.sink.pendingSyncs > 0 || this.sink.unsynced || !this.scanner.atBoundary) return true;
     // The transaction is over and the server owes this client nothing: hand the backend back.
     this.out.write(READY_IDLE);
     this.releaseServer('idle');
@@ -597,60 +293,19 @@ export class Session implements ResponseOwner {
     return false;
   }
 
-  private failContext(reason: string, sqlstate: string | undefined): void {
-    this.o.hooks.contextFailed(reason);
-    this.o.log.error({ event: 'CONTEXT_FAILED', reason }, 'tenant context could not be set; client statement not run');
-    this.refuseInFlight(
-      errorResponse({
-        code: sqlstate && sqlstate !== '' ? sqlstate : '08006',
-        message: `tenant context could not be set, so the statement was not run: ${reason}`,
-        hint: 'This is a proxy or database configuration problem; the backend connection was discarded.',
-      }),
-    );
-  }
-
-  /** The pipelined DISCARD ALL failed: the backend is closed and nothing of this client ran on it. */
-  private failReset(reason: string): void {
-    this.o.hooks.resetFailed(reason);
-    this.o.log.error({ event: 'RESET_FAILED', reason }, 'backend reset failed; connection closed, client statement not run');
-    this.refuseInFlight(
-      errorResponse({
-        code: '08006',
-        message: `the pooled database connection could not be reset (${reason}); the statement was not run`,
-        hint: 'Retry the transaction; it will get another connection.',
-      }),
-    );
-  }
-
-  /** Discards the backend and answers every sync point already sent to it with `err` (then ReadyForQuery). */
-  private refuseInFlight(err: Buffer): void {
-    const groups = this.pendingSyncs;
-    const trailing = this.unsynced || !this.scanner.atBoundary;
-    this.segDone = this.segSent;
-    this.unsynced = false;
-    this.releaseServer('broken');
-    for (let i = 0; i < groups; i++) this.out.write(Buffer.concat([err, readyForQuery('I')]));
-    if (trailing) {
-      this.out.write(err);
-      this.rejecting = true;
-    }
-  }
-
   private releaseServer(mode: ReleaseMode): void {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    this.sink.endHold();
     this.o.observer?.released();
     this.responses.endHold();
     this.offServerClose?.();
     this.offServerClose = null;
-    if (this.serverPaused) {
-      this.serverPaused = false;
-      server.socket.resume();
-    }
+    this.flow.resumeServer(server);
     if (this.state === 'active') this.state = 'idle';
     this.txStatus = TxStatus.Idle;
-    this.resumeClient();
+    this.flow.resumeClient();
     this.o.userSlots?.release();
     // What this client's context should still be: checked by the backend's hand-over (or said to be skipped).
     this.o.pool.release(server, mode, this.o.readback ?? null);
@@ -660,6 +315,7 @@ export class Session implements ResponseOwner {
 
   private onServerGone(reason: string): void {
     this.server = null;
+    this.sink.endHold();
     this.o.observer?.released();
     this.offServerClose = null;
     this.responses.endHold();
@@ -668,39 +324,30 @@ export class Session implements ResponseOwner {
     this.fatal({ code: '08006', message: `the database connection was lost during the transaction (${reason}); reconnect and retry` });
   }
 
-  // ---- lifecycle and flow control ----------------------------------------------------------------
+  // ---- end of the session ---------------------------------------------------------------------------
 
-  /**
-   * FATAL to the client, then the session ends. The socket is ended (flushing the error, also through TLS
-   * and a full send buffer) and destroyed only once closed, or after a grace period if the client never
-   * reads: destroying it at once could drop the FATAL unsent.
-   */
+  /** FATAL to the client (flushed before its socket closes: ClientFlow.endWithFatal), then the session ends. */
   private fatal(fields: ErrorFields): void {
     if (this.state === 'closed') return;
-    const client = this.o.client;
-    this.out.flush(); // what the client was already due goes first
-    client.end(errorResponse({ ...fields, severity: 'FATAL' }));
-    client.resume(); // read (and ignore) what still arrives, so the close is seen
-    const timer = setTimeout(() => client.destroy(), FATAL_FLUSH_MS);
-    timer.unref();
-    client.once('close', () => clearTimeout(timer));
+    this.flow.endWithFatal(fields);
     this.onClientGone(false);
   }
 
   private onClientGone(destroy = true): void {
     if (this.state === 'closed') return;
     const wasActive = this.state === 'active';
-    if (this.state === 'acquiring') this.withdraw();
+    if (this.state === 'acquiring') this.wait.withdraw();
     this.statements.dispose();
     this.timeouts.stop();
-    if (this.partialTimer) clearTimeout(this.partialTimer);
+    this.partial.stop();
     this.state = 'closed';
-    this.stash = [];
+    this.sink.close();
+    this.flow.dropStash();
     if (wasActive && this.server) {
       // Mid-transaction: a quiet backend inside a transaction block is rolled back and reset. One still
       // working for this client is closed, and its query cancelled first: PostgreSQL does not notice a
       // closed socket while a query runs, and would keep its locks until the query ends.
-      const quiet = this.pendingSyncs === 0 && !this.unsynced && this.scanner.atBoundary && !this.responses.inPrefix;
+      const quiet = this.sink.pendingSyncs === 0 && !this.sink.unsynced && this.scanner.atBoundary && !this.responses.inPrefix;
       // (Idle and quiet happens in session mode: the client simply left; the backend is reset and reused.)
       if (!quiet) this.o.pool.cancel(this.server);
       this.releaseServer(!quiet ? 'broken' : this.txStatus === TxStatus.Idle ? 'idle' : 'in-transaction');
@@ -708,49 +355,5 @@ export class Session implements ResponseOwner {
     // (Bytes still arriving from a client being told FATAL are ignored: the state is closed.)
     if (destroy) this.o.client.destroy();
     this.o.hooks.closed();
-  }
-
-  /** A client that goes while waiting leaves the queues at once: no slot or backend is ever granted to it. */
-  private withdraw(): void {
-    if (this.waitingOn === 'slot') this.o.userSlots?.cancelRequest(this.slotWaiter);
-    else if (this.waitingOn === 'pool' && this.o.pool.cancelRequest(this.poolWaiter)) this.o.userSlots?.release();
-    this.waitingOn = null;
-  }
-
-  /**
-   * Writes an answer the proxy gives itself (no backend involved). If the client is not reading, stop
-   * reading from it until its socket drains: a client streaming Syncs without reading can make the proxy
-   * hold at most one chunk's worth of answers.
-   */
-  private answerLocally(bytes: Buffer): void {
-    if (this.out.write(bytes) || this.clientPaused) return;
-    this.clientPaused = true;
-    this.pausedForClientOutput = true;
-    this.o.client.pause();
-  }
-
-  private pauseClient(server?: ServerConn): void {
-    if (this.clientPaused) return;
-    this.clientPaused = true;
-    this.o.client.pause();
-    if (server) server.socket.once('drain', () => this.resumeClient());
-  }
-
-  private resumeClient(): void {
-    if (!this.clientPaused || this.state === 'acquiring') return;
-    this.clientPaused = false;
-    this.o.client.resume();
-  }
-
-  pauseServer(): void {
-    if (this.serverPaused || !this.server) return;
-    this.serverPaused = true;
-    this.server.socket.pause();
-  }
-
-  private resumeServer(): void {
-    if (!this.serverPaused) return;
-    this.serverPaused = false;
-    this.server?.socket.resume();
   }
 }

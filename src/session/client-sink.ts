@@ -1,0 +1,272 @@
+// The client → server direction of a session: each client message decided at its header, sync points counted, the guard applied, prepared statements tracked.
+// Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+import type { ServerConn } from '../backend/server.js';
+import { Frontend } from '../protocol/codes.js';
+import { frame, readyForQuery } from '../protocol/encode.js';
+import { Action, type FrameSink, FrameError, FrameScanner } from '../protocol/frames.js';
+import type { ClientFlow } from './client-flow.js';
+import type { GuardHook } from './guard-hook.js';
+import type { FirstFlight } from './retry.js';
+import { statementName } from './server-messages.js';
+import type { StatementCache } from './statements.js';
+import type { SessionTimeouts } from './timeouts.js';
+
+/** Largest client message forwarded: PostgreSQL itself refuses messages over 1 GB. */
+const MAX_CLIENT_FRAME = 0x4000_0000;
+/** Largest client Parse the bridge assembles (64 MB). */
+const MAX_CLIENT_INSPECT = 64 << 20;
+/**
+ * Bytes of a Parse/Bind/Describe/Close read for its statement names: the rest streams through unassembled.
+ * A name not complete within them is not tracked (that statement is usable within its transaction only).
+ */
+const PEEK_BYTES = 1024;
+
+/** ReadyForQuery 'I', answered locally to a Sync while no backend is held: one buffer, never re-made. */
+export const READY_IDLE = readyForQuery('I');
+
+/** The scanner that walks a client's messages for its sink, with the limits above. */
+export function clientScanner(): FrameScanner {
+  return new FrameScanner(MAX_CLIENT_FRAME, MAX_CLIENT_INSPECT, PEEK_BYTES);
+}
+
+/** What the client sink needs from its session. */
+export interface ClientSinkOwner {
+  /** The client sent Terminate: the session ends once the rest of this read is handled. */
+  clientTerminated(): void;
+  /**
+   * Session mode: a transaction starts on the backend already held (nothing pending on it). True if the
+   * session refuses it (token expired, tenant suspended) and is disconnecting the client.
+   */
+  refusesNewTransaction(): boolean;
+}
+
+export class ClientSink implements FrameSink {
+  /** The backend the client's messages go to: set for each hold (startHold), null while none is held. */
+  private server: ServerConn | null = null;
+  /** The session ended: every message from then on is dropped. */
+  private closed = false;
+  /** Sync points (Query, Sync, FunctionCall) sent to this backend, and ReadyForQuery answers received. */
+  private segSent = 0;
+  private segDone = 0;
+  /** Extended-protocol messages sent since the last Sync: the server holds state for this client. */
+  private sinceSync = false;
+  /** Dropping client messages until the next sync point, which is then answered ReadyForQuery (like the server after an error). */
+  private rejecting = false;
+  /** Type of the message being dropped because the guard refuses it whole (0: none); see dropped(). */
+  private refusedWhole = 0;
+  private readonly sessionMode: boolean;
+  /** Largest Parse body assembled to be kept for re-preparing; larger ones are only peeked at. */
+  private readonly maxKeptParse: number;
+
+  /**
+   * @param maxStatementBytes the largest Parse kept for re-preparing (statement limits)
+   * @param guard the statement guard for this client's Query, Parse and FunctionCall messages (tenant logins)
+   */
+  constructor(
+    private readonly owner: ClientSinkOwner,
+    private readonly flow: ClientFlow,
+    private readonly statements: StatementCache,
+    private readonly timeouts: SessionTimeouts,
+    private readonly firstFlight: FirstFlight,
+    mode: 'transaction' | 'session',
+    maxStatementBytes: number,
+    private readonly guard: GuardHook | undefined,
+  ) {
+    this.sessionMode = mode === 'session';
+    this.maxKeptParse = Math.min(maxStatementBytes - 5, MAX_CLIENT_INSPECT);
+  }
+
+  /** Sync points sent to the backend that it has not answered yet. */
+  get pendingSyncs(): number {
+    return this.segSent - this.segDone;
+  }
+
+  /** Extended-protocol messages were sent since the last Sync: the server holds state for this client. */
+  get unsynced(): boolean {
+    return this.sinceSync;
+  }
+
+  /** The sync segment the server is working through (an error skips the rest of it). */
+  get currentSegment(): number {
+    return this.segDone;
+  }
+
+  /** A backend is held: the client's messages go to it, counted from zero. */
+  startHold(server: ServerConn): void {
+    this.server = server;
+    this.segSent = this.segDone = 0;
+  }
+
+  /** The backend is no longer this client's: the rest of a frame under way is dropped. */
+  endHold(): void {
+    this.server = null;
+  }
+
+  /** The session ended. */
+  close(): void {
+    this.closed = true;
+  }
+
+  /** The server answered a sync point (ReadyForQuery). */
+  answered(): void {
+    this.segDone++;
+  }
+
+  /** The backend is discarded with what was sent to it: returns how many sync points it still owed; nothing is pending after. */
+  discardPending(): number {
+    const owed = this.segSent - this.segDone;
+    this.segSent = this.segDone = 0;
+    this.sinceSync = false;
+    return owed;
+  }
+
+  /** Drops the client's messages until its next sync point, which is answered ReadyForQuery. */
+  rejectUntilSync(): void {
+    this.rejecting = true;
+  }
+
+  classify(type: number, length: number): Action {
+    if (this.closed) return Action.Drop;
+    if (type === Frontend.Terminate) {
+      this.owner.clientTerminated();
+      return Action.Drop;
+    }
+    if (this.rejecting) {
+      if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) {
+        this.rejecting = false;
+        this.flow.answerLocally(READY_IDLE);
+      }
+      return Action.Drop;
+    }
+    if (!this.server) {
+      // No backend is held (the session is idle): nothing is pending on any backend here, so a lone Sync or
+      // Flush can be answered locally; anything else waits for a backend.
+      if (type === Frontend.Sync) {
+        this.flow.answerLocally(READY_IDLE);
+        return Action.Drop;
+      }
+      if (type === Frontend.Flush) return Action.Drop;
+      return Action.Stall;
+    }
+    // Session mode keeps the backend, so a new transaction there starts here: check the token first.
+    if (this.sessionMode && this.pendingSyncs === 0 && !this.sinceSync && this.owner.refusesNewTransaction()) {
+      return Action.Drop;
+    }
+    switch (type) {
+      case Frontend.Query:
+      case Frontend.Sync:
+      case Frontend.FunctionCall:
+        this.segSent++;
+        this.sinceSync = false;
+        this.timeouts.queryStarted();
+        if (type === Frontend.Query) this.statements.simpleQuery();
+        return type === Frontend.Sync || !this.guard ? Action.Pass : this.screen(type, length);
+      case Frontend.Parse:
+        // The guard reads the whole statement or refuses it whole (see screen()); otherwise a Parse small
+        // enough to be kept for re-preparing is assembled once, any other only peeked at for its name.
+        this.sinceSync = true;
+        if (this.guard) return this.screen(type, length);
+        return length - 4 <= this.maxKeptParse ? Action.Inspect : Action.Peek;
+      case Frontend.Bind:
+      case Frontend.Describe:
+      case Frontend.Close:
+        // Their statement names (at the start) decide whether a statement must be prepared again first.
+        this.sinceSync = true;
+        return Action.Peek;
+      case Frontend.Execute:
+        this.sinceSync = true;
+        return Action.Pass;
+      default:
+        return Action.Pass; // Flush and COPY messages belong to the sync point already counted.
+    }
+  }
+
+  dropped(type: number, length: number): void {
+    // A message the guard refuses unread: its substitute fails in its place (see guard-hook.ts).
+    const refused = this.refusedWhole;
+    this.refusedWhole = 0;
+    if (refused !== type || !this.guard || !this.server) return;
+    const substitute = this.guard.substitute(type, length);
+    if (type === Frontend.FunctionCall) this.statements.simpleQuery(); // its substitute is a simple Query
+    // Tracked like the client's own Parse, so the statement bookkeeping stays aligned with the server.
+    const inject = type === Frontend.Parse ? this.statementMessage(type, substitute.subarray(5), substitute, true) : null;
+    if (inject) this.server.write(inject);
+    this.server.write(substitute);
+  }
+
+  inspect(type: number, body: Buffer, own: Buffer | null): boolean {
+    const server = this.server;
+    if (!server) return false;
+    if (this.guard && type === Frontend.FunctionCall) {
+      // Only read when tenant.function_call_allow is set: an OID not on it is refused in place.
+      const replacement = this.guard.functionCall(body);
+      if (!replacement) return true;
+      this.statements.simpleQuery(); // its substitute is a simple Query
+      server.write(replacement);
+      return false;
+    }
+    if (this.guard && (type === Frontend.Query || type === Frontend.Parse)) {
+      const replacement = type === Frontend.Query ? this.guard.query(body) : this.guard.parse(body);
+      if (replacement) {
+        // Tracked like the client's own Parse, so the statement bookkeeping stays aligned with the server.
+        const inject = type === Frontend.Parse ? this.statementMessage(type, replacement.subarray(5), replacement, true) : null;
+        if (inject) server.write(inject);
+        server.write(replacement);
+        return false;
+      }
+      if (type === Frontend.Query) return true;
+    }
+    const inject = this.statementMessage(type, body, own, true);
+    if (inject) server.write(inject);
+    return true;
+  }
+
+  peek(type: number, head: Buffer, bodyLength: number): void {
+    const server = this.server;
+    if (!server) return;
+    const inject = this.statementMessage(type, head, null, head.length === bodyLength);
+    if (inject) server.write(inject);
+  }
+
+  write(bytes: Buffer): void {
+    const server = this.server;
+    if (!server) return; // backend gone mid-frame: the rest of that frame is dropped
+    if (!server.write(bytes)) this.flow.pauseClient(server); // (while batching, told at the batch's end instead)
+  }
+
+  /** A guarded tenant's Query, Parse or FunctionCall: read by the guard, or refused whole (see dropped()). */
+  private screen(type: number, length: number): Action {
+    const screen = this.guard!.screen(type, length);
+    if (screen === 'inspect') return Action.Inspect;
+    if (screen === 'pass') return Action.Pass;
+    this.refusedWhole = type;
+    return Action.Drop;
+  }
+
+  /**
+   * Tracks the client's prepared statements; returns a Parse to send before this message, or null.
+   * `body` may be only the message's first bytes (`whole` false); `own` is the whole frame if the scanner
+   * assembled it in a buffer of its own (kept without another copy).
+   */
+  private statementMessage(type: number, body: Buffer, own: Buffer | null, whole: boolean): Buffer | null {
+    let ref: ReturnType<typeof statementName>;
+    try {
+      ref = statementName(type, body);
+    } catch {
+      if (whole) throw new FrameError(`malformed message type 0x${type.toString(16)}: a name is not NUL-terminated`);
+      // A name longer than the bytes peeked at: not tracked. A Parse still takes its place in the queue.
+      this.firstFlight.spoil();
+      if (type === Frontend.Parse) this.statements.clientParse(null, null, this.segSent);
+      return null;
+    }
+    if (!ref) return null;
+    if (ref.kind !== 'use' && ref.name !== '') this.firstFlight.spoil();
+    if (ref.kind === 'parse') {
+      const keep = whole ? (own ?? frame(Frontend.Parse, body)) : null;
+      return this.statements.clientParse(ref.name, keep, this.segSent);
+    }
+    if (ref.kind === 'use') return this.statements.clientUses(ref.name, this.segSent);
+    this.statements.clientClose(ref.name);
+    return null;
+  }
+}

@@ -1,0 +1,88 @@
+// When what the proxy wrote in front of a transaction fails (the hand-over's reset, the tenant context): the client's statements are retried elsewhere or refused, never run.
+import type { Logger } from 'pino';
+import { errorResponse, readyForQuery } from '../protocol/encode.js';
+import type { FrameScanner } from '../protocol/frames.js';
+import type { WriteBatch } from '../util/write-batch.js';
+import type { ClientSink } from './client-sink.js';
+import type { FirstFlight } from './retry.js';
+import type { SessionHooks } from './session-options.js';
+
+/** What the failure handling needs from its session. */
+export interface PrefixFailureOwner {
+  /** Gives the backend back as broken (closed, never reused); the session holds none after. */
+  discardBackend(): void;
+  /** Starts the transaction again on another backend, `bytes` being the client's first. */
+  startAgain(bytes: Buffer): void;
+}
+
+export class PrefixFailure {
+  /**
+   * @param scanner the client's frame scanner (whether a message is half read)
+   * @param out every write to the client
+   */
+  constructor(
+    private readonly owner: PrefixFailureOwner,
+    private readonly sink: ClientSink,
+    private readonly scanner: FrameScanner,
+    private readonly firstFlight: FirstFlight,
+    private readonly out: WriteBatch,
+    private readonly log: Logger,
+    private readonly hooks: SessionHooks,
+  ) {}
+
+  /** The prefix failed: the pipelined hand-over ('reset') or the tenant context ('context'). */
+  failed(kind: 'reset' | 'context', reason: string, sqlstate: string | undefined): void {
+    const again = this.firstFlight.take(sqlstate, this.scanner.atBoundary);
+    if (again) return this.retryOnAnotherBackend(again, reason);
+    if (kind === 'reset') this.failReset(reason);
+    else this.failContext(reason, sqlstate);
+  }
+
+  /**
+   * The backend ended before any of the client's statements ran (see retry.ts): it is discarded and the
+   * same bytes go to another backend, as if the client had just sent them. The client sees nothing.
+   */
+  private retryOnAnotherBackend(bytes: Buffer, reason: string): void {
+    this.log.info({ event: 'BACKEND_RETRY', reason }, 'backend ended before the transaction ran; retried on another backend');
+    this.sink.discardPending();
+    this.owner.discardBackend();
+    this.owner.startAgain(bytes);
+  }
+
+  private failContext(reason: string, sqlstate: string | undefined): void {
+    this.hooks.contextFailed(reason);
+    this.log.error({ event: 'CONTEXT_FAILED', reason }, 'tenant context could not be set; client statement not run');
+    this.refuseInFlight(
+      errorResponse({
+        code: sqlstate && sqlstate !== '' ? sqlstate : '08006',
+        message: `tenant context could not be set, so the statement was not run: ${reason}`,
+        hint: 'This is a proxy or database configuration problem; the backend connection was discarded.',
+      }),
+    );
+  }
+
+  /** The pipelined DISCARD ALL failed: the backend is closed and nothing of this client ran on it. */
+  private failReset(reason: string): void {
+    this.hooks.resetFailed(reason);
+    this.log.error({ event: 'RESET_FAILED', reason }, 'backend reset failed; connection closed, client statement not run');
+    this.refuseInFlight(
+      errorResponse({
+        code: '08006',
+        message: `the pooled database connection could not be reset (${reason}); the statement was not run`,
+        hint: 'Retry the transaction; it will get another connection.',
+      }),
+    );
+  }
+
+  /** Discards the backend and answers every sync point already sent to it with `err` (then ReadyForQuery). */
+  private refuseInFlight(err: Buffer): void {
+    const trailing = this.sink.unsynced || !this.scanner.atBoundary;
+    const groups = this.sink.discardPending();
+    this.owner.discardBackend();
+    for (let i = 0; i < groups; i++) this.out.write(Buffer.concat([err, readyForQuery('I')]));
+    if (trailing) {
+      this.out.write(err);
+      this.sink.rejectUntilSync();
+    }
+  }
+}
