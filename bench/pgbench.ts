@@ -6,6 +6,7 @@
 //   npm run bench -- --workers N [--rounds 2]: workers: 1 against workers: N instead (bench/workers.ts)
 //   npm run bench -- [--seconds 10] [--pool 20] [--workloads select,write,connect] [--rounds 1]
 //                    [--mode simple|extended|prepared] [--direct] [--no-reset-peer] [--profile DIR] [--hold]
+//                    [--no-readback]
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -155,7 +156,8 @@ async function main(): Promise<void> {
         backend: { port, database: 'bench', user: 'bench_pool', password: poolPw },
         pool: { size: POOL, acquire_timeout_ms: 30_000, idle_timeout_ms: 0 },
         auth: { jwt: { algorithms: ['HS256'], secret } },
-        tenant: { search_path: 'tenant_{tenant}, public' },
+        // --no-readback: tenant.readback_check off, to show what the read-back costs (it is on by default).
+        tenant: { search_path: 'tenant_{tenant}, public', ...(flag('no-readback') ? { readback_check: false } : {}) },
         log: { level: 'warn' },
       }),
     );
@@ -219,7 +221,7 @@ async function main(): Promise<void> {
     const avg = (rs: Result[] | undefined, f: (r: Result) => number): number => (rs ? rs.reduce((s, r) => s + f(r), 0) / rs.length : NaN);
     const fmt = (n: number, d = 0): string => (Number.isNaN(n) ? '–' : n.toFixed(d));
     console.log(
-      `\npgbench -M ${MODE} -j 2 -T ${SECONDS} x ${ROUNDS} round(s), scale 5, pool ${POOL}; ` +
+      `\npgbench -M ${MODE} -j 2 -T ${SECONDS} x ${ROUNDS} round(s), scale 5, pool ${POOL}${flag('no-readback') ? ', proxy with tenant.readback_check off' : ''}; ` +
         `PgBouncer ${bouncerVersion ? `${bouncerVersion[1]}.${bouncerVersion[2]}` : 'absent'} transaction mode, server_reset_query_always = 1, auth_type = plain\n`,
     );
     console.log('| workload | proxy tps | PgBouncer-with-reset tps | ratio | proxy µs/txn | PgBouncer µs/txn | PostgreSQL µs/txn (proxy / PgBouncer) |');
