@@ -14,86 +14,93 @@ export interface MetricExport {
   values: Array<{ value: number; labels: Record<string, string | number>; metricName?: string }>;
 }
 
-/** A counter with at most one label whose values are all known when it is made. */
-export class HotCounter<V extends string = never> {
-  readonly type = 'counter';
+/**
+ * One series per known label value (or a single series when unlabelled), registered with prom-client's
+ * registry; an unknown label value is a programming error, reported at once.
+ */
+abstract class HotMetric<V extends string, S> {
   readonly aggregator = 'sum';
-  private readonly counts: Map<V | '', number> = new Map();
+  protected readonly series: Map<V | '', S> = new Map();
+
+  constructor(
+    registry: client.Registry,
+    readonly name: string,
+    readonly help: string,
+    protected readonly label: string | null,
+    values: readonly V[],
+    make: () => S,
+  ) {
+    if (label === null) this.series.set('', make());
+    for (const v of values) this.series.set(v, make());
+    registry.registerMetric(this as unknown as client.Metric);
+  }
+
+  protected at(value: V | undefined): S {
+    const s = this.series.get(value ?? '');
+    if (s === undefined) throw new Error(`${this.name}: unknown ${this.label ?? 'label'} value "${String(value)}"`);
+    return s;
+  }
+
+  protected labelsOf(value: V | ''): Record<string, string> {
+    return this.label === null ? {} : { [this.label]: value };
+  }
+}
+
+/** A counter with at most one label whose values are all known when it is made. */
+export class HotCounter<V extends string = never> extends HotMetric<V, { n: number }> {
+  readonly type = 'counter';
 
   /**
    * @param label the label's name, or null for an unlabelled counter
    * @param values every value the label may take (each exported from the start, as 0)
    */
-  constructor(
-    registry: client.Registry,
-    readonly name: string,
-    readonly help: string,
-    private readonly label: string | null = null,
-    values: readonly V[] = [],
-  ) {
-    if (label === null) this.counts.set('', 0);
-    for (const v of values) this.counts.set(v, 0);
-    registry.registerMetric(this as unknown as client.Metric);
+  constructor(registry: client.Registry, name: string, help: string, label: string | null = null, values: readonly V[] = []) {
+    super(registry, name, help, label, values, () => ({ n: 0 }));
   }
 
   /** Adds 1 (or `n`) to the counter for `value` (unlabelled: no argument). */
   inc(value?: V, n = 1): void {
-    const k = value ?? '';
-    const c = this.counts.get(k);
-    if (c === undefined) throw new Error(`${this.name}: unknown ${this.label ?? 'label'} value "${String(value)}"`);
-    this.counts.set(k, c + n);
+    this.at(value).n += n;
   }
 
   async get(): Promise<MetricExport> {
-    const values = [...this.counts].map(([k, value]) => ({ value, labels: this.label === null ? {} : { [this.label]: k } }));
+    const values = [...this.series].map(([k, c]) => ({ value: c.n, labels: this.labelsOf(k) }));
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
   reset(): void {
-    for (const k of this.counts.keys()) this.counts.set(k, 0);
+    for (const c of this.series.values()) c.n = 0;
   }
 }
 
 /** Bucket counts, sum and count of one series. */
-class Series {
-  readonly buckets: Float64Array;
+class Buckets {
+  readonly counts: Float64Array;
   sum = 0;
   count = 0;
   constructor(n: number) {
-    this.buckets = new Float64Array(n);
+    this.counts = new Float64Array(n);
   }
 }
 
 /** A histogram with fixed buckets and at most one label whose values are all known when it is made. */
-export class HotHistogram<V extends string = never> {
+export class HotHistogram<V extends string = never> extends HotMetric<V, Buckets> {
   readonly type = 'histogram';
-  readonly aggregator = 'sum';
-  private readonly series: Map<V | '', Series> = new Map();
 
-  constructor(
-    registry: client.Registry,
-    readonly name: string,
-    readonly help: string,
-    private readonly bounds: readonly number[],
-    private readonly label: string | null = null,
-    values: readonly V[] = [],
-  ) {
-    if (label === null) this.series.set('', new Series(bounds.length));
-    for (const v of values) this.series.set(v, new Series(bounds.length));
-    registry.registerMetric(this as unknown as client.Metric);
+  constructor(registry: client.Registry, name: string, help: string, private readonly bounds: readonly number[], label: string | null = null, values: readonly V[] = []) {
+    super(registry, name, help, label, values, () => new Buckets(bounds.length));
   }
 
   /** Records `seconds` (in the series of `value`, when labelled). */
   observe(seconds: number, value?: V): void {
-    const s = this.series.get(value ?? '');
-    if (!s) throw new Error(`${this.name}: unknown ${this.label ?? 'label'} value "${String(value)}"`);
+    const s = this.at(value);
     s.sum += seconds;
     s.count++;
     // Buckets are few (≤ 15): a linear scan from the low end, where most observations land.
     const b = this.bounds;
     for (let i = 0; i < b.length; i++) {
       if (seconds <= b[i]) {
-        s.buckets[i]++;
+        s.counts[i]++;
         return;
       }
     }
@@ -102,10 +109,10 @@ export class HotHistogram<V extends string = never> {
   async get(): Promise<MetricExport> {
     const values: MetricExport['values'] = [];
     for (const [k, s] of this.series) {
-      const labels = this.label === null ? {} : { [this.label]: k };
+      const labels = this.labelsOf(k);
       let cumulative = 0;
       for (let i = 0; i < this.bounds.length; i++) {
-        cumulative += s.buckets[i];
+        cumulative += s.counts[i];
         values.push({ metricName: `${this.name}_bucket`, labels: { le: this.bounds[i], ...labels }, value: cumulative });
       }
       values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf', ...labels }, value: s.count });
@@ -117,7 +124,7 @@ export class HotHistogram<V extends string = never> {
 
   reset(): void {
     for (const s of this.series.values()) {
-      s.buckets.fill(0);
+      s.counts.fill(0);
       s.sum = 0;
       s.count = 0;
     }

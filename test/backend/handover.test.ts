@@ -6,22 +6,14 @@ import { serialize } from 'pg-protocol';
 import { Handover, type HandoverMode, type ReadbackOutcome } from '../../src/backend/handover.js';
 import { cryptoSeed, SEED_WIDTH } from '../../src/backend/seed.js';
 import type { Readback } from '../../src/backend/readback.js';
+import { dataRowBody } from '../support/wire.js';
 
 const msg = (type: string, body: Buffer) => ({ type: type.charCodeAt(0), body });
 const cstr = (s: string) => Buffer.from(s + '\0');
 const error = (code: string, severity = 'ERROR') => msg('E', Buffer.concat([cstr('S' + severity), cstr('V' + severity), cstr('C' + code), cstr('Mboom'), Buffer.from([0])]));
 const complete = (tag: string) => msg('C', cstr(tag));
 const ready = (status = 'I') => msg('Z', Buffer.from(status));
-function dataRow(fields: Array<string | null>) {
-  const parts: Buffer[] = [Buffer.alloc(2)];
-  parts[0].writeInt16BE(fields.length, 0);
-  for (const f of fields) {
-    const len = Buffer.alloc(4);
-    len.writeInt32BE(f === null ? -1 : Buffer.byteLength(f), 0);
-    parts.push(len, f === null ? Buffer.alloc(0) : Buffer.from(f));
-  }
-  return msg('D', Buffer.concat(parts));
-}
+const dataRow = (fields: Array<string | null>) => msg('D', dataRowBody(fields));
 
 function setup(mode: HandoverMode, rollback = false) {
   const outcomes: Array<[ReadbackOutcome, string | null]> = [];

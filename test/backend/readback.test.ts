@@ -2,17 +2,7 @@
 // and search_path is ignored when the proxy does not set it.
 import { describe, expect, it } from 'vitest';
 import { type Readback, readbackIntact } from '../../src/backend/readback.js';
-
-function row(fields: Array<string | null>): Buffer {
-  const parts: Buffer[] = [Buffer.alloc(2)];
-  parts[0].writeInt16BE(fields.length, 0);
-  for (const f of fields) {
-    const len = Buffer.alloc(4);
-    len.writeInt32BE(f === null ? -1 : Buffer.byteLength(f), 0);
-    parts.push(len, f === null ? Buffer.alloc(0) : Buffer.from(f));
-  }
-  return Buffer.concat(parts);
-}
+import { dataRowBody as row } from '../support/wire.js';
 
 function rb(searchPath: string | null) {
   const seen: unknown[] = [];

@@ -55,3 +55,15 @@ export function sendCancel(port: number, pid: number, secret: number): Promise<v
     s.on('error', () => resolve());
   });
 }
+
+/** A DataRow body (without type and length) holding `fields` as text; null is SQL NULL. */
+export function dataRowBody(fields: Array<string | null>): Buffer {
+  const parts: Buffer[] = [Buffer.alloc(2)];
+  parts[0].writeInt16BE(fields.length, 0);
+  for (const f of fields) {
+    const len = Buffer.alloc(4);
+    len.writeInt32BE(f === null ? -1 : Buffer.byteLength(f), 0);
+    parts.push(len, f === null ? Buffer.alloc(0) : Buffer.from(f));
+  }
+  return Buffer.concat(parts);
+}
