@@ -185,7 +185,9 @@ describe('workers: 2 under pool.size 4', () => {
     // /readyz reflects every worker: not ready while one is down. Then wait for the replacement.
     const down = await p.http('/readyz');
     expect(down.status).toBe(503);
-    expect(down.body).toContain('worker 0: not running');
+    // Right after SIGKILL the primary may not have seen the exit yet: it then asks the dead worker, which
+    // does not answer. Either way the worker is reported down.
+    expect(down.body).toMatch(/worker 0: (not running|worker 0 did not answer within \d+ ms)/);
     for (let i = 0; i < 600 && !(p.workerPid(victim) !== victimPid && (await p.http('/readyz')).status === 200); i++) await sleep(100);
     expect(p.workerPid(victim)).not.toBe(victimPid);
     restarted = true;
