@@ -47,6 +47,8 @@ export class Session implements ResponseOwner, ClientSinkOwner {
   private readonly partial: PartialMessageWatch;
   /** Set by drain(): the session ends at its next transaction end. */
   private draining = false;
+  /** Client bytes wait in the stash behind an unanswered prefix (see holdBack). */
+  private heldBack = false;
   /** The client's bytes held until the prefix is answered, for the transparent retry (retry.ts). */
   private readonly firstFlight = new FirstFlight();
   /** query, idle-in-transaction and client-idle clocks (timeouts.ts). */
@@ -87,7 +89,13 @@ export class Session implements ResponseOwner, ClientSinkOwner {
       readPaused: () => this.flow.paused,
       fatal: (fields) => this.fatal(fields),
     });
-    const restart = { discardBackend: () => this.releaseServer('broken'), startAgain: (bytes: Buffer) => this.acquire(bytes) };
+    const restart = {
+      discardBackend: () => {
+        this.releaseServer('broken');
+        this.releaseHeldBack();
+      },
+      startAgain: (bytes: Buffer) => this.acquire(bytes),
+    };
     this.prefixFailure = new PrefixFailure(restart, this.sink, this.scanner, this.firstFlight, this.out, o.log, o.hooks);
     const { client } = o;
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
@@ -126,7 +134,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
   // ---- client → server ------------------------------------------------------------------------
 
   private onClientData(chunk: Buffer): void {
-    if (this.state === 'acquiring') {
+    if (this.state === 'acquiring' || this.heldBack) {
       this.flow.keep(chunk);
       return;
     }
@@ -148,7 +156,38 @@ export class Session implements ResponseOwner, ClientSinkOwner {
       if (server && !server.end() && server === this.server) this.flow.pauseClient(server);
     }
     if (rest && this.state === 'idle') this.acquire(rest);
+    else if (rest && this.state === 'active') this.holdBack(rest);
     else this.partial.check();
+  }
+
+  /**
+   * The client pipelined past a Sync while the hand-over and prefix in front of it are unanswered (see
+   * ClientSink.syncBehindPrefix): the rest waits, unread, until they are answered or the backend is
+   * discarded. Such a first flight is not retried transparently (its bytes are split).
+   */
+  private holdBack(rest: Buffer): void {
+    this.heldBack = true;
+    this.firstFlight.spoil();
+    this.flow.startStash(rest);
+    this.flow.pauseClient();
+  }
+
+  /** The prefix was answered, or the backend discarded: the held-back bytes go on (to a new backend if need be). */
+  private releaseHeldBack(): void {
+    if (!this.heldBack) return;
+    queueMicrotask(() => {
+      if (!this.heldBack || this.state === 'closed') return;
+      this.heldBack = false;
+      this.drainStash();
+    });
+  }
+
+  prefixPending(): boolean {
+    return this.responses.inPrefix;
+  }
+
+  prefixAnswered(): void {
+    this.releaseHeldBack();
   }
 
   private acquire(first: Buffer): void {

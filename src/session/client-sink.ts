@@ -38,6 +38,8 @@ export interface ClientSinkOwner {
    * session refuses it (token expired, tenant suspended) and is disconnecting the client.
    */
   refusesNewTransaction(): boolean;
+  /** The hand-over or context prefix in front of this hold is not answered yet. */
+  prefixPending(): boolean;
 }
 
 export class ClientSink implements FrameSink {
@@ -54,6 +56,12 @@ export class ClientSink implements FrameSink {
   private rejecting = false;
   /** Type of the message being dropped because the guard refuses it whole (0: none); see dropped(). */
   private refusedWhole = 0;
+  /**
+   * A Sync went to the server while the hand-over or prefix in front of it was unanswered. If that prefix
+   * fails, the server skips the client's messages only up to this Sync and runs what follows on a backend
+   * that was not reset, with the previous client's context: so nothing more is sent until it is answered.
+   */
+  private syncBehindPrefix = false;
   private readonly sessionMode: boolean;
   /** Largest Parse body assembled to be kept for re-preparing; larger ones are only peeked at. */
   private readonly maxKeptParse: number;
@@ -95,6 +103,7 @@ export class ClientSink implements FrameSink {
   startHold(server: ServerConn): void {
     this.server = server;
     this.segSent = this.segDone = 0;
+    this.syncBehindPrefix = false;
   }
 
   /** The backend is no longer this client's: the rest of a frame under way is dropped. */
@@ -148,6 +157,11 @@ export class ClientSink implements FrameSink {
       if (type === Frontend.Flush) return Action.Drop;
       return Action.Stall;
     }
+    // Held back until the prefix in front of an already sent Sync is answered (see syncBehindPrefix).
+    if (this.syncBehindPrefix) {
+      if (this.owner.prefixPending()) return Action.Stall;
+      this.syncBehindPrefix = false;
+    }
     // Session mode keeps the backend, so a new transaction there starts here: check the token first.
     if (this.sessionMode && this.pendingSyncs === 0 && !this.sinceSync && this.owner.refusesNewTransaction()) {
       return Action.Drop;
@@ -158,6 +172,7 @@ export class ClientSink implements FrameSink {
       case Frontend.FunctionCall:
         this.segSent++;
         this.sinceSync = false;
+        if (type === Frontend.Sync && this.owner.prefixPending()) this.syncBehindPrefix = true;
         this.timeouts.queryStarted();
         if (type === Frontend.Query) this.statements.simpleQuery();
         return type === Frontend.Sync || !this.guard ? Action.Pass : this.screen(type, length);

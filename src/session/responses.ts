@@ -31,6 +31,8 @@ export interface ResponseOwner {
   serverError?(body: Buffer): void;
   /** The session's own wording of an error (e.g. a query_timeout_ms cancel), or null. */
   rewriteError?(body: Buffer): Buffer | null;
+  /** The hand-over and the context prefix of this hold were answered without error. */
+  prefixAnswered(): void;
 }
 
 export class ServerResponses implements FrameSink {
@@ -86,7 +88,7 @@ export class ServerResponses implements FrameSink {
       // or a ReadyForQuery is read (see prefixMessage), and the rest (ParseComplete, BindComplete, the
       // set_config row, notices) is dropped unread.
       if (type === Backend.CommandComplete) {
-        this.prefixLeft--;
+        if (--this.prefixLeft === 0) this.owner.prefixAnswered();
         return Action.Drop;
       }
       return type === Backend.ErrorResponse || type === Backend.ReadyForQuery ? Action.Inspect : Action.Drop;
@@ -164,6 +166,7 @@ export class ServerResponses implements FrameSink {
     const v = this.handover!.answer(type, body);
     if (v.state === 'done') {
       this.handover = null;
+      if (this.prefixLeft === 0) this.owner.prefixAnswered();
     } else if (v.state === 'failed') {
       // The server skips everything up to the client's Sync: nothing of this client ran. Fail closed.
       this.handover = null;
