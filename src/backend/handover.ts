@@ -104,7 +104,9 @@ export class Handover {
       // inside it. Without one, the reseed is wrapped in its own BEGIN/COMMIT, so the client's statements
       // start a fresh transaction (a second statement without a Sync would else open an implicit block and
       // leave the client's autocommit statements uncommitted). If any of it fails, the server skips
-      // everything up to the next client's Sync: nothing of that client runs on a backend not reset.
+      // everything up to the next client's first Sync, and the session sends nothing after that Sync until
+      // this and the prefix are answered (ClientSink.syncBehindPrefix): nothing of that client runs on a
+      // backend not reset.
       if (nextReseeds) {
         this.steps.pop(); // the prefix reseeds
         this.reseedLeft = 0;

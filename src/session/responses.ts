@@ -168,7 +168,8 @@ export class ServerResponses implements FrameSink {
       this.handover = null;
       if (this.prefixLeft === 0) this.owner.prefixAnswered();
     } else if (v.state === 'failed') {
-      // The server skips everything up to the client's Sync: nothing of this client ran. Fail closed.
+      // The server skips everything up to the client's first Sync, and nothing after it was sent
+      // (ClientSink.syncBehindPrefix): nothing of this client ran. Fail closed.
       this.handover = null;
       this.prefixLeft = 0;
       this.owner.prefixFailed('reset', v.reason, v.sqlstate);
