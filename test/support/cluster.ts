@@ -123,7 +123,9 @@ export async function startClusterProxy(server: PgServer, name: string, opts: { 
     },
     token,
     async client(tenant) {
-      const c = new pg.Client({ host: '127.0.0.1', port, database: fx.database, user: 'app', password: await token(tenant) });
+      // A connect timeout, as any real client has: node:cluster hands each accepted connection to a worker,
+      // and one handed to a worker at the moment it is killed may never be served (nor closed).
+      const c = new pg.Client({ host: '127.0.0.1', port, database: fx.database, user: 'app', password: await token(tenant), connectionTimeoutMillis: 10_000 });
       c.on('error', () => {});
       await c.connect();
       return c;
