@@ -4,7 +4,7 @@ import { errorResponse, readyForQuery } from '../protocol/encode.js';
 import type { FrameScanner } from '../protocol/frames.js';
 import type { WriteBatch } from '../util/write-batch.js';
 import type { ClientSink } from './client-sink.js';
-import type { FirstFlight } from './retry.js';
+import { endsConnection, type FirstFlight } from './retry.js';
 import type { SessionHooks } from './session-options.js';
 
 /** What the failure handling needs from its session. */
@@ -32,8 +32,18 @@ export class PrefixFailure {
 
   /** The prefix failed: the pipelined hand-over ('reset') or the tenant context ('context'). */
   failed(kind: 'reset' | 'context', reason: string, sqlstate: string | undefined): void {
-    const again = this.firstFlight.take(sqlstate, this.scanner.atBoundary);
-    if (again) return this.retryOnAnotherBackend(again, reason);
+    // A failed hand-over is the previous client's doing (e.g. DISCARD ALL timed out under its settings):
+    // the next client's transaction is retried on another backend, since none of it ran.
+    const again = this.firstFlight.take(sqlstate, this.scanner.atBoundary, kind === 'reset');
+    if (again) {
+      // A reset that failed with an ERROR (not a backend that ended) is still a failed reset: counted and
+      // logged, though the client never sees it.
+      if (kind === 'reset' && !endsConnection(sqlstate)) {
+        this.hooks.resetFailed(reason);
+        this.log.error({ event: 'RESET_FAILED', reason }, 'backend reset failed; connection closed, the transaction retried on another backend');
+      }
+      return this.retryOnAnotherBackend(again, reason);
+    }
     if (kind === 'reset') this.failReset(reason);
     else this.failContext(reason, sqlstate);
   }

@@ -14,6 +14,11 @@
 
 /** Codes the server only sends as FATAL when it ends the session: the connection is gone. */
 const CONNECTION_ENDING = new Set(['57P01', '57P02', '57P03', '08006', '08003', '57P05']);
+
+/** True if the server sends `sqlstate` only as it ends the session. */
+export function endsConnection(sqlstate: string | undefined): boolean {
+  return sqlstate !== undefined && CONNECTION_ENDING.has(sqlstate);
+}
 /** Most bytes held for a retry; a larger first flight is not retried (and not copied). */
 export const MAX_HELD_BYTES = 1 << 20;
 /** Attempts per transaction start: a server that keeps killing backends eventually gets an error shown. */
@@ -53,11 +58,16 @@ export class FirstFlight {
     return this.chunks !== null;
   }
 
-  /** The bytes to send again if `sqlstate` says the backend ended before running them; null: no retry. */
-  take(sqlstate: string | undefined, atBoundary: boolean): Buffer | null {
+  /**
+   * The bytes to send again if nothing of them can have run; null: no retry. That is so when `sqlstate` says
+   * the backend ended before running them, or (`skipped`) when the pipelined hand-over in front of them
+   * failed with an ERROR: the server then skips every client message up to the first Sync, and nothing past
+   * it was sent while the hand-over was unanswered (ClientSink.syncBehindPrefix).
+   */
+  take(sqlstate: string | undefined, atBoundary: boolean, skipped = false): Buffer | null {
     const chunks = this.chunks;
     this.chunks = null;
-    if (!chunks || !atBoundary || sqlstate === undefined || !CONNECTION_ENDING.has(sqlstate) || this.retries >= MAX_RETRIES) return null;
+    if (!chunks || !atBoundary || !(endsConnection(sqlstate) || skipped) || this.retries >= MAX_RETRIES) return null;
     this.retries++;
     return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
   }

@@ -2,7 +2,7 @@
 // run on the backend that was not reset. The server skips only up to the first Sync after an error, so a
 // client whose first flight holds several sync segments would otherwise have its later segments run with
 // the previous tenant's context still set. Here the previous tenant makes DISCARD ALL fail on purpose:
-// thousands of temp tables and statement_timeout = 40 ms.
+// thousands of temp tables and statement_timeout = 20 ms.
 import net from 'node:net';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -59,9 +59,9 @@ describe('a failed pipelined hand-over', () => {
     const leaked = "SELECT count(*)::int AS n FROM tenant_acme.notes WHERE body = 'written by globex'";
     const a = await t.pgClient('acme');
     await a.query('BEGIN');
-    // Enough temp tables that DISCARD ALL (DISCARD TEMP) takes longer than the 40 ms limit set below (an INSERT does not).
+    // Enough temp tables that DISCARD ALL (DISCARD TEMP) takes longer than the 20 ms limit set below (an INSERT does not).
     for (let i = 0; i < 6; i++) await a.query(Array.from({ length: 500 }, (_, k) => `CREATE TEMP TABLE t_${i}_${k} (x int);`).join(''));
-    await a.query(`SET statement_timeout = 40`);
+    await a.query(`SET statement_timeout = 20`);
     // The next client waits for the only backend with two sync segments in its first flight.
     const b = await rawClient(t.proxy.port, t.database, await t.token('globex'));
     b.send(Buffer.concat([segment('SELECT 1'), segment("INSERT INTO notes (body) VALUES ('written by globex')")]));
@@ -76,5 +76,23 @@ describe('a failed pipelined hand-over', () => {
     expect(b.errors()).toBe(1); // the first segment's: its backend could not be reset
     const resetFailures = (await t.proxy.metrics.resetOutcomes.get()).values.find((v) => v.labels.outcome === 'failed')?.value ?? 0;
     expect(resetFailures).toBeGreaterThan(0); // the scenario really made the pipelined reset fail
+  });
+
+  it('a client whose transaction start was skipped by the failed hand-over is retried on another backend, unaware', async () => {
+    const admin = await t.admin();
+    const failedBefore = (await t.proxy.metrics.resetOutcomes.get()).values.find((v) => v.labels.outcome === 'failed')?.value ?? 0;
+    const a = await t.pgClient('acme');
+    await a.query('BEGIN');
+    for (let i = 0; i < 6; i++) await a.query(Array.from({ length: 500 }, (_, k) => `CREATE TEMP TABLE r_${i}_${k} (x int);`).join(''));
+    await a.query('SET statement_timeout = 20');
+    const b = await t.pgClient('globex');
+    const inserted = b.query("INSERT INTO notes (body) VALUES ('retried for globex') RETURNING current_setting('app.current_tenant') AS t");
+    await sleep(200);
+    await a.query('COMMIT');
+    expect((await inserted).rows).toEqual([{ t: 'globex' }]); // no error: retried transparently
+    expect((await admin.query("SELECT count(*)::int AS n FROM tenant_globex.notes WHERE body = 'retried for globex'")).rows[0].n).toBe(1);
+    expect((await admin.query("SELECT count(*)::int AS n FROM tenant_acme.notes WHERE body = 'retried for globex'")).rows[0].n).toBe(0);
+    const failedAfter = (await t.proxy.metrics.resetOutcomes.get()).values.find((v) => v.labels.outcome === 'failed')?.value ?? 0;
+    expect(failedAfter).toBeGreaterThan(failedBefore);
   });
 });
