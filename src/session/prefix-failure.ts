@@ -35,17 +35,26 @@ export class PrefixFailure {
     // A failed hand-over is the previous client's doing (e.g. DISCARD ALL timed out under its settings):
     // the next client's transaction is retried on another backend, since none of it ran.
     const again = this.firstFlight.take(sqlstate, this.scanner.atBoundary, kind === 'reset');
-    if (again) {
-      // A reset that failed with an ERROR (not a backend that ended) is still a failed reset: counted and
-      // logged, though the client never sees it.
-      if (kind === 'reset' && !endsConnection(sqlstate)) {
-        this.hooks.resetFailed(reason);
-        this.log.error({ event: 'RESET_FAILED', reason }, 'backend reset failed; connection closed, the transaction retried on another backend');
-      }
-      return this.retryOnAnotherBackend(again, reason);
-    }
-    if (kind === 'reset') this.failReset(reason);
-    else this.failContext(reason, sqlstate);
+    // A reset that failed with an ERROR is a failed reset, retried or not (a backend that ended is not).
+    if (kind === 'reset' && !(again && endsConnection(sqlstate))) this.resetFailed(reason, again !== null);
+    if (again) return this.retryOnAnotherBackend(again, reason);
+    if (kind === 'context') return this.failContext(reason, sqlstate);
+    this.refuseInFlight(
+      errorResponse({
+        code: '08006',
+        message: `the pooled database connection could not be reset (${reason}); the statement was not run`,
+        hint: 'Retry the transaction; it will get another connection.',
+      }),
+    );
+  }
+
+  /** The pipelined DISCARD ALL failed: counted and logged; the backend is closed and nothing of this client ran on it. */
+  private resetFailed(reason: string, retried: boolean): void {
+    this.hooks.resetFailed(reason);
+    this.log.error(
+      { event: 'RESET_FAILED', reason },
+      `backend reset failed; connection closed, ${retried ? 'the transaction retried on another backend' : 'client statement not run'}`,
+    );
   }
 
   /**
@@ -67,19 +76,6 @@ export class PrefixFailure {
         code: sqlstate && sqlstate !== '' ? sqlstate : '08006',
         message: `tenant context could not be set, so the statement was not run: ${reason}`,
         hint: 'This is a proxy or database configuration problem; the backend connection was discarded.',
-      }),
-    );
-  }
-
-  /** The pipelined DISCARD ALL failed: the backend is closed and nothing of this client ran on it. */
-  private failReset(reason: string): void {
-    this.hooks.resetFailed(reason);
-    this.log.error({ event: 'RESET_FAILED', reason }, 'backend reset failed; connection closed, client statement not run');
-    this.refuseInFlight(
-      errorResponse({
-        code: '08006',
-        message: `the pooled database connection could not be reset (${reason}); the statement was not run`,
-        hint: 'Retry the transaction; it will get another connection.',
       }),
     );
   }
