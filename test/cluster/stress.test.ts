@@ -9,7 +9,7 @@ import { metric, startClusterProxy, type ClusterProxy } from '../support/cluster
 import { adminClient, primaryServer } from '../support/pg.js';
 import { backendCount } from '../support/proxy.js';
 import { sendCancel } from '../support/wire.js';
-import { ISOLATION_CHECK, rng } from '../support/stress.js';
+import { ISOLATION_CHECK, isolationVerifier, rng, savepointTransaction } from '../support/stress.js';
 
 const TOTAL = Number(process.env.PGTP_CLUSTER_STRESS_TXNS ?? 2_000);
 const CLIENTS = 8;
@@ -42,10 +42,7 @@ describe('isolation stress with workers: 2', () => {
     })();
     const mismatches: string[] = [];
     const unexpected: string[] = [];
-    const verify = (tenant: string, row: Record<string, unknown>, where: string): void => {
-      const ok = row.t === tenant && row.p === `"tenant_${tenant}", public` && row.note === `${tenant} note` && row.foreign_rows === 0 && row.wm === '4MB' && row.clean === true;
-      if (!ok) mismatches.push(`${where}: expected ${tenant}, saw ${JSON.stringify(row)}`);
-    };
+    const verify = isolationVerifier(mismatches);
 
     async function client(id: number): Promise<void> {
       const rand = rng(2000 + id);
@@ -61,12 +58,7 @@ describe('isolation stress with workers: 2', () => {
               verify(tenant, (await c.query({ name: 'chk', text: `${CHECK}, $1::int AS n`, values: [id] })).rows[0], 'named');
               break;
             case 2:
-              await c.query('BEGIN');
-              await c.query('SAVEPOINT s');
-              await c.query('SELECT 1/0').catch(() => {});
-              await c.query('ROLLBACK TO SAVEPOINT s');
-              verify(tenant, (await c.query(CHECK)).rows[0], 'savepoint');
-              await c.query(rand() < 0.5 ? 'COMMIT' : 'ROLLBACK');
+              verify(tenant, await savepointTransaction(c, rand() < 0.5), 'savepoint');
               break;
             case 3: {
               const res = (await c.query(`BEGIN; SELECT 1; COMMIT; ${CHECK}`)) as unknown as Array<{ rows: Array<Record<string, unknown>> }>;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { primaryServer } from '../support/pg.js';
 import { sendCancel } from '../support/wire.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
-import { ISOLATION_CHECK, rng } from '../support/stress.js';
+import { ISOLATION_CHECK, isolationVerifier, rng, savepointTransaction } from '../support/stress.js';
 
 const TOTAL = Number(process.env.PGTP_STRESS_TXNS ?? 20_000);
 const CLIENTS = 8;
@@ -36,11 +36,7 @@ describe('isolation stress', () => {
     const expectedErrors = new Map<string, number>();
     const admin = await t.admin();
 
-    const verify = (tenant: string, row: Record<string, unknown>, where: string): void => {
-      const ok =
-        row.t === tenant && row.p === `"tenant_${tenant}", public` && row.note === `${tenant} note` && row.foreign_rows === 0 && row.wm === '4MB' && row.clean === true;
-      if (!ok) mismatches.push(`${where}: expected ${tenant}, saw ${JSON.stringify(row)}`);
-    };
+    const verify = isolationVerifier(mismatches);
 
     async function worker(id: number): Promise<void> {
       const rand = rng(1000 + id);
@@ -63,12 +59,7 @@ describe('isolation stress', () => {
               verify(tenant, (await c.query({ name: 'chk', text: `${CHECK}, $1::int AS n`, values: [id] })).rows[0], 'named');
               break;
             case 2: // explicit transaction with a savepoint and an error rolled back to it
-              await c.query('BEGIN');
-              await c.query('SAVEPOINT s');
-              await c.query('SELECT 1/0').catch(() => {});
-              await c.query('ROLLBACK TO SAVEPOINT s');
-              verify(tenant, (await c.query(CHECK)).rows[0], 'savepoint');
-              await c.query(rand() < 0.5 ? 'COMMIT' : 'ROLLBACK');
+              verify(tenant, await savepointTransaction(c, rand() < 0.5), 'savepoint');
               break;
             case 3: { // multi-statement string with COMMIT and ROLLBACK inside
               const res = (await c.query(`BEGIN; SELECT 1; COMMIT; ${CHECK}; BEGIN; ROLLBACK; ${CHECK}`)) as unknown as Array<{ rows: Array<Record<string, unknown>> }>;

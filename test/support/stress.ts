@@ -16,3 +16,25 @@ export function rng(seed: number): () => number {
     return s / 2 ** 32;
   };
 }
+
+/** Checks one ISOLATION_CHECK row against `tenant`; a difference is pushed onto `mismatches`, with where it was seen. */
+export function isolationVerifier(mismatches: string[]): (tenant: string, row: Record<string, unknown>, where: string) => void {
+  return (tenant, row, where) => {
+    const ok = row.t === tenant && row.p === `"tenant_${tenant}", public` && row.note === `${tenant} note` && row.foreign_rows === 0 && row.wm === '4MB' && row.clean === true;
+    if (!ok) mismatches.push(`${where}: expected ${tenant}, saw ${JSON.stringify(row)}`);
+  };
+}
+
+/**
+ * An explicit transaction with a savepoint and an error rolled back to it; returns the ISOLATION_CHECK row
+ * seen inside, and ends with COMMIT or ROLLBACK (`commit`).
+ */
+export async function savepointTransaction(c: { query(sql: string): Promise<{ rows: Array<Record<string, unknown>> }> }, commit: boolean): Promise<Record<string, unknown>> {
+  await c.query('BEGIN');
+  await c.query('SAVEPOINT s');
+  await c.query('SELECT 1/0').catch(() => {});
+  await c.query('ROLLBACK TO SAVEPOINT s');
+  const row = (await c.query(ISOLATION_CHECK)).rows[0];
+  await c.query(commit ? 'COMMIT' : 'ROLLBACK');
+  return row;
+}
