@@ -41,6 +41,7 @@ async function rawClient(port: number, database: string, token: string) {
     /** Waits for `n` ReadyForQuery or the close. */
     ready: (n: number) => until(() => count('Z') >= n, 15_000),
     errors: () => count('E'),
+    readies: () => count('Z'),
     close: () => s.destroy(),
   };
 }
@@ -76,6 +77,26 @@ describe('a failed pipelined hand-over', () => {
     expect(b.errors()).toBe(1); // the first segment's: its backend could not be reset
     const resetFailures = (await t.proxy.metrics.resetOutcomes.get()).values.find((v) => v.labels.outcome === 'failed')?.value ?? 0;
     expect(resetFailures).toBeGreaterThan(0); // the scenario really made the pipelined reset fail
+  });
+
+  it('a backend terminated during the reset: the held-back rest of the client first flight goes to a new backend, nobody waits', async () => {
+    const admin = await t.admin();
+    const a = await t.pgClient('acme');
+    await a.query('BEGIN');
+    // A slow DISCARD ALL (thousands of temp tables) leaves time to terminate the backend in the middle of it.
+    for (let i = 0; i < 6; i++) await a.query(Array.from({ length: 500 }, (_, k) => `CREATE TEMP TABLE k_${i}_${k} (x int);`).join(''));
+    const pid = (await a.query('SELECT pg_backend_pid() AS p')).rows[0].p as number;
+    const b = await rawClient(t.proxy.port, t.database, await t.token('globex'));
+    b.send(Buffer.concat([segment('SELECT 1'), segment("INSERT INTO notes (body) VALUES ('after a terminated reset')")]));
+    await sleep(200);
+    await a.query('COMMIT');
+    await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+    await b.ready(2);
+    const readies = b.readies();
+    b.close();
+    expect(readies).toBe(2); // both segments answered: the second was not left waiting behind the dead backend
+    expect((await admin.query("SELECT count(*)::int AS n FROM tenant_globex.notes WHERE body = 'after a terminated reset'")).rows[0].n).toBe(1);
+    expect((await admin.query("SELECT count(*)::int AS n FROM tenant_acme.notes WHERE body = 'after a terminated reset'")).rows[0].n).toBe(0);
   });
 
   it('a client whose transaction start was skipped by the failed hand-over is retried on another backend, unaware', async () => {
