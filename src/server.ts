@@ -31,6 +31,9 @@ import { poolEvents } from './backend/pool-log.js';
 import { drain, type Drainable } from './drain.js';
 import { applyReload } from './reload.js';
 
+/** Idle time before the first TCP keepalive probe on a client connection (the backend side uses the same). */
+const CLIENT_KEEPALIVE_MS = 30_000;
+
 export interface StartOptions {
   /** Reads the config file again: the console's RELOAD runs it (as SIGHUP does); absent: RELOAD re-reads keys and certificates only. */
   loadConfig?: () => ProxyConfig;
@@ -248,7 +251,10 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     admit,
   });
 
-  const server = net.createServer((socket) => void admission.handle(socket));
+  // Nagle off (every answer is a complete batch), and TCP keepalive as PgBouncer's tcp_keepalive: a client
+  // that vanished without a FIN (a dead host, a dropped NAT entry) is found and its slot and backend freed.
+  // Set on the accepted handle by Node itself, before the socket reaches JavaScript.
+  const server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: CLIENT_KEEPALIVE_MS }, (socket) => void admission.handle(socket));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => {

@@ -44,7 +44,6 @@ export class Admission {
       socket.destroy();
       return;
     }
-    socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
     const { config, log, metrics } = this.d;
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;

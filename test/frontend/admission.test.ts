@@ -2,6 +2,8 @@
 // limit counts only credential guesses (not TCP probes, not psql's password prompt, not suspended tenants);
 // refusals are written after the SSLRequest is answered, so libpq with sslmode=prefer shows them.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -204,6 +206,48 @@ describe('the failed-login rate limit counts only credential guesses', () => {
         env: { ...process.env, PGSSLMODE: 'prefer', PGPASSWORD: 'x' },
       }).catch((e: { stderr: string }) => e);
       expect((r as { stderr: string }).stderr).toMatch(/too many failed logins from this address/);
+    }
+  });
+});
+
+/** The kernel's timer for the TCP socket from local port `local` to remote port `remote` (/proc/net/tcp, IPv4). */
+async function tcpTimer(local: number, remote: number): Promise<{ timer: number; seconds: number } | null> {
+  const hex = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0');
+  const lines = (await readFile('/proc/net/tcp', 'latin1')).split('\n').slice(1);
+  for (const line of lines) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 6 || !f[1].endsWith(`:${hex(local)}`) || !f[2].endsWith(`:${hex(remote)}`)) continue;
+    const [timer, when] = f[5].split(':');
+    return { timer: parseInt(timer, 16), seconds: parseInt(when, 16) / 100 };
+  }
+  return null;
+}
+
+describe.runIf(existsSync('/proc/net/tcp'))('accepted client connections', () => {
+  let t: TestProxy;
+  beforeAll(async () => {
+    t = await startTestProxy(primaryServer(), 'admission_keepalive');
+  }, 120_000);
+  afterAll(async () => t?.close());
+
+  it('have TCP keepalive on, so a client that vanished without a FIN is found and its slot freed', async () => {
+    const c = await t.pgClient('acme');
+    try {
+      await c.query('SELECT 1');
+      const clientPort = (c as unknown as { connection: { stream: net.Socket } }).connection.stream.localPort!;
+      // The proxy's end of this connection: timer 2 is the keepalive timer, armed for about CLIENT_KEEPALIVE_MS.
+      // Right after an answer the retransmit timer (1) may still run until the client's ACK arrives.
+      let timer = await tcpTimer(t.proxy.port, clientPort);
+      for (let i = 0; i < 40 && timer?.timer === 1; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        timer = await tcpTimer(t.proxy.port, clientPort);
+      }
+      expect(timer).not.toBeNull();
+      expect(timer!.timer).toBe(2);
+      expect(timer!.seconds).toBeGreaterThan(20);
+      expect(timer!.seconds).toBeLessThanOrEqual(30);
+    } finally {
+      await c.end();
     }
   });
 });
