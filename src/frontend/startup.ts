@@ -6,6 +6,7 @@ import type net from 'node:net';
 import type { VerifiedIdentity } from '../auth/jwt.js';
 import { authenticate, AuthFailure, type Principal } from './authenticate.js';
 import type { ProxyConfig } from '../config/types.js';
+import { StartupCode } from '../protocol/codes.js';
 import { decodeStartup, ProtocolError, type StartupPacket } from '../protocol/decode.js';
 import * as enc from '../protocol/encode.js';
 import { closeAfter } from './final-error.js';
@@ -153,9 +154,11 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
     if (e instanceof StartupParamError) throw new LoginError(e.sqlstate, e.message, 'bad_startup_parameter', e.hint);
     throw e;
   }
-  // Protocol 3.0 options we do not know (_pq_.*) are declined the way PostgreSQL does.
+  // A newer 3.x minor (3.2: PostgreSQL 18's libpq with max_protocol_version) and protocol options we do not
+  // know (_pq_.*) are declined the way PostgreSQL does: NegotiateProtocolVersion 3.0 with the options named,
+  // and the login goes on in 3.0 (4-byte cancel keys). libpq 18 refuses a FATAL here as a server error.
   const pqOptions = [...params.keys()].filter((k) => k.startsWith('_pq_.'));
-  if (pqOptions.length > 0) socket.write(negotiateProtocolVersion(pqOptions));
+  if (pqOptions.length > 0 || packet.minor > 0) socket.write(negotiateProtocolVersion(pqOptions));
 
   // A token is a cleartext password: unless listen.plaintext_tokens allows it, it is never asked for over a
   // connection that is not encrypted (static users answer SCRAM, which never sends the password).
@@ -253,11 +256,15 @@ function loginReply(server: Map<string, string>, sessionParams: Map<string, stri
   });
 }
 
-/** NegotiateProtocolVersion: newest minor 0, and the protocol options not recognised. */
+/**
+ * NegotiateProtocolVersion: the newest version supported (3.0, written as the full version code the way the
+ * server writes PG_PROTOCOL_LATEST: libpq 18 reads a bare 0 as a downgrade to protocol 0.0 and gives up),
+ * and the protocol options not recognised.
+ */
 function negotiateProtocolVersion(options: string[]): Buffer {
   const names = Buffer.concat(options.map((o) => Buffer.from(o + '\0', 'utf8')));
   const body = Buffer.alloc(8);
-  body.writeInt32BE(0, 0);
+  body.writeInt32BE(StartupCode.Protocol3, 0);
   body.writeInt32BE(options.length, 4);
   const payload = Buffer.concat([body, names]);
   const head = Buffer.alloc(5);

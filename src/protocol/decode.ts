@@ -21,7 +21,8 @@ export type StartupPacket =
   | { kind: 'ssl' }
   | { kind: 'gssenc' }
   | { kind: 'cancel'; pid: number; secret: Buffer }
-  | { kind: 'startup'; params: Map<string, string> }
+  /** `minor`: the 3.x minor version asked for; above 0 it is negotiated down (NegotiateProtocolVersion). */
+  | { kind: 'startup'; params: Map<string, string>; minor: number }
   | { kind: 'unsupported'; major: number; minor: number };
 
 /** Decodes a startup packet body (everything after the int32 length). */
@@ -36,10 +37,10 @@ export function decodeStartup(body: Buffer): StartupPacket {
     case StartupCode.CancelRequest:
       if (body.length !== 12) throw new ProtocolError('CancelRequest has the wrong length');
       return { kind: 'cancel', pid: body.readUInt32BE(4), secret: body.subarray(8, 12) };
-    case StartupCode.Protocol3:
-      break;
     default:
-      return { kind: 'unsupported', major: code >>> 16, minor: code & 0xffff };
+      // Any 3.x: a newer minor (3.2, PostgreSQL 18's libpq) is answered with NegotiateProtocolVersion, as the
+      // server does. Other majors (and the reserved 1234.x codes not handled above) are refused.
+      if (code >>> 16 !== StartupCode.Protocol3 >>> 16) return { kind: 'unsupported', major: code >>> 16, minor: code & 0xffff };
   }
   const params = new Map<string, string>();
   let pos = 4;
@@ -56,7 +57,7 @@ export function decodeStartup(body: Buffer): StartupPacket {
     params.set(name, value);
     pos = p2;
   }
-  return { kind: 'startup', params };
+  return { kind: 'startup', params, minor: code & 0xffff };
 }
 
 /** PasswordMessage body: one NUL-terminated string. */
