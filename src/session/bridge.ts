@@ -293,6 +293,10 @@ export class Session implements ResponseOwner, ClientSinkOwner {
 
   // ---- the session side of server → client (see responses.ts) -----------------------------------
 
+  copyInEnded(completed: boolean): void {
+    this.sink.copyEnded(completed);
+  }
+
   serverError(body: Buffer): void {
     this.o.observer?.serverError(body);
   }
@@ -325,9 +329,10 @@ export class Session implements ResponseOwner, ClientSinkOwner {
       return true;
     }
     if (status !== TxStatus.Idle || this.sink.pendingSyncs > 0 || this.sink.unsynced || !this.scanner.atBoundary) return true;
-    // The transaction is over and the server owes this client nothing: hand the backend back.
+    // The transaction is over and the server owes this client nothing: hand the backend back (closed instead
+    // if a failed COPY left the count of what it owes a guess: copy-in.ts).
     this.out.write(READY_IDLE);
-    this.releaseServer('idle');
+    this.releaseServer(this.sink.copyUncertain ? 'broken' : 'idle');
     if (this.draining) this.terminate(SHUTTING_DOWN);
     return false;
   }
@@ -386,7 +391,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
       // Mid-transaction: a quiet backend inside a transaction block is rolled back and reset. One still
       // working for this client is closed, and its query cancelled first: PostgreSQL does not notice a
       // closed socket while a query runs, and would keep its locks until the query ends.
-      const quiet = this.sink.pendingSyncs === 0 && !this.sink.unsynced && this.scanner.atBoundary && !this.responses.inPrefix;
+      const quiet = this.sink.pendingSyncs === 0 && !this.sink.unsynced && this.scanner.atBoundary && !this.responses.inPrefix && !this.sink.copyUncertain;
       // (Idle and quiet happens in session mode: the client simply left; the backend is reset and reused.)
       if (!quiet) this.o.pool.cancel(this.server);
       this.releaseServer(!quiet ? 'broken' : this.txStatus === TxStatus.Idle ? 'idle' : 'in-transaction');

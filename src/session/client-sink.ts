@@ -5,6 +5,7 @@ import { Frontend } from '../protocol/codes.js';
 import { frame, readyForQuery } from '../protocol/encode.js';
 import { Action, type FrameSink, FrameError, FrameScanner } from '../protocol/frames.js';
 import type { ClientFlow } from './client-flow.js';
+import { CopyInSyncs } from './copy-in.js';
 import type { GuardHook } from './guard-hook.js';
 import type { FirstFlight } from './retry.js';
 import { statementName } from './server-messages.js';
@@ -52,6 +53,8 @@ export class ClientSink implements FrameSink {
   private segDone = 0;
   /** Extended-protocol messages sent since the last Sync: the server holds state for this client. */
   private sinceSync = false;
+  /** Which counted sync points a COPY FROM STDIN swallowed (see copy-in.ts). */
+  private readonly copyIn = new CopyInSyncs();
   /** Dropping client messages until the next sync point, which is then answered ReadyForQuery (like the server after an error). */
   private rejecting = false;
   /** Type of the message being dropped because the guard refuses it whole (0: none); see dropped(). */
@@ -103,6 +106,7 @@ export class ClientSink implements FrameSink {
   startHold(server: ServerConn): void {
     this.server = server;
     this.segSent = this.segDone = 0;
+    this.copyIn.reset();
     this.syncBehindPrefix = false;
   }
 
@@ -119,12 +123,24 @@ export class ClientSink implements FrameSink {
   /** The server answered a sync point (ReadyForQuery). */
   answered(): void {
     this.segDone++;
+    this.copyIn.answered();
+  }
+
+  /** The server's COPY FROM STDIN completed or failed: the Syncs it read as copy data are owed nothing. */
+  copyEnded(completed: boolean): void {
+    this.segSent -= this.copyIn.ended(completed);
+  }
+
+  /** Syncs of a failed COPY were un-counted on a guess (copy-in.ts): the backend must be closed, not reused. */
+  get copyUncertain(): boolean {
+    return this.copyIn.uncertain;
   }
 
   /** The backend is discarded with what was sent to it: returns how many sync points it still owed; nothing is pending after. */
   discardPending(): number {
     const owed = this.segSent - this.segDone;
     this.segSent = this.segDone = 0;
+    this.copyIn.reset();
     this.sinceSync = false;
     return owed;
   }
@@ -154,7 +170,9 @@ export class ClientSink implements FrameSink {
         this.flow.answerLocally(READY_IDLE);
         return Action.Drop;
       }
-      if (type === Frontend.Flush) return Action.Drop;
+      // Copy messages outside a hold are the tail of a COPY the server already failed (the client's stream
+      // was still on its way); a server outside copy mode ignores them, so they need no backend.
+      if (type === Frontend.Flush || type === Frontend.CopyData || type === Frontend.CopyDone || type === Frontend.CopyFail) return Action.Drop;
       return Action.Stall;
     }
     // Held back until the prefix in front of an already sent Sync is answered (see syncBehindPrefix).
@@ -171,6 +189,7 @@ export class ClientSink implements FrameSink {
       case Frontend.Sync:
       case Frontend.FunctionCall:
         this.segSent++;
+        this.copyIn.syncPoint(type);
         this.sinceSync = false;
         if (type === Frontend.Sync && this.owner.prefixPending()) this.syncBehindPrefix = true;
         this.timeouts.queryStarted();
@@ -191,8 +210,13 @@ export class ClientSink implements FrameSink {
       case Frontend.Execute:
         this.sinceSync = true;
         return Action.Pass;
+      case Frontend.CopyData:
+      case Frontend.CopyDone:
+      case Frontend.CopyFail:
+        this.copyIn.copyMessage(type);
+        return Action.Pass;
       default:
-        return Action.Pass; // Flush and COPY messages belong to the sync point already counted.
+        return Action.Pass; // Flush belongs to the sync point already counted.
     }
   }
 

@@ -33,6 +33,8 @@ export interface ResponseOwner {
   rewriteError?(body: Buffer): Buffer | null;
   /** The hand-over and the context prefix of this hold were answered without error. */
   prefixAnswered(): void;
+  /** The server's COPY FROM STDIN ended: completed (CommandComplete) or failed (ErrorResponse). See copy-in.ts. */
+  copyInEnded(completed: boolean): void;
 }
 
 export class ServerResponses implements FrameSink {
@@ -41,6 +43,8 @@ export class ServerResponses implements FrameSink {
   /** The pipelined hand-over whose answers come first in this hold (backend handed over under load). */
   private handover: Handover | null = null;
   private server: ServerConn | null = null;
+  /** The server is in COPY FROM STDIN (CopyInResponse seen, not yet ended). */
+  private copyingIn = false;
   /**
    * The server's reported values of the tracked settings when they were last settled, and whether the client
    * has been shown a ParameterStatus since: if neither changed, settling again would change nothing.
@@ -71,6 +75,7 @@ export class ServerResponses implements FrameSink {
   endHold(): void {
     this.server = null;
     this.prefixLeft = 0;
+    this.copyingIn = false;
     // The hold ended before the hand-over's answers arrived: the backend is being closed (see Session).
     this.handover?.abandon('the client holding the backend went away before the reset completed');
     this.handover = null;
@@ -100,11 +105,18 @@ export class ServerResponses implements FrameSink {
         return this.mode === 'transaction' ? Action.Drop : Action.Pass;
       case Backend.ParseComplete:
         return this.statements.parseComplete() ? Action.Pass : Action.Drop;
+      case Backend.CopyInResponse:
+        this.copyingIn = true;
+        return Action.Pass;
       case Backend.ReadyForQuery:
       case Backend.ParameterStatus:
       case Backend.ErrorResponse:
         return Action.Inspect;
       case Backend.CommandComplete:
+        if (this.copyingIn) {
+          this.copyingIn = false;
+          this.owner.copyInEnded(true);
+        }
         // Only a LISTEN's tag is rewritten; its length alone rules out every other command.
         return this.mode === 'transaction' && length === LISTEN_COMPLETE_LENGTH ? Action.Inspect : Action.Pass;
       default:
@@ -134,6 +146,10 @@ export class ServerResponses implements FrameSink {
         return true;
       }
       case Backend.ErrorResponse:
+        if (this.copyingIn) {
+          this.copyingIn = false;
+          this.owner.copyInEnded(false);
+        }
         this.owner.serverError?.(body);
         this.statements.error(this.owner.currentSegment);
         return this.replace(this.owner.rewriteError?.(body) ?? this.guard?.rewrite(body) ?? statementErrorHint(body));

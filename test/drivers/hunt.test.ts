@@ -2,7 +2,7 @@
 // Each test asserts the correct (PostgreSQL / PgBouncer-like) behaviour.
 import net from 'node:net';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { primaryServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 
@@ -101,10 +101,15 @@ class Raw {
     });
     sock.on('error', () => {});
   }
+  static open = new Set<Raw>();
   static connect(port: number): Promise<Raw> {
     return new Promise((resolve, reject) => {
       const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => resolve(new Raw(s)));
+      s.once('connect', () => {
+        const r = new Raw(s);
+        Raw.open.add(r);
+        resolve(r);
+      });
       s.once('error', reject);
     });
   }
@@ -186,6 +191,12 @@ describe('driver hunt', () => {
   afterAll(async () => {
     await t?.close();
   });
+  afterEach(async () => {
+    for (const r of Raw.open) r.destroy();
+    Raw.open.clear();
+    // Each test starts with every backend back in the pool.
+    await poolSettles(5000);
+  });
 
   it('protocol 3.2 startup (libpq 18 max_protocol_version=3.2) is negotiated down to 3.0, not refused', async () => {
     const r = await Raw.connect(t.proxy.port);
@@ -243,6 +254,171 @@ describe('driver hunt', () => {
     r.send(F.parse('s1', 'SELECT 2'), F.bind('', 's1'), F.execute(), F.sync());
     await r.untilRfq(1);
     expect(r.errors(from)).toEqual([]);
+    r.destroy();
+  });
+
+  /** Waits until the pool holds no backend for any client (busy 0), or times out. */
+  async function poolSettles(ms = 5000): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      const s = t.proxy.pool.stats();
+      if (s.held === 0 && s.busy === 0) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return false;
+  }
+
+  it('COPY FROM STDIN over the extended protocol (libpq PQexecParams: Sync after Execute, Sync after CopyDone) gives the backend back', async () => {
+    const a = await t.admin();
+    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy (v text)');
+    await a.query(`GRANT ALL ON public.hunt_copy TO ${t.poolUser}`);
+    const r = await rawLogin(t);
+    // What libpq sends for PQexecParams("COPY ... FROM STDIN"): the Sync is ignored by the server in copy-in mode.
+    r.send(F.parse('', 'COPY public.hunt_copy FROM STDIN'), F.bind('', ''), F.describe('P', ''), F.execute(), F.sync());
+    expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
+    // PQputCopyEnd in extended mode: CopyDone then Sync.
+    r.send(F.copyData('a\n'), F.copyData('b\n'), F.copyDone(), F.sync());
+    await r.untilRfq(1);
+    expect(r.errors()).toEqual([]);
+    expect(r.msgs.some((m) => m.type === 'C' && m.body.toString().startsWith('COPY 2'))).toBe(true);
+    // Idle between transactions now: the backend must be back in the pool.
+    expect(await poolSettles(3000)).toBe(true);
+    r.send(F.query('SELECT 1'));
+    await r.untilRfq(1);
+    expect(await poolSettles(3000)).toBe(true);
+    r.destroy();
+  });
+
+  it('extended-protocol COPY FROM STDIN sent in one flight, and one failing on a bad row: answers in order, backend back each time', async () => {
+    const a = await t.admin();
+    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy_int (v int)');
+    await a.query(`GRANT ALL ON public.hunt_copy_int TO ${t.poolUser}`);
+    const r = await rawLogin(t);
+    // Everything before the CopyInResponse arrives: the first Sync is still read in copy mode and dropped.
+    r.send(F.parse('', 'COPY public.hunt_copy_int FROM STDIN'), F.bind('', ''), F.execute(), F.sync(), F.copyData('1\n'), F.copyDone(), F.sync());
+    await r.untilRfq(1);
+    expect(r.errors()).toEqual([]);
+    expect(await poolSettles(3000)).toBe(true);
+    // A bad row: the server fails the COPY, skips to the Sync after CopyDone.
+    r.send(F.parse('', 'COPY public.hunt_copy_int FROM STDIN'), F.bind('', ''), F.execute(), F.sync());
+    expect(await r.waitFor((m) => m.filter((x) => x.type === 'G').length === 2)).toBe(true);
+    r.send(F.copyData('x\n'), F.copyData('2\n'), F.copyDone(), F.sync());
+    await r.untilRfq(1);
+    expect(r.errors().map((e) => e.C)).toEqual(['22P02']);
+    expect(await poolSettles(3000)).toBe(true);
+    r.send(F.query('SELECT 1'));
+    await r.untilRfq(1);
+    expect(await poolSettles(3000)).toBe(true);
+  });
+
+  it('a Sync sent in the middle of a successful extended COPY is swallowed by the server: no backend kept, nothing lost', async () => {
+    const a = await t.admin();
+    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy (v text)');
+    await a.query(`GRANT ALL ON public.hunt_copy TO ${t.poolUser}`);
+    const r = await rawLogin(t);
+    r.send(F.parse('', 'COPY public.hunt_copy FROM STDIN'), F.bind('', ''), F.execute(), F.sync());
+    expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
+    // Syncs and Flushes mid-copy are read as part of the copy and dropped (copyfromparse.c): one answer in all.
+    r.send(F.copyData('m1\n'), F.sync(), F.flush(), F.copyData('m2\n'), F.sync(), F.copyDone(), F.sync());
+    const got = await r.untilRfq(1);
+    expect(r.errors()).toEqual([]);
+    expect(got.some((m) => m.type === 'C' && m.body.toString().startsWith('COPY 2'))).toBe(true);
+    expect(await poolSettles(3000)).toBe(true);
+    r.send(F.query('SELECT 1'));
+    await r.untilRfq(1);
+    expect(r.count('Z')).toBe(3); // login, the COPY, SELECT 1: no stray answer
+  });
+
+  it('a failed extended COPY with a Sync after its bad row: every answer the server owes reaches the client, and that backend is closed, not reused', async () => {
+    const a = await t.admin();
+    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy_int (v int)');
+    await a.query(`GRANT ALL ON public.hunt_copy_int TO ${t.poolUser}`);
+    const r = await rawLogin(t);
+    // The COPY's backend, named in the same sync segment (one implicit transaction, one backend).
+    r.send(F.parse('', 'SELECT pg_backend_pid()'), F.bind('', ''), F.execute());
+    r.send(F.parse('', 'COPY public.hunt_copy_int FROM STDIN'), F.bind('', ''), F.execute(), F.sync());
+    expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
+    const pid = Number(r.msgs.find((m) => m.type === 'D')!.body.toString('utf8', 6));
+    // The first Sync was dropped in copy mode; the bad row fails the COPY, so the server answers the Sync
+    // after it (ending its skip to a Sync) and the one after CopyDone: two ReadyForQuery the client must get.
+    r.send(F.copyData('bad\n'), F.sync(), F.copyData('2\n'), F.copyDone(), F.sync());
+    await r.untilRfq(2);
+    expect(r.errors().map((e) => e.C)).toEqual(['22P02']);
+    expect(await poolSettles(3000)).toBe(true);
+    // Which Syncs the server dropped was partly a guess here (copy-in.ts): the backend was closed.
+    const gone = async (): Promise<boolean> => (await a.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount === 0;
+    const deadline = Date.now() + 3000;
+    while (!(await gone()) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    expect(await gone()).toBe(true);
+    r.send(F.query('SELECT 1'));
+    await r.untilRfq(1);
+    expect(r.count('Z')).toBe(4);
+  });
+
+  it('CopyFail during COPY FROM STDIN (simple protocol): 57014 error, ReadyForQuery, backend back', async () => {
+    const a = await t.admin();
+    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy (v text)');
+    await a.query(`GRANT ALL ON public.hunt_copy TO ${t.poolUser}`);
+    const r = await rawLogin(t);
+    r.send(F.query('COPY public.hunt_copy FROM STDIN'));
+    expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
+    r.send(F.copyData('x\n'), F.copyFail('client gave up'));
+    await r.untilRfq(1);
+    expect(r.errors().map((e) => e.C)).toEqual(['57014']);
+    expect(await poolSettles(3000)).toBe(true);
+    r.send(F.query('SELECT 1'));
+    await r.untilRfq(1);
+    r.destroy();
+  });
+
+  it('a client that dies mid-COPY FROM STDIN: its backend is closed or reset and the pool returns to idle', async () => {
+    const a = await t.admin();
+    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy (v text)');
+    await a.query(`GRANT ALL ON public.hunt_copy TO ${t.poolUser}`);
+    const r = await rawLogin(t);
+    r.send(F.query('COPY public.hunt_copy FROM STDIN'));
+    expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
+    r.send(F.copyData('dead\n'));
+    await new Promise((res) => setTimeout(res, 100));
+    r.destroy();
+    expect(await poolSettles(5000)).toBe(true);
+    // No half-copied row is visible, and no backend of the pool user is left in COPY.
+    const left = await a.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1 AND query ILIKE 'COPY%' AND state <> 'idle'`, [t.poolUser]);
+    expect(left.rows[0].n).toBe(0);
+    const rows = await a.query(`SELECT count(*)::int AS n FROM public.hunt_copy WHERE v = 'dead'`);
+    expect(rows.rows[0].n).toBe(0);
+  });
+
+  it('a COPY FROM STDIN the server fails mid-stream (simple protocol): the CopyData still in flight does not pin a backend', async () => {
+    const a = await t.admin();
+    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy_int (v int)');
+    await a.query(`GRANT ALL ON public.hunt_copy_int TO ${t.poolUser}`);
+    const r = await rawLogin(t);
+    r.send(F.query('COPY public.hunt_copy_int FROM STDIN'));
+    expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
+    r.send(F.copyData('not-a-number\n'));
+    await r.untilRfq(1); // 22P02, ReadyForQuery: the server has left copy mode
+    expect(r.errors().map((e) => e.C)).toEqual(['22P02']);
+    // The rest of the client's copy stream was already on the wire: the server ignores it outside copy mode.
+    r.send(F.copyData('1\n'), F.copyData('2\n'), F.copyDone());
+    await new Promise((res) => setTimeout(res, 300));
+    expect(await poolSettles(3000)).toBe(true);
+    // And the connection still works.
+    r.send(F.query('SELECT 1'));
+    await r.untilRfq(1);
+    expect(r.errors().length).toBe(1);
+  });
+
+  it('Flush without Sync at a transaction start returns the results; the later Sync releases the backend', async () => {
+    const r = await rawLogin(t);
+    r.send(F.parse('', "SELECT current_setting('app.current_tenant')"), F.bind('', ''), F.describe('P', ''), F.execute(), F.flush());
+    expect(await r.waitFor((m) => m.some((x) => x.type === 'C'))).toBe(true);
+    const row = r.msgs.find((m) => m.type === 'D')!;
+    expect(row.body.toString()).toContain('acme');
+    expect(r.count('Z')).toBe(1); // only the login's
+    r.send(F.sync());
+    await r.untilRfq(1);
+    expect(await poolSettles(3000)).toBe(true);
     r.destroy();
   });
 

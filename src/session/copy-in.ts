@@ -1,0 +1,97 @@
+// Which of a client's counted sync points a COPY FROM STDIN swallowed, decided from what the server says.
+//
+// Once the server answers a COPY's Execute (or Query) with CopyInResponse, it reads every later message as
+// copy data until CopyDone or CopyFail, and drops a Sync or Flush it reads meanwhile (copyfromparse.c,
+// CopyGetData). libpq's PQexecParams sends Sync right after Execute and another after CopyDone: two Syncs,
+// one ReadyForQuery. Counted as sync points, the first would keep the backend held for good.
+//
+// The proxy must never count LOW: a ReadyForQuery it did not expect would release the backend while the
+// server still owes this client answers, and those would reach the next client. So a Sync is un-counted
+// only when the server's own answer proves it was read in copy mode:
+//  - the COPY completed (CommandComplete): the server read everything up to the CopyDone as copy data, so
+//    every Sync sent between the COPY and its CopyDone was dropped. Exact.
+//  - the COPY failed (ErrorResponse): a Sync sent before any copy message of this COPY was read in copy mode
+//    unless a cancel or timeout struck between the server's CopyInResponse and its first read. That window
+//    cannot be seen from here, so those Syncs are un-counted and the backend is closed at the end of the hold
+//    instead of being reused: if the guess was wrong, the surplus answers die with it. Syncs sent after a
+//    copy message of a failed COPY stay counted (no driver sends them; at worst the hold outlives them).
+// Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-COPY
+import { Frontend } from '../protocol/codes.js';
+
+export class CopyInSyncs {
+  /** Per sync point sent and not answered, oldest first: its type, and the running copy counts before it. */
+  private readonly types: number[] = [];
+  private readonly msgsBefore: number[] = [];
+  private readonly endsBefore: number[] = [];
+  /** Copy messages (CopyData, CopyDone, CopyFail) and copy ends (CopyDone, CopyFail) sent in this hold. */
+  private msgs = 0;
+  private ends = 0;
+  /** The counts when the last answered sync point was sent: a COPY now running was sent after them. */
+  private baseMsgs = 0;
+  private baseEnds = 0;
+  private suspect = false;
+
+  /** A new hold: nothing sent yet. */
+  reset(): void {
+    this.types.length = this.msgsBefore.length = this.endsBefore.length = 0;
+    this.msgs = this.ends = this.baseMsgs = this.baseEnds = 0;
+    this.suspect = false;
+  }
+
+  /** A failed COPY's Syncs were un-counted on a guess: the backend must not serve another client. */
+  get uncertain(): boolean {
+    return this.suspect;
+  }
+
+  /** The client sent a sync point (Query, Sync or FunctionCall). */
+  syncPoint(type: number): void {
+    this.types.push(type);
+    this.msgsBefore.push(this.msgs);
+    this.endsBefore.push(this.ends);
+  }
+
+  /** The client sent CopyData, CopyDone or CopyFail. */
+  copyMessage(type: number): void {
+    this.msgs++;
+    if (type !== Frontend.CopyData) this.ends++;
+  }
+
+  /** The server answered the oldest sync point (ReadyForQuery). */
+  answered(): void {
+    if (this.types.length === 0) return;
+    this.types.shift();
+    this.baseMsgs = this.msgsBefore.shift()!;
+    this.baseEnds = this.endsBefore.shift()!;
+  }
+
+  /**
+   * The COPY the server is running ended: `completed` (CommandComplete) or failed (ErrorResponse). Returns how
+   * many counted sync points the server dropped; they are removed here, and the caller un-counts them.
+   */
+  ended(completed: boolean): number {
+    // The COPY belongs to the oldest unanswered sync point. Sent by Query, the Query itself is answered;
+    // sent by Execute, that segment's Sync is the first one the server may have dropped.
+    // Copy messages sent before the COPY (a failed one's tail) do not count: the base is the Query itself,
+    // or, for an Execute, the last answered sync point (a stray one in between only makes this count high).
+    const byQuery = this.types.length > 0 && this.types[0] !== Frontend.Sync;
+    const from = byQuery ? 1 : 0;
+    const baseMsgs = byQuery ? this.msgsBefore[0] : this.baseMsgs;
+    const baseEnds = byQuery ? this.endsBefore[0] : this.baseEnds;
+    let i = from;
+    while (
+      i < this.types.length &&
+      this.types[i] === Frontend.Sync &&
+      (completed ? this.endsBefore[i] === baseEnds : this.msgsBefore[i] === baseMsgs)
+    ) {
+      i++;
+    }
+    const dropped = i - from;
+    if (dropped > 0) {
+      this.types.splice(from, dropped);
+      this.msgsBefore.splice(from, dropped);
+      this.endsBefore.splice(from, dropped);
+      if (!completed) this.suspect = true;
+    }
+    return dropped;
+  }
+}
