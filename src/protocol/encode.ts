@@ -43,6 +43,7 @@ const RFQ = {
   T: frame(Backend.ReadyForQuery, Buffer.from([TxStatus.InTransaction])),
   E: frame(Backend.ReadyForQuery, Buffer.from([TxStatus.Failed])),
 };
+export const commandComplete = (tag: string): Buffer => frame(Backend.CommandComplete, cstrings(tag));
 export const readyForQuery = (status: 'I' | 'T' | 'E' = 'I'): Buffer => RFQ[status];
 
 export type Severity = 'ERROR' | 'FATAL' | 'WARNING' | 'NOTICE' | 'LOG';

@@ -8,8 +8,8 @@
 import type { Handover } from '../backend/handover.js';
 import { PoolError, type ReleaseMode } from '../backend/pool-types.js';
 import type { ServerConn } from '../backend/server.js';
-import { TxStatus } from '../protocol/codes.js';
-import type { ErrorFields } from '../protocol/encode.js';
+import { Frontend, TxStatus } from '../protocol/codes.js';
+import { commandComplete, type ErrorFields } from '../protocol/encode.js';
 import type { FrameError } from '../protocol/frames.js';
 import { type ResponseOwner, ServerResponses } from './responses.js';
 import { StatementCache } from './statements.js';
@@ -21,6 +21,7 @@ import { BackendWait } from './backend-wait.js';
 import { ClientSink, type ClientSinkOwner, clientScanner, READY_IDLE } from './client-sink.js';
 import { PartialMessageWatch } from './partial-message.js';
 import { PrefixFailure } from './prefix-failure.js';
+import { deallocateTarget } from './server-messages.js';
 import type { SessionOptions } from './session-options.js';
 
 /** What a client is told when the proxy shuts down: the server's own code for an administrator shutdown. */
@@ -155,9 +156,31 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     } finally {
       if (server && !server.end() && server === this.server) this.flow.pauseClient(server);
     }
-    if (rest && this.state === 'idle') this.acquire(rest);
-    else if (rest && this.state === 'active') this.holdBack(rest);
+    if (rest && this.state === 'idle') {
+      const after = this.answeredWithoutBackend(rest);
+      if (after === null) this.acquire(rest);
+      else if (after.length > 0) this.onClientData(after);
+    } else if (rest && this.state === 'active') this.holdBack(rest);
     else this.partial.check();
+  }
+
+  /**
+   * A transaction that is only a SQL `DEALLOCATE` of statements the proxy keeps for this client (psycopg 3,
+   * PHP PDO and Rails evict protocol-level statements that way, between transactions): none of them exists
+   * on any backend while the client holds none, so a backend would answer 26000 where a direct connection
+   * succeeds. Answered here as the server would, and the statements forgotten. Returns the bytes after
+   * that Query, or null if `bytes` does not start with such a whole Query.
+   */
+  private answeredWithoutBackend(bytes: Buffer): Buffer | null {
+    if (bytes.length < 6 || bytes[0] !== Frontend.Query) return null;
+    const end = 1 + bytes.readUInt32BE(1);
+    if (end > bytes.length || end > 1 + 4 + 1024) return null;
+    const target = deallocateTarget(bytes.subarray(5, end));
+    if (target === undefined || (target !== null && !this.statements.remembers(target))) return null;
+    this.statements.sqlDeallocate(target);
+    this.out.write(commandComplete(target === null ? 'DEALLOCATE ALL' : 'DEALLOCATE'));
+    this.out.write(READY_IDLE);
+    return bytes.subarray(end);
   }
 
   /**

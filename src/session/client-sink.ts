@@ -8,7 +8,7 @@ import type { ClientFlow } from './client-flow.js';
 import { CopyInSyncs } from './copy-in.js';
 import type { GuardHook } from './guard-hook.js';
 import type { FirstFlight } from './retry.js';
-import { statementName } from './server-messages.js';
+import { deallocateTarget, statementName } from './server-messages.js';
 import type { StatementCache } from './statements.js';
 import type { SessionTimeouts } from './timeouts.js';
 
@@ -194,7 +194,10 @@ export class ClientSink implements FrameSink {
         if (type === Frontend.Sync && this.owner.prefixPending()) this.syncBehindPrefix = true;
         this.timeouts.queryStarted();
         if (type === Frontend.Query) this.statements.simpleQuery();
-        return type === Frontend.Sync || !this.guard ? Action.Pass : this.screen(type, length);
+        if (type === Frontend.Sync) return Action.Pass;
+        // A Query's first bytes are read for a SQL DEALLOCATE of a tracked statement (see sqlDeallocated()).
+        if (!this.guard) return type === Frontend.Query ? Action.Peek : Action.Pass;
+        return this.screen(type, length);
       case Frontend.Parse:
         // The guard reads the whole statement or refuses it whole (see screen()); otherwise a Parse small
         // enough to be kept for re-preparing is assembled once, any other only peeked at for its name.
@@ -253,7 +256,10 @@ export class ClientSink implements FrameSink {
         server.write(replacement);
         return false;
       }
-      if (type === Frontend.Query) return true;
+      if (type === Frontend.Query) {
+        this.sqlDeallocated(body, body.length);
+        return true;
+      }
     }
     const inject = this.statementMessage(type, body, own, true);
     if (inject) server.write(inject);
@@ -263,6 +269,10 @@ export class ClientSink implements FrameSink {
   peek(type: number, head: Buffer, bodyLength: number): void {
     const server = this.server;
     if (!server) return;
+    if (type === Frontend.Query) {
+      this.sqlDeallocated(head, bodyLength);
+      return;
+    }
     const inject = this.statementMessage(type, head, null, head.length === bodyLength);
     if (inject) server.write(inject);
   }
@@ -271,6 +281,16 @@ export class ClientSink implements FrameSink {
     const server = this.server;
     if (!server) return; // backend gone mid-frame: the rest of that frame is dropped
     if (!server.write(bytes)) this.flow.pauseClient(server); // (while batching, told at the batch's end instead)
+  }
+
+  /**
+   * A simple Query that is a SQL DEALLOCATE: the statement cache forgets what it removes, so the proxy
+   * neither prepares it again nor answers a later Parse of the name with the old definition (42P05).
+   */
+  private sqlDeallocated(head: Buffer, bodyLength: number): void {
+    if (head.length !== bodyLength) return;
+    const target = deallocateTarget(head);
+    if (target !== undefined) this.statements.sqlDeallocate(target);
   }
 
   /** A guarded tenant's Query, Parse or FunctionCall: read by the guard, or refused whole (see dropped()). */

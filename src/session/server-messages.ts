@@ -29,6 +29,25 @@ export function statementName(type: number, body: Buffer): StatementRef {
   }
 }
 
+const DEALLOCATE_SQL = /^\s*deallocate\s+(?:prepare\s+)?(?:(all)|"((?:[^"]|"")+)"|([a-z_\u0080-\uffff][a-z0-9_$\u0080-\uffff]*))\s*;?\s*$/i;
+
+/**
+ * A simple Query body that is exactly one SQL `DEALLOCATE [PREPARE] name | ALL` (what psycopg 3, PHP PDO
+ * and Rails send to evict a protocol-level prepared statement): the statement name as the server folds it,
+ * null for ALL, undefined for any other text.
+ */
+export function deallocateTarget(body: Buffer): string | null | undefined {
+  let i = 0;
+  while (i < body.length && (body[i] === 0x20 || (body[i] >= 0x09 && body[i] <= 0x0d))) i++;
+  if (i >= body.length || (body[i] | 0x20) !== 0x64) return undefined; // 'd' or 'D'
+  const end = body[body.length - 1] === 0 ? body.length - 1 : body.length;
+  const m = DEALLOCATE_SQL.exec(body.toString('utf8', i, end));
+  if (!m) return undefined;
+  if (m[1] !== undefined) return null;
+  // Unquoted names are folded to lower case (ASCII only, as the server does); quoted ones are kept.
+  return m[2] !== undefined ? m[2].replace(/""/g, '"') : m[3].replace(/[A-Z]+/g, (c) => c.toLowerCase());
+}
+
 const POOLING_HINT =
   'pg-tenant-proxy pools connections per transaction: a statement made with SQL PREPARE lasts until the ' +
   'transaction ends. Protocol-level prepared statements (what drivers use) are kept across transactions, ' +

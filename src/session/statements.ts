@@ -23,6 +23,8 @@ interface PendingParse {
   synthetic: boolean;
   /** The client's own Parse frame, kept once the server accepts it. */
   frame: Buffer | null;
+  /** A SQL DEALLOCATE sent after it removes it again (see sqlDeallocate). */
+  deallocated?: boolean;
 }
 
 export interface StatementLimits {
@@ -97,6 +99,26 @@ export class StatementCache {
     this.onBackend.delete(name);
   }
 
+  /**
+   * The client ran SQL `DEALLOCATE name` (or `DEALLOCATE ALL`: `name` null) in a simple Query: the
+   * statement is gone for the client, so it is not prepared again (a later Parse of the same name would
+   * otherwise meet the old definition, 42P05), and whatever of it the server holds is gone there too.
+   */
+  sqlDeallocate(name: string | null): void {
+    const names = name === null ? [...this.defs.keys(), ...this.onBackend] : [name];
+    for (const n of names) {
+      this.forget(n);
+      this.onBackend.delete(n);
+    }
+    // A Parse still in flight runs before this DEALLOCATE, which then removes it: never counted as prepared.
+    for (const p of this.pending) if (name === null || p.name === name) p.deallocated = true;
+  }
+
+  /** The client has a statement of this name that the proxy would prepare again. */
+  remembers(name: string): boolean {
+    return this.defs.has(name);
+  }
+
   /** A simple Query destroys the unnamed statement on the server. */
   simpleQuery(): void {
     this.forget('');
@@ -107,6 +129,7 @@ export class StatementCache {
   parseComplete(): boolean {
     const p = this.pending.shift();
     if (!p) return true;
+    if (p.deallocated) return !p.synthetic;
     if (p.name !== UNTRACKED) this.onBackend.add(p.name);
     if (p.frame) this.remember(p.name, p.frame);
     return !p.synthetic;

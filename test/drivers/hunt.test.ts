@@ -422,6 +422,30 @@ describe('driver hunt', () => {
     r.destroy();
   });
 
+  it('DEALLOCATE inside a transaction that used the statement, then a Bind of it later: 26000 as direct; a new Parse of the name works', async () => {
+    const r = await rawLogin(t);
+    r.send(F.parse('s2', 'SELECT 1'), F.bind('', 's2'), F.execute(), F.sync());
+    await r.untilRfq(1);
+    const from = r.msgs.length;
+    r.send(F.query('BEGIN'));
+    await r.untilRfq(1);
+    r.send(F.bind('', 's2'), F.execute(), F.sync());
+    await r.untilRfq(1);
+    r.send(F.query('DEALLOCATE "s2"'), F.query('COMMIT'));
+    await r.untilRfq(2);
+    expect(r.errors(from)).toEqual([]);
+    // Gone for the client: not silently prepared again.
+    const from2 = r.msgs.length;
+    r.send(F.bind('', 's2'), F.execute(), F.sync());
+    await r.untilRfq(1);
+    expect(r.errors(from2).map((e) => e.C)).toEqual(['26000']);
+    const from3 = r.msgs.length;
+    r.send(F.parse('s2', 'SELECT 2'), F.bind('', 's2'), F.execute(), F.sync());
+    await r.untilRfq(1);
+    expect(r.errors(from3)).toEqual([]);
+    expect(r.msgs.slice(from3).find((m) => m.type === 'D')!.body.toString('utf8', 6)).toBe('2');
+  });
+
   it('a direct-TLS ClientHello (sslnegotiation=direct) without listen.tls is refused at once, not left hanging', async () => {
     const r = await Raw.connect(t.proxy.port);
     // The first bytes of a TLS 1.x ClientHello record.
@@ -430,5 +454,53 @@ describe('driver hunt', () => {
     r.send(Buffer.concat([hello, Buffer.alloc(190)]));
     expect(await r.waitClosed(3000)).toBe(true);
     expect(Date.now() - started).toBeLessThan(3000);
+  });
+});
+
+describe('driver hunt: clocks', () => {
+  let t: TestProxy;
+  beforeAll(async () => {
+    t = await startTestProxy(primaryServer(), 'drv_hunt_clock', { pool: { size: 2, idle_in_transaction_timeout_ms: 500, query_timeout_ms: 0 } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('a client that sends Execute + Flush and then nothing (no Sync) is bound by idle_in_transaction_timeout_ms, not left holding a backend', async () => {
+    const r = await rawLogin(t);
+    r.send(F.parse('', 'SELECT 1'), F.bind('', ''), F.execute(), F.flush());
+    expect(await r.waitFor((m) => m.some((x) => x.type === 'C'))).toBe(true);
+    // The server sits "idle in transaction" (an implicit one); the client holds the backend.
+    expect(await r.waitClosed(3000)).toBe(true);
+    expect(r.errors().map((e) => e.C)).toEqual(['25P03']);
+    const deadline = Date.now() + 3000;
+    while (t.proxy.pool.stats().held > 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    expect(t.proxy.pool.stats().held).toBe(0);
+  });
+});
+
+describe('driver hunt: no guard', () => {
+  let t: TestProxy;
+  beforeAll(async () => {
+    t = await startTestProxy(primaryServer(), 'drv_hunt_noguard', { pool: { size: 2 }, tenant: { guard: false } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('SQL DEALLOCATE / DEALLOCATE ALL bookkeeping also without the guard (Query only peeked at)', async () => {
+    const r = await rawLogin(t);
+    r.send(F.parse('s1', 'SELECT 1'), F.parse('s3', 'SELECT 3'), F.bind('', 's1'), F.execute(), F.sync());
+    await r.untilRfq(1);
+    r.send(F.query('deallocate PREPARE s1'));
+    await r.untilRfq(1);
+    r.send(F.query('BEGIN'), F.bind('', 's3'), F.execute(), F.sync());
+    await r.untilRfq(2);
+    r.send(F.query('DEALLOCATE ALL'), F.query('COMMIT'));
+    await r.untilRfq(2);
+    r.send(F.parse('s1', 'SELECT 10'), F.parse('s3', 'SELECT 30'), F.bind('', 's3'), F.execute(), F.sync());
+    await r.untilRfq(1);
+    expect(r.errors()).toEqual([]);
+    r.destroy();
   });
 });
