@@ -55,6 +55,12 @@ export class LoginReader {
     return { type, body: frame.subarray(5) };
   }
 
+  /** The first byte not read yet, once it has arrived (it stays unread). */
+  async firstByte(): Promise<number> {
+    await this.need(1);
+    return this.buf[0];
+  }
+
   /** True if the client already sent bytes beyond what was read (it must not, before an SSL answer). */
   get hasBuffered(): boolean {
     return this.buf.length > 0;

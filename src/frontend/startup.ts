@@ -83,6 +83,9 @@ export async function login(socket: net.Socket, deps: LoginDeps): Promise<LoginO
   }
 }
 
+/** Content type of a TLS handshake record: the first byte of a ClientHello. */
+const TLS_HANDSHAKE = 0x16;
+
 interface Conn {
   socket: net.Socket;
   reader: LoginReader;
@@ -96,11 +99,26 @@ interface Conn {
  * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL
  */
 async function negotiateEncryption(conn: Conn, deps: LoginDeps): Promise<StartupPacket> {
+  // PostgreSQL 17's direct TLS (libpq sslnegotiation=direct): the first byte is a TLS handshake record
+  // (0x16, never the start of a startup packet length), with ALPN "postgresql" and no SSLRequest.
+  if (deps.tls && (await conn.reader.firstByte()) === TLS_HANDSHAKE) {
+    const hello = conn.reader.detach();
+    // Paused so the bytes stay buffered until the TLS layer takes them over (tls.TLSSocket reads a wrapped
+    // socket's buffered bytes first); flowing, they would be emitted to no listener and lost.
+    conn.socket.pause();
+    if (hello) conn.socket.unshift(hello);
+    const secure = await deps.tls.upgrade(conn.socket, true);
+    conn.socket = secure;
+    conn.reader = new LoginReader(secure);
+    conn.encrypted = true;
+    deps.upgraded?.(secure);
+  }
   let packet = decodeStartup(await conn.reader.untyped());
   // A client may ask for GSS encryption, then TLS, before its startup packet.
   for (let i = 0; i < 2 && (packet.kind === 'ssl' || packet.kind === 'gssenc'); i++) {
     if (conn.reader.hasBuffered) throw new ProtocolError('client sent data after its encryption request before the answer');
     if (packet.kind === 'ssl' && conn.encrypted) throw new ProtocolError('repeated SSLRequest');
+    if (packet.kind === 'gssenc' && conn.encrypted) throw new ProtocolError('GSSENCRequest inside a TLS connection');
     if (packet.kind === 'ssl' && deps.tls) {
       conn.reader.detach();
       conn.socket.write(ACCEPT_SSL);

@@ -36,11 +36,14 @@ export class ClientTls {
   }
 
   /**
-   * Wraps a client socket that was just sent 'S' and resolves once the TLS handshake is done. The wrap
+   * Wraps a client socket that was just sent 'S' (or, `direct`, whose first bytes are a ClientHello: PostgreSQL
+   * 17's sslnegotiation=direct) and resolves once the TLS handshake is done. The wrap
    * happens synchronously, so no byte of the client's handshake can be read as plaintext.
    */
-  upgrade(socket: net.Socket): Promise<tls.TLSSocket> {
-    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: this.context, requestCert: false });
+  upgrade(socket: net.Socket, direct = false): Promise<tls.TLSSocket> {
+    // ALPN "postgresql" as the server offers it: a client naming only other protocols is refused in the
+    // handshake, and a direct-TLS client must name it (PostgreSQL refuses direct TLS without ALPN).
+    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: this.context, requestCert: false, ALPNProtocols: ['postgresql'] });
     // The session and the login read and write `secure`; errors and closes on either side end both.
     secure.on('error', () => secure.destroy());
     secure.once('close', () => socket.destroy());
@@ -59,6 +62,11 @@ export class ClientTls {
       secure.once('secure', () => {
         secure.removeListener('error', onError);
         secure.removeListener('close', onClose);
+        if (direct && secure.alpnProtocol !== 'postgresql') {
+          secure.destroy();
+          reject(new TlsHandshakeError('direct TLS connection without the ALPN protocol "postgresql"'));
+          return;
+        }
         resolve(secure);
       });
     });

@@ -1,8 +1,11 @@
 // Driver-author and SRE probes: protocol edges and faults that independent driver and fault suites would hit.
 // Each test asserts the correct (PostgreSQL / PgBouncer-like) behaviour.
+import { rmSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { haveOpenssl, makeTestCerts, type TestCerts } from '../support/certs.js';
 import { primaryServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 
@@ -502,5 +505,71 @@ describe('driver hunt: no guard', () => {
     await r.untilRfq(1);
     expect(r.errors()).toEqual([]);
     r.destroy();
+  });
+});
+
+describe.runIf(haveOpenssl)('driver hunt: direct TLS', () => {
+  let t: TestProxy;
+  let certs: TestCerts;
+  beforeAll(async () => {
+    certs = makeTestCerts();
+    const { certFile, keyFile } = certs.serverCert('proxy', 7);
+    t = await startTestProxy(primaryServer(), 'drv_hunt_tls', { pool: { size: 2 }, listen: { plaintext_tokens: 'refuse', tls: { cert_file: certFile, key_file: keyFile } } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    if (certs) rmSync(certs.dir, { recursive: true, force: true });
+  });
+
+  it('libpq 17 sslnegotiation=direct (TLS ClientHello first, ALPN postgresql) logs in over TLS', async () => {
+    const sock = tls.connect({ host: '127.0.0.1', port: t.proxy.port, ca: certs.ca, servername: 'localhost', ALPNProtocols: ['postgresql'] });
+    sock.on('error', () => {});
+    const r = new Raw(sock as unknown as net.Socket);
+    const ok = await new Promise<boolean>((res) => {
+      sock.once('secureConnect', () => res(true));
+      sock.once('error', () => res(false));
+      sock.once('close', () => res(false));
+      setTimeout(() => res(false), 3000);
+    });
+    expect(ok).toBe(true);
+    expect(sock.alpnProtocol).toBe('postgresql');
+    r.send(startup({ user: 'app', database: t.database }));
+    await r.waitFor((m) => m.some((x) => x.type === 'R' || x.type === 'E'));
+    expect(r.errors()).toEqual([]);
+    r.send(msg('p', cstr(await t.token('acme'))));
+    await r.untilRfq(1);
+    r.send(F.query("SELECT current_setting('app.current_tenant')"));
+    await r.untilRfq(1);
+    expect(r.msgs.find((m) => m.type === 'D')!.body.toString('utf8', 6)).toBe('acme');
+    sock.destroy();
+  });
+});
+
+describe.runIf(haveOpenssl)('driver hunt: direct TLS without ALPN', () => {
+  let t: TestProxy;
+  let certs: TestCerts;
+  beforeAll(async () => {
+    certs = makeTestCerts();
+    const { certFile, keyFile } = certs.serverCert('proxy2', 8);
+    t = await startTestProxy(primaryServer(), 'drv_hunt_tls2', { pool: { size: 1 }, listen: { plaintext_tokens: 'refuse', tls: { cert_file: certFile, key_file: keyFile } } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    if (certs) rmSync(certs.dir, { recursive: true, force: true });
+  });
+
+  it('a direct TLS handshake without ALPN "postgresql" is closed, as PostgreSQL does; SSLRequest clients are unaffected', async () => {
+    const sock = tls.connect({ host: '127.0.0.1', port: t.proxy.port, ca: certs.ca, servername: 'localhost' });
+    sock.on('error', () => {});
+    const closed = await new Promise<boolean>((res) => {
+      sock.once('close', () => res(true));
+      setTimeout(() => res(false), 3000);
+    });
+    expect(closed).toBe(true);
+    const c = new pg.Client({ host: '127.0.0.1', port: t.proxy.port, database: t.database, user: 'app', password: await t.token('acme'), ssl: { ca: certs.ca, servername: 'localhost' } });
+    c.on('error', () => {});
+    await c.connect();
+    expect((await c.query("SELECT current_setting('app.current_tenant') AS t")).rows[0].t).toBe('acme');
+    await c.end();
   });
 });
