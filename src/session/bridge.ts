@@ -161,7 +161,10 @@ export class Session implements ResponseOwner, ClientSinkOwner {
       if (after === null) this.acquire(rest);
       else if (after.length > 0) this.onClientData(after);
     } else if (rest && this.state === 'active') this.holdBack(rest);
-    else this.partial.check();
+    else {
+      this.partial.check();
+      this.idleIfQuiet();
+    }
   }
 
   /**
@@ -315,6 +318,21 @@ export class Session implements ResponseOwner, ClientSinkOwner {
   }
 
   // ---- the session side of server → client (see responses.ts) -----------------------------------
+
+  executeAnswered(failed: boolean): void {
+    if (this.sink.pendingSyncs > 0) return; // an answer of an earlier sync segment
+    this.sink.executeAnswered(failed);
+    this.idleIfQuiet();
+  }
+
+  /**
+   * A hold with messages sent after the last Sync and everything before one answered: the server waits for
+   * the client inside a transaction, so the idle-in-transaction clock runs, as after ReadyForQuery 'T'.
+   * Else a client could keep a backend for good by never sending a Sync (a lone Parse, Execute + Flush).
+   */
+  private idleIfQuiet(): void {
+    if (this.state === 'active' && this.sink.quietUnsynced && this.scanner.atBoundary) this.timeouts.idleInTransaction();
+  }
 
   copyInEnded(completed: boolean): void {
     this.sink.copyEnded(completed);

@@ -53,6 +53,8 @@ export class ClientSink implements FrameSink {
   private segDone = 0;
   /** Extended-protocol messages sent since the last Sync: the server holds state for this client. */
   private sinceSync = false;
+  /** Executes sent since the last sync point and not answered yet (counted only once no sync point is due). */
+  private executes = 0;
   /** Which counted sync points a COPY FROM STDIN swallowed (see copy-in.ts). */
   private readonly copyIn = new CopyInSyncs();
   /** Dropping client messages until the next sync point, which is then answered ReadyForQuery (like the server after an error). */
@@ -106,6 +108,7 @@ export class ClientSink implements FrameSink {
   startHold(server: ServerConn): void {
     this.server = server;
     this.segSent = this.segDone = 0;
+    this.executes = 0;
     this.copyIn.reset();
     this.syncBehindPrefix = false;
   }
@@ -131,6 +134,23 @@ export class ClientSink implements FrameSink {
     this.segSent -= this.copyIn.ended(completed);
   }
 
+  /**
+   * The server answered an Execute sent after the last sync point, or (`failed`) reported an error, after
+   * which it skips everything up to the client's next Sync. Call only when no sync point is due.
+   */
+  executeAnswered(failed: boolean): void {
+    if (failed) this.executes = 0;
+    else if (this.executes > 0) this.executes--;
+  }
+
+  /**
+   * The client sent messages without a Sync, and the server has answered everything it can before one: it
+   * waits for the client inside a transaction (PostgreSQL shows it "idle in transaction").
+   */
+  get quietUnsynced(): boolean {
+    return this.sinceSync && this.executes === 0 && this.segSent === this.segDone;
+  }
+
   /** Syncs of a failed COPY were un-counted on a guess (copy-in.ts): the backend must be closed, not reused. */
   get copyUncertain(): boolean {
     return this.copyIn.uncertain;
@@ -140,6 +160,7 @@ export class ClientSink implements FrameSink {
   discardPending(): number {
     const owed = this.segSent - this.segDone;
     this.segSent = this.segDone = 0;
+    this.executes = 0;
     this.copyIn.reset();
     this.sinceSync = false;
     return owed;
@@ -191,6 +212,7 @@ export class ClientSink implements FrameSink {
         this.segSent++;
         this.copyIn.syncPoint(type);
         this.sinceSync = false;
+        this.executes = 0;
         if (type === Frontend.Sync && this.owner.prefixPending()) this.syncBehindPrefix = true;
         this.timeouts.queryStarted();
         if (type === Frontend.Query) this.statements.simpleQuery();
@@ -212,6 +234,7 @@ export class ClientSink implements FrameSink {
         return Action.Peek;
       case Frontend.Execute:
         this.sinceSync = true;
+        this.executes++;
         return Action.Pass;
       case Frontend.CopyData:
       case Frontend.CopyDone:

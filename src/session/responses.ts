@@ -35,6 +35,8 @@ export interface ResponseOwner {
   prefixAnswered(): void;
   /** The server's COPY FROM STDIN ended: completed (CommandComplete) or failed (ErrorResponse). See copy-in.ts. */
   copyInEnded(completed: boolean): void;
+  /** An Execute was answered (CommandComplete, EmptyQueryResponse, PortalSuspended), or `failed`: an ErrorResponse. */
+  executeAnswered(failed: boolean): void;
 }
 
 export class ServerResponses implements FrameSink {
@@ -112,11 +114,16 @@ export class ServerResponses implements FrameSink {
       case Backend.ParameterStatus:
       case Backend.ErrorResponse:
         return Action.Inspect;
+      case Backend.EmptyQueryResponse:
+      case Backend.PortalSuspended:
+        this.owner.executeAnswered(false);
+        return Action.Pass;
       case Backend.CommandComplete:
         if (this.copyingIn) {
           this.copyingIn = false;
           this.owner.copyInEnded(true);
         }
+        this.owner.executeAnswered(false);
         // Only a LISTEN's tag is rewritten; its length alone rules out every other command.
         return this.mode === 'transaction' && length === LISTEN_COMPLETE_LENGTH ? Action.Inspect : Action.Pass;
       default:
@@ -150,6 +157,7 @@ export class ServerResponses implements FrameSink {
           this.copyingIn = false;
           this.owner.copyInEnded(false);
         }
+        this.owner.executeAnswered(true);
         this.owner.serverError?.(body);
         this.statements.error(this.owner.currentSegment);
         return this.replace(this.owner.rewriteError?.(body) ?? this.guard?.rewrite(body) ?? statementErrorHint(body));

@@ -65,6 +65,11 @@ export class SessionTimeouts {
     else this.clientIdle();
   }
 
+  /** The server waits for the client inside a transaction that no ReadyForQuery has reported (no Sync sent). */
+  idleInTransaction(): void {
+    this.startIdle('transaction', this.limits.idleInTransactionMs());
+  }
+
   /** The client is outside a transaction with nothing pending. */
   clientIdle(): void {
     this.startIdle('client', this.limits.clientIdleMs());

@@ -480,6 +480,27 @@ describe('driver hunt: clocks', () => {
     while (t.proxy.pool.stats().held > 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
     expect(t.proxy.pool.stats().held).toBe(0);
   });
+
+  it('a lone Parse with no Sync (the server waits for more) is bound by idle_in_transaction_timeout_ms too', async () => {
+    const r = await rawLogin(t);
+    r.send(F.parse('', 'SELECT 1'));
+    expect(await r.waitClosed(3000)).toBe(true);
+    expect(r.errors().map((e) => e.C)).toEqual(['25P03']);
+    const deadline = Date.now() + 3000;
+    while (t.proxy.pool.stats().held > 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    expect(t.proxy.pool.stats().held).toBe(0);
+  });
+
+  it('an Execute + Flush still running past the limit is not idle: it finishes, and the Sync after it ends the hold', async () => {
+    const r = await rawLogin(t);
+    r.send(F.parse('', 'SELECT pg_sleep(1.2)'), F.bind('', ''), F.execute(), F.flush());
+    expect(await r.waitFor((m) => m.some((x) => x.type === 'C'), 4000)).toBe(true);
+    expect(r.closed).toBe(false);
+    r.send(F.sync());
+    await r.untilRfq(1);
+    expect(r.errors()).toEqual([]);
+    r.destroy();
+  });
 });
 
 describe('driver hunt: no guard', () => {
