@@ -155,6 +155,11 @@ export function judge(tree: unknown, o: RuleOptions): Judgement {
           if (r) return refused(r);
           break;
         }
+        case 'RenameStmt': {
+          const r = (child as Node).renameType === 'OBJECT_ROLE' ? found(statementRule('AlterRoleStmt', o)) : null;
+          if (r) return refused(r);
+          break;
+        }
         default: {
           const r = found(statementRule(key, o));
           if (r) return refused(r);
@@ -188,6 +193,13 @@ function statementRule(key: string, o: RuleOptions): Refusal | null {
       return no('role_db_set', 'ALTER ROLE/DATABASE ... SET is not allowed for tenants');
     case 'LoadStmt':
       return no('load', 'LOAD is not allowed for tenants');
+    case 'AlterRoleStmt':
+    case 'CreateRoleStmt':
+    case 'DropRoleStmt':
+    case 'GrantRoleStmt':
+      // Every tenant shares the pool role, and any role may change its own password: one tenant's
+      // ALTER USER CURRENT_USER PASSWORD would lock the proxy out of every new backend connection.
+      return no('role_ddl', 'CREATE/ALTER/DROP ROLE (or USER, GROUP) and GRANT of roles are not allowed for tenants: all tenants share the backend role');
     case 'ListenStmt':
       return o.poolMode === 'transaction'
         ? no('listen', 'LISTEN does not work in transaction pooling mode: the subscription would outlive your transaction on a shared connection. Connect LISTEN clients through a proxy with pool.mode: session, or directly to PostgreSQL', '0A000')

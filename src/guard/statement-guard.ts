@@ -36,7 +36,7 @@ const CACHEABLE_BYTES = 4096;
  * Function and relation names the rules refuse anywhere are matched as substrings (they may be quoted
  * or qualified).
  */
-const NEEDS_PARSE_BASE = 'set|reset|discard|do|load|prepare|function|procedure|role|database';
+const NEEDS_PARSE_BASE = 'set|reset|discard|do|load|prepare|function|procedure|role|user|grant|database';
 const NEEDS_PARSE_NAMES = 'set_config|search_path|authorization|pg_settings|query_to_xml|cursor_to_xml|ts_stat|ts_rewrite|crosstab|connectby|u&';
 const NEEDS_PARSE = new RegExp(`\\b(?:${NEEDS_PARSE_BASE})\\b|${NEEDS_PARSE_NAMES}`, 'i');
 /** In transaction mode LISTEN must be parsed too (it is refused there). */

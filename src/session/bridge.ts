@@ -48,6 +48,12 @@ export class Session implements ResponseOwner, ClientSinkOwner {
   private readonly partial: PartialMessageWatch;
   /** Set by drain(): the session ends at its next transaction end. */
   private draining = false;
+  /**
+   * Transaction mode: the server said idle (ReadyForQuery 'I') but the client kept the backend, because more
+   * of its messages were under way (a pipeline, or a Parse sent after its Sync). Its next transaction then
+   * starts on this backend without an acquire, so the checks of a transaction start run at its next message.
+   */
+  private keptPastIdle = false;
   /** Client bytes wait in the stash behind an unanswered prefix (see holdBack). */
   private heldBack = false;
   /** The client's bytes held until the prefix is answered, for the transparent retry (retry.ts). */
@@ -317,6 +323,10 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     return this.txStatus === TxStatus.Idle && this.refusedAtTransactionStart();
   }
 
+  get heldPastIdle(): boolean {
+    return this.keptPastIdle;
+  }
+
   // ---- the session side of server → client (see responses.ts) -----------------------------------
 
   executeAnswered(failed: boolean): void {
@@ -369,7 +379,10 @@ export class Session implements ResponseOwner, ClientSinkOwner {
       if (this.draining && status === TxStatus.Idle && this.sink.pendingSyncs === 0 && !this.sink.unsynced) queueMicrotask(() => this.terminate(SHUTTING_DOWN));
       return true;
     }
-    if (status !== TxStatus.Idle || this.sink.pendingSyncs > 0 || this.sink.unsynced || !this.scanner.atBoundary) return true;
+    if (status !== TxStatus.Idle || this.sink.pendingSyncs > 0 || this.sink.unsynced || !this.scanner.atBoundary) {
+      if (status === TxStatus.Idle) this.keptPastIdle = true;
+      return true;
+    }
     // The transaction is over and the server owes this client nothing: hand the backend back (closed instead
     // if a failed COPY left the count of what it owes a guess: copy-in.ts).
     this.out.write(READY_IDLE);
@@ -382,6 +395,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    this.keptPastIdle = false;
     this.sink.endHold();
     this.o.observer?.released();
     this.responses.endHold();

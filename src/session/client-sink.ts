@@ -41,6 +41,8 @@ export interface ClientSinkOwner {
   refusesNewTransaction(): boolean;
   /** The hand-over or context prefix in front of this hold is not answered yet. */
   prefixPending(): boolean;
+  /** Transaction mode: the server said idle during this hold, and the client kept the backend (see Session). */
+  readonly heldPastIdle: boolean;
 }
 
 export class ClientSink implements FrameSink {
@@ -201,8 +203,10 @@ export class ClientSink implements FrameSink {
       if (this.owner.prefixPending()) return Action.Stall;
       this.syncBehindPrefix = false;
     }
-    // Session mode keeps the backend, so a new transaction there starts here: check the token first.
-    if (this.sessionMode && this.pendingSyncs === 0 && !this.sinceSync && this.owner.refusesNewTransaction()) {
+    // Session mode keeps the backend, so a new transaction there starts here: check the token first. So does
+    // a transaction-mode client that kept its backend past the server's idle ReadyForQuery (a Parse trailing
+    // its Sync): else it could run transactions forever after its token expired or its tenant was suspended.
+    if (this.pendingSyncs === 0 && (this.sessionMode ? !this.sinceSync : this.owner.heldPastIdle) && this.owner.refusesNewTransaction()) {
       return Action.Drop;
     }
     switch (type) {
