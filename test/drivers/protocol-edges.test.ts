@@ -1,5 +1,6 @@
-// Driver-author and SRE probes: protocol edges and faults that independent driver and fault suites would hit.
-// Each test asserts the correct (PostgreSQL / PgBouncer-like) behaviour.
+// Protocol edges that drivers and SREs hit: protocol 3.2 and direct TLS at startup, COPY FROM STDIN over both
+// protocols, SQL DEALLOCATE of driver-prepared statements, holds without a Sync. Each test asserts what
+// PostgreSQL (or PgBouncer) does.
 import { rmSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -186,10 +187,10 @@ async function rawLogin(t: TestProxy, tenant = 'acme', extra: Record<string, str
 
 // -------------------------------------------------------------------------------------------------
 
-describe('driver hunt', () => {
+describe('protocol edges', () => {
   let t: TestProxy;
   beforeAll(async () => {
-    t = await startTestProxy(primaryServer(), 'drv_hunt', { pool: { size: 2 } });
+    t = await startTestProxy(primaryServer(), 'proto_edges', { pool: { size: 2 } });
   });
   afterAll(async () => {
     await t?.close();
@@ -273,11 +274,11 @@ describe('driver hunt', () => {
 
   it('COPY FROM STDIN over the extended protocol (libpq PQexecParams: Sync after Execute, Sync after CopyDone) gives the backend back', async () => {
     const a = await t.admin();
-    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy (v text)');
-    await a.query(`GRANT ALL ON public.hunt_copy TO ${t.poolUser}`);
+    await a.query('CREATE TABLE IF NOT EXISTS public.edge_copy (v text)');
+    await a.query(`GRANT ALL ON public.edge_copy TO ${t.poolUser}`);
     const r = await rawLogin(t);
     // What libpq sends for PQexecParams("COPY ... FROM STDIN"): the Sync is ignored by the server in copy-in mode.
-    r.send(F.parse('', 'COPY public.hunt_copy FROM STDIN'), F.bind('', ''), F.describe('P', ''), F.execute(), F.sync());
+    r.send(F.parse('', 'COPY public.edge_copy FROM STDIN'), F.bind('', ''), F.describe('P', ''), F.execute(), F.sync());
     expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
     // PQputCopyEnd in extended mode: CopyDone then Sync.
     r.send(F.copyData('a\n'), F.copyData('b\n'), F.copyDone(), F.sync());
@@ -294,16 +295,16 @@ describe('driver hunt', () => {
 
   it('extended-protocol COPY FROM STDIN sent in one flight, and one failing on a bad row: answers in order, backend back each time', async () => {
     const a = await t.admin();
-    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy_int (v int)');
-    await a.query(`GRANT ALL ON public.hunt_copy_int TO ${t.poolUser}`);
+    await a.query('CREATE TABLE IF NOT EXISTS public.edge_copy_int (v int)');
+    await a.query(`GRANT ALL ON public.edge_copy_int TO ${t.poolUser}`);
     const r = await rawLogin(t);
     // Everything before the CopyInResponse arrives: the first Sync is still read in copy mode and dropped.
-    r.send(F.parse('', 'COPY public.hunt_copy_int FROM STDIN'), F.bind('', ''), F.execute(), F.sync(), F.copyData('1\n'), F.copyDone(), F.sync());
+    r.send(F.parse('', 'COPY public.edge_copy_int FROM STDIN'), F.bind('', ''), F.execute(), F.sync(), F.copyData('1\n'), F.copyDone(), F.sync());
     await r.untilRfq(1);
     expect(r.errors()).toEqual([]);
     expect(await poolSettles(3000)).toBe(true);
     // A bad row: the server fails the COPY, skips to the Sync after CopyDone.
-    r.send(F.parse('', 'COPY public.hunt_copy_int FROM STDIN'), F.bind('', ''), F.execute(), F.sync());
+    r.send(F.parse('', 'COPY public.edge_copy_int FROM STDIN'), F.bind('', ''), F.execute(), F.sync());
     expect(await r.waitFor((m) => m.filter((x) => x.type === 'G').length === 2)).toBe(true);
     r.send(F.copyData('x\n'), F.copyData('2\n'), F.copyDone(), F.sync());
     await r.untilRfq(1);
@@ -316,10 +317,10 @@ describe('driver hunt', () => {
 
   it('a Sync sent in the middle of a successful extended COPY is swallowed by the server: no backend kept, nothing lost', async () => {
     const a = await t.admin();
-    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy (v text)');
-    await a.query(`GRANT ALL ON public.hunt_copy TO ${t.poolUser}`);
+    await a.query('CREATE TABLE IF NOT EXISTS public.edge_copy (v text)');
+    await a.query(`GRANT ALL ON public.edge_copy TO ${t.poolUser}`);
     const r = await rawLogin(t);
-    r.send(F.parse('', 'COPY public.hunt_copy FROM STDIN'), F.bind('', ''), F.execute(), F.sync());
+    r.send(F.parse('', 'COPY public.edge_copy FROM STDIN'), F.bind('', ''), F.execute(), F.sync());
     expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
     // Syncs and Flushes mid-copy are read as part of the copy and dropped (copyfromparse.c): one answer in all.
     r.send(F.copyData('m1\n'), F.sync(), F.flush(), F.copyData('m2\n'), F.sync(), F.copyDone(), F.sync());
@@ -334,12 +335,12 @@ describe('driver hunt', () => {
 
   it('a failed extended COPY with a Sync after its bad row: every answer the server owes reaches the client, and that backend is closed, not reused', async () => {
     const a = await t.admin();
-    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy_int (v int)');
-    await a.query(`GRANT ALL ON public.hunt_copy_int TO ${t.poolUser}`);
+    await a.query('CREATE TABLE IF NOT EXISTS public.edge_copy_int (v int)');
+    await a.query(`GRANT ALL ON public.edge_copy_int TO ${t.poolUser}`);
     const r = await rawLogin(t);
     // The COPY's backend, named in the same sync segment (one implicit transaction, one backend).
     r.send(F.parse('', 'SELECT pg_backend_pid()'), F.bind('', ''), F.execute());
-    r.send(F.parse('', 'COPY public.hunt_copy_int FROM STDIN'), F.bind('', ''), F.execute(), F.sync());
+    r.send(F.parse('', 'COPY public.edge_copy_int FROM STDIN'), F.bind('', ''), F.execute(), F.sync());
     expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
     const pid = Number(r.msgs.find((m) => m.type === 'D')!.body.toString('utf8', 6));
     // The first Sync was dropped in copy mode; the bad row fails the COPY, so the server answers the Sync
@@ -360,10 +361,10 @@ describe('driver hunt', () => {
 
   it('CopyFail during COPY FROM STDIN (simple protocol): 57014 error, ReadyForQuery, backend back', async () => {
     const a = await t.admin();
-    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy (v text)');
-    await a.query(`GRANT ALL ON public.hunt_copy TO ${t.poolUser}`);
+    await a.query('CREATE TABLE IF NOT EXISTS public.edge_copy (v text)');
+    await a.query(`GRANT ALL ON public.edge_copy TO ${t.poolUser}`);
     const r = await rawLogin(t);
-    r.send(F.query('COPY public.hunt_copy FROM STDIN'));
+    r.send(F.query('COPY public.edge_copy FROM STDIN'));
     expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
     r.send(F.copyData('x\n'), F.copyFail('client gave up'));
     await r.untilRfq(1);
@@ -376,10 +377,10 @@ describe('driver hunt', () => {
 
   it('a client that dies mid-COPY FROM STDIN: its backend is closed or reset and the pool returns to idle', async () => {
     const a = await t.admin();
-    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy (v text)');
-    await a.query(`GRANT ALL ON public.hunt_copy TO ${t.poolUser}`);
+    await a.query('CREATE TABLE IF NOT EXISTS public.edge_copy (v text)');
+    await a.query(`GRANT ALL ON public.edge_copy TO ${t.poolUser}`);
     const r = await rawLogin(t);
-    r.send(F.query('COPY public.hunt_copy FROM STDIN'));
+    r.send(F.query('COPY public.edge_copy FROM STDIN'));
     expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
     r.send(F.copyData('dead\n'));
     await new Promise((res) => setTimeout(res, 100));
@@ -388,16 +389,16 @@ describe('driver hunt', () => {
     // No half-copied row is visible, and no backend of the pool user is left in COPY.
     const left = await a.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1 AND query ILIKE 'COPY%' AND state <> 'idle'`, [t.poolUser]);
     expect(left.rows[0].n).toBe(0);
-    const rows = await a.query(`SELECT count(*)::int AS n FROM public.hunt_copy WHERE v = 'dead'`);
+    const rows = await a.query(`SELECT count(*)::int AS n FROM public.edge_copy WHERE v = 'dead'`);
     expect(rows.rows[0].n).toBe(0);
   });
 
   it('a COPY FROM STDIN the server fails mid-stream (simple protocol): the CopyData still in flight does not pin a backend', async () => {
     const a = await t.admin();
-    await a.query('CREATE TABLE IF NOT EXISTS public.hunt_copy_int (v int)');
-    await a.query(`GRANT ALL ON public.hunt_copy_int TO ${t.poolUser}`);
+    await a.query('CREATE TABLE IF NOT EXISTS public.edge_copy_int (v int)');
+    await a.query(`GRANT ALL ON public.edge_copy_int TO ${t.poolUser}`);
     const r = await rawLogin(t);
-    r.send(F.query('COPY public.hunt_copy_int FROM STDIN'));
+    r.send(F.query('COPY public.edge_copy_int FROM STDIN'));
     expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
     r.send(F.copyData('not-a-number\n'));
     await r.untilRfq(1); // 22P02, ReadyForQuery: the server has left copy mode
@@ -460,10 +461,10 @@ describe('driver hunt', () => {
   });
 });
 
-describe('driver hunt: clocks', () => {
+describe('protocol edges: clocks', () => {
   let t: TestProxy;
   beforeAll(async () => {
-    t = await startTestProxy(primaryServer(), 'drv_hunt_clock', { pool: { size: 2, idle_in_transaction_timeout_ms: 500, query_timeout_ms: 0 } });
+    t = await startTestProxy(primaryServer(), 'proto_edges_clock', { pool: { size: 2, idle_in_transaction_timeout_ms: 500, query_timeout_ms: 0 } });
   });
   afterAll(async () => {
     await t?.close();
@@ -503,10 +504,10 @@ describe('driver hunt: clocks', () => {
   });
 });
 
-describe('driver hunt: no guard', () => {
+describe('protocol edges: no guard', () => {
   let t: TestProxy;
   beforeAll(async () => {
-    t = await startTestProxy(primaryServer(), 'drv_hunt_noguard', { pool: { size: 2 }, tenant: { guard: false } });
+    t = await startTestProxy(primaryServer(), 'proto_edges_noguard', { pool: { size: 2 }, tenant: { guard: false } });
   });
   afterAll(async () => {
     await t?.close();
@@ -529,13 +530,13 @@ describe('driver hunt: no guard', () => {
   });
 });
 
-describe.runIf(haveOpenssl)('driver hunt: direct TLS', () => {
+describe.runIf(haveOpenssl)('protocol edges: direct TLS', () => {
   let t: TestProxy;
   let certs: TestCerts;
   beforeAll(async () => {
     certs = makeTestCerts();
     const { certFile, keyFile } = certs.serverCert('proxy', 7);
-    t = await startTestProxy(primaryServer(), 'drv_hunt_tls', { pool: { size: 2 }, listen: { plaintext_tokens: 'refuse', tls: { cert_file: certFile, key_file: keyFile } } });
+    t = await startTestProxy(primaryServer(), 'proto_edges_tls', { pool: { size: 2 }, listen: { plaintext_tokens: 'refuse', tls: { cert_file: certFile, key_file: keyFile } } });
   });
   afterAll(async () => {
     await t?.close();
@@ -566,13 +567,13 @@ describe.runIf(haveOpenssl)('driver hunt: direct TLS', () => {
   });
 });
 
-describe.runIf(haveOpenssl)('driver hunt: direct TLS without ALPN', () => {
+describe.runIf(haveOpenssl)('protocol edges: direct TLS without ALPN', () => {
   let t: TestProxy;
   let certs: TestCerts;
   beforeAll(async () => {
     certs = makeTestCerts();
     const { certFile, keyFile } = certs.serverCert('proxy2', 8);
-    t = await startTestProxy(primaryServer(), 'drv_hunt_tls2', { pool: { size: 1 }, listen: { plaintext_tokens: 'refuse', tls: { cert_file: certFile, key_file: keyFile } } });
+    t = await startTestProxy(primaryServer(), 'proto_edges_tls2', { pool: { size: 1 }, listen: { plaintext_tokens: 'refuse', tls: { cert_file: certFile, key_file: keyFile } } });
   });
   afterAll(async () => {
     await t?.close();
