@@ -109,7 +109,7 @@ export const KEY_DOCS: Record<string, KeyDoc> = {
   'tenant.guard_allow': {
     type: 'list of rule ids',
     default: '`[]`',
-    description: 'Guard rules not enforced: `do_block`, `function_ddl`, `role_db_set`, `load`, `discard`, `listen`. The rules that protect the context or the guard\'s own reading of statements (`set_protected`, `set_config`, `reset_all`, `pg_settings_write`, `sql_from_string`, `encoding`, `standard_conforming_strings`, `function_call`, `statement_too_large`, `unparsable`, `too_complex`, `guard_error`) cannot be listed.',
+    description: 'Guard rules not enforced: `do_block`, `function_ddl`, `role_db_set`, `load`, `discard`, `listen`. The rules that protect the context or the guard\'s own reading of statements (`set_protected`, `set_config`, `reset_all`, `role_ddl` (the pool role\'s own login), `pg_settings_write`, `sql_from_string`, `encoding`, `standard_conforming_strings`, `function_call`, `statement_too_large`, `unparsable`, `too_complex`, `guard_error`) cannot be listed.',
   },
   'tenant.function_call_allow': {
     type: 'list of function OIDs',

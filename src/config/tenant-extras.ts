@@ -48,6 +48,7 @@ const FIXED_RULES = [
   'set_protected',
   'set_config',
   'reset_all',
+  'role_ddl',
   'pg_settings_write',
   'sql_from_string',
   'encoding',
