@@ -9,6 +9,7 @@ import { loadModule, parseSync } from 'libpg-query';
 import { ALLOWED, type GuardVerdict, judge, type Refusal, type RuleOptions } from './rules.js';
 import { MAX_NESTING_SCORE, nestingScore } from './nesting.js';
 import { statementShape } from './shape.js';
+import { dropsPreparedStatements, isSessionReset } from './session-reset.js';
 
 export type { GuardVerdict } from './rules.js';
 
@@ -55,6 +56,8 @@ export class StatementGuard {
   private readonly cache = new Map<string, GuardVerdict>();
   /** Shapes whose statements were allowed with no rule reading a literal. */
   private readonly shapes = new Map<string, true>();
+  /** sessionReset() answers by text, bounded. */
+  private readonly resets = new Map<string, { dropsStatements: boolean } | null>();
   readonly stats = { prechecked: 0, parsed: 0, cacheHits: 0, shapeHits: 0, blocked: 0 };
 
   private constructor(o: GuardOptions) {
@@ -73,6 +76,27 @@ export class StatementGuard {
   static async create(o: GuardOptions): Promise<StatementGuard> {
     await loadModule();
     return new StatementGuard(o);
+  }
+
+  /**
+   * Whether a refused simple Query is a client's own session reset (session-reset.ts), and whether it drops
+   * the client's prepared statements. Parsed again (only refused texts get here; pools send one text).
+   * Any doubt is null: the refusal stands.
+   */
+  sessionReset(sql: string): { dropsStatements: boolean } | null {
+    if (sql.length > 4096 || nestingScore(sql) > MAX_NESTING_SCORE) return null;
+    const hit = this.resets.get(sql);
+    if (hit !== undefined) return hit;
+    let found: { dropsStatements: boolean } | null = null;
+    try {
+      const tree = parseSync(sql);
+      if (isSessionReset(tree)) found = { dropsStatements: dropsPreparedStatements(tree) };
+    } catch {
+      found = null;
+    }
+    this.resets.set(sql, found);
+    if (this.resets.size > 64) this.resets.delete(this.resets.keys().next().value as string);
+    return found;
   }
 
   /** The verdict for one statement text (a simple Query's string or a Parse's text). Never throws; never allows on error. */

@@ -323,6 +323,10 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     return this.txStatus === TxStatus.Idle && this.refusedAtTransactionStart();
   }
 
+  get resettingSession(): boolean {
+    return this.sink.resettingSession;
+  }
+
   get heldPastIdle(): boolean {
     return this.keptPastIdle;
   }
@@ -379,6 +383,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
       if (this.draining && status === TxStatus.Idle && this.sink.pendingSyncs === 0 && !this.sink.unsynced) queueMicrotask(() => this.terminate(SHUTTING_DOWN));
       return true;
     }
+    if (this.sink.sessionResetAnswered) return this.endAfterSessionReset(status);
     if (status !== TxStatus.Idle || this.sink.pendingSyncs > 0 || this.sink.unsynced || !this.scanner.atBoundary) {
       if (status === TxStatus.Idle) this.keptPastIdle = true;
       return true;
@@ -391,7 +396,28 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     return false;
   }
 
-  private releaseServer(mode: ReleaseMode): void {
+  /**
+   * The client's own session reset (guard/session-reset.ts) was answered: it cleared the tenant context, so
+   * the hold ends here whatever the client sent behind it (that waits, and starts a new hold with a fresh
+   * context). Its session settings go back to those of its login, as RESET ALL does on a direct connection.
+   */
+  private endAfterSessionReset(status: number): boolean {
+    this.o.context.resetSession();
+    if (status !== TxStatus.Idle) {
+      // Cannot happen (a reset is let through only as the first message of a hold, outside a transaction): fail closed.
+      this.fatal({ code: '08P01', message: 'a session reset left a transaction open on the server; reconnect' });
+      return false;
+    }
+    // Nothing of the client's ran under the context before the reset (it was the hold's first message), and
+    // the reset cleared the context: there is nothing for the read-back to check.
+    this.out.write(READY_IDLE);
+    this.releaseServer('idle', false);
+    this.releaseHeldBack();
+    if (this.draining) this.terminate(SHUTTING_DOWN);
+    return false;
+  }
+
+  private releaseServer(mode: ReleaseMode, readback = true): void {
     const server = this.server;
     if (!server) return;
     this.server = null;
@@ -407,7 +433,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     this.flow.resumeClient();
     this.o.userSlots?.release();
     // What this client's context should still be: checked by the backend's hand-over (or said to be skipped).
-    this.o.pool.release(server, mode, this.o.readback ?? null);
+    this.o.pool.release(server, mode, readback ? (this.o.readback ?? null) : null);
   }
 
   private readonly serverClosed = (reason: string): void => this.onServerGone(reason);

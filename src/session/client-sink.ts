@@ -69,6 +69,14 @@ export class ClientSink implements FrameSink {
    * that was not reset, with the previous client's context: so nothing more is sent until it is answered.
    */
   private syncBehindPrefix = false;
+  /**
+   * The sync point (segSent) of a Query that is only the client's own session reset, let through by the
+   * guard (guard/session-reset.ts); -1: none. It cleared the tenant context, so nothing may run after it
+   * on this backend: the client's next messages wait for its ReadyForQuery, which ends the hold.
+   */
+  private endHoldAt = -1;
+  /** The sync point just counted is the first message of the hold (nothing of the client's before it). */
+  private firstOfHold = false;
   private readonly sessionMode: boolean;
   /** Largest Parse body assembled to be kept for re-preparing; larger ones are only peeked at. */
   private readonly maxKeptParse: number;
@@ -113,6 +121,17 @@ export class ClientSink implements FrameSink {
     this.executes = 0;
     this.copyIn.reset();
     this.syncBehindPrefix = false;
+    this.endHoldAt = -1;
+  }
+
+  /** The hold ends at the ReadyForQuery just answered: it closed a session reset (see endHoldAt). */
+  get sessionResetAnswered(): boolean {
+    return this.endHoldAt >= 0 && this.segDone >= this.endHoldAt;
+  }
+
+  /** A session reset was sent in this hold (see endHoldAt). */
+  get resettingSession(): boolean {
+    return this.endHoldAt >= 0;
   }
 
   /** The backend is no longer this client's: the rest of a frame under way is dropped. */
@@ -198,6 +217,8 @@ export class ClientSink implements FrameSink {
       if (type === Frontend.Flush || type === Frontend.CopyData || type === Frontend.CopyDone || type === Frontend.CopyFail) return Action.Drop;
       return Action.Stall;
     }
+    // Nothing runs after a session reset on this backend (see endHoldAt).
+    if (this.endHoldAt >= 0) return Action.Stall;
     // Held back until the prefix in front of an already sent Sync is answered (see syncBehindPrefix).
     if (this.syncBehindPrefix) {
       if (this.owner.prefixPending()) return Action.Stall;
@@ -213,6 +234,7 @@ export class ClientSink implements FrameSink {
       case Frontend.Query:
       case Frontend.Sync:
       case Frontend.FunctionCall:
+        this.firstOfHold = this.segSent === 0 && !this.sinceSync;
         this.segSent++;
         this.copyIn.syncPoint(type);
         this.sinceSync = false;
@@ -275,7 +297,15 @@ export class ClientSink implements FrameSink {
       return false;
     }
     if (this.guard && (type === Frontend.Query || type === Frontend.Parse)) {
-      const replacement = type === Frontend.Query ? this.guard.query(body) : this.guard.parse(body);
+      // In transaction mode a Query that is only a session reset (asyncpg's Pool.release) may run as the only
+      // thing of its hold (see endHoldAt).
+      const resetAllowed = !this.sessionMode && this.firstOfHold;
+      const replacement = type === Frontend.Query ? this.guard.query(body, resetAllowed) : this.guard.parse(body);
+      if (replacement && !Buffer.isBuffer(replacement)) {
+        this.endHoldAt = this.segSent;
+        if (replacement.dropsStatements) this.statements.sqlDeallocate(null);
+        return true;
+      }
       if (replacement) {
         // Tracked like the client's own Parse, so the statement bookkeeping stays aligned with the server.
         const inject = type === Frontend.Parse ? this.statementMessage(type, replacement.subarray(5), replacement, true) : null;

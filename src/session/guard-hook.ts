@@ -26,6 +26,16 @@ export const MAX_GUARDED_PARSE = 64 << 20;
 /** Rules that protect the context settings themselves: their refusal carries the hint about the context. */
 const CONTEXT_RULES = new Set(['set_protected', 'set_config', 'reset_all', 'discard', 'pg_settings_write', 'role_db_set']);
 
+/** Rules whose refusal a Query that is only a session reset (guard/session-reset.ts) may be let past. */
+const RESET_RULES = new Set(['reset_all', 'discard']);
+
+/** A simple Query that is only the client's own session reset, let through: the hold must end at its ReadyForQuery. */
+export interface SessionResetQuery {
+  reset: true;
+  /** It deallocates the client's prepared statements (DISCARD ALL, DEALLOCATE ALL). */
+  dropsStatements: boolean;
+}
+
 /** What to do with a guarded tenant's message, from its header alone. */
 export type Screen = 'pass' | 'inspect' | 'refuse';
 
@@ -42,11 +52,20 @@ export class GuardHook {
     private readonly functionCallAllow: ReadonlySet<number> = new Set(),
   ) {}
 
-  /** A simple Query body: null if allowed, else the replacement Query frame. */
-  query(body: Buffer): Buffer | null {
+  /**
+   * A simple Query body: null if allowed, else the replacement Query frame. With `resetAllowed` (transaction
+   * mode, the first message of a hold), a Query that is nothing but a session reset is let through as one
+   * (see guard/session-reset.ts); the caller ends the hold at its ReadyForQuery.
+   */
+  query(body: Buffer, resetAllowed = false): Buffer | SessionResetQuery | null {
     const sql = body.toString('utf8', 0, Math.max(0, body.length - 1));
-    const marker = this.verdict(sql);
-    return marker === null ? null : serialize.query(marker);
+    const v = this.guard.check(sql);
+    if (v.allowed) return null;
+    if (resetAllowed && RESET_RULES.has(v.rule)) {
+      const r = this.guard.sessionReset(sql);
+      if (r) return { reset: true, dropsStatements: r.dropsStatements };
+    }
+    return serialize.query(this.block(v, sql));
   }
 
   /** Query, Parse and FunctionCall from their header: read by the guard, or refused whole. Others pass. */

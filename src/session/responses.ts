@@ -35,6 +35,8 @@ export interface ResponseOwner {
   prefixAnswered(): void;
   /** The server's COPY FROM STDIN ended: completed (CommandComplete) or failed (ErrorResponse). See copy-in.ts. */
   copyInEnded(completed: boolean): void;
+  /** The hold holds the client's own session reset: its ReadyForQuery settles nothing (see Session). */
+  readonly resettingSession: boolean;
   /** An Execute was answered (CommandComplete, EmptyQueryResponse, PortalSuspended), or `failed`: an ErrorResponse. */
   executeAnswered(failed: boolean): void;
 }
@@ -136,7 +138,7 @@ export class ServerResponses implements FrameSink {
     if (this.prefixLeft > 0) return this.prefixMessage(type, body);
     switch (type) {
       case Backend.ReadyForQuery:
-        if (body[0] === TxStatus.Idle && this.mode === 'transaction' && this.server) {
+        if (body[0] === TxStatus.Idle && this.mode === 'transaction' && this.server && !this.owner.resettingSession) {
           const key = this.server.reportedKey(TRACKED_REPORTED_NAMES);
           if (key !== this.settledKey || this.shownSinceSettle) {
             this.settleSessionSettings(this.server);

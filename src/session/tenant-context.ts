@@ -120,7 +120,19 @@ export class TenantContext {
     private readonly proof?: ProofMinter,
     /** Whether a value the server reports may be kept and re-applied (the guard's encoding rules); default all. */
     private readonly keeps: (name: string, value: string) => boolean = () => true,
-  ) {}
+  ) {
+    this.loginSession = new Map(session);
+  }
+
+  /** The session settings the client logged in with, for resetSession(). */
+  private readonly loginSession: ReadonlyMap<string, string>;
+
+  /** The client reset its session (RESET ALL in a session reset): its settings go back to those of its login. */
+  resetSession(): void {
+    this.session.clear();
+    for (const [name, value] of this.loginSession) this.session.set(name, value);
+    this.cached = null;
+  }
 
   /**
    * The messages to write in front of one transaction: a copy of the cached prefix with a fresh random()

@@ -50,6 +50,8 @@ describe.runIf(available.psycopg || available.asyncpg)('python drivers (proxy vs
         expect(d).toEqual({ raised: '22012', persisted: [], after: 'acme', ...(driver === 'psycopg' ? { first: { ok: ['a'] } } : {}) }),
       );
       scenario('session_timezone', at('session_timezone'), (d) => expect(d).toEqual({ autocommit: TIMEZONE, inTx: TIMEZONE }));
+      // asyncpg's Pool sends RESET ALL (with CLOSE ALL, UNLISTEN *) at every release: a session reset.
+      if (driver === 'asyncpg') scenario('pool_release', at('pool_release'), (d) => expect(d).toEqual(Array.from({ length: 5 }, (_, i) => ({ n: i + 1, t: 'acme' }))));
     });
   }
 });

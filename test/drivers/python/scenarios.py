@@ -250,6 +250,25 @@ class Asyncpg:
             await conn.execute("DELETE FROM notes WHERE starts_with(body, $1)", m + ":")
             await conn.close()
 
+    async def pool_release(self):
+        # asyncpg's Pool resets a connection on release ("SELECT pg_advisory_unlock_all(); CLOSE ALL;
+        # UNLISTEN *; RESET ALL;"): it must go through, and the next acquire still sees its tenant.
+        dsn, tenant, proof = self.args.dsn, self.args.set_context, self.args.proof
+
+        async def setup(conn):  # direct only: RESET ALL clears the context the test itself set
+            if tenant:
+                await conn.execute(SET_CONTEXT_SQL, tenant, proof or "")
+
+        pool = await self.asyncpg.create_pool(dsn, min_size=1, max_size=1, setup=setup, timeout=10)
+        try:
+            out = []
+            for i in range(5):
+                async with pool.acquire() as conn:
+                    out.append(dict(await conn.fetchrow(PREPARED_REUSE_SQL, i)))
+            return out
+        finally:
+            await pool.close()
+
     async def session_timezone(self):
         conn = await self.connect()
         try:
@@ -262,7 +281,7 @@ class Asyncpg:
             await conn.close()
 
 
-SCENARIOS = ["prepared_reuse", "interleaved_tenants", "param_types", "savepoints", "pipeline_error", "session_timezone"]
+SCENARIOS = ["prepared_reuse", "interleaved_tenants", "param_types", "savepoints", "pipeline_error", "session_timezone", "pool_release"]
 
 
 def main():
