@@ -67,7 +67,8 @@ describe('statement guard in the proxy', () => {
     for (const bad of [
       "PREPARE p AS SELECT set_config('app.current_tenant', 'x', false)",
       "DO $$ BEGIN PERFORM set_config('app.current_tenant', 'x', false); END $$",
-      'DISCARD ALL',
+      // (DISCARD ALL alone is a client's session reset, run as the only thing of its hold: session-reset.test.ts.)
+      'DISCARD ALL; SELECT 1',
       'SET ROLE postgres',
       "WITH x AS (SELECT set_config('app.current_tenant', 'globex', false)) SELECT * FROM x",
       `SET U&"search\\005Fpath" = tenant_globex`,
