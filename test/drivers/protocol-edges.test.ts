@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { haveOpenssl, makeTestCerts, type TestCerts } from '../support/certs.js';
 import { primaryServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
+import { errorFields } from '../guard/raw-client.js';
 
 // ---- a raw protocol client ----------------------------------------------------------------------
 
@@ -77,17 +78,6 @@ const F = {
   copyDone: () => msg('c'),
   copyFail: (why: string) => msg('f', cstr(why)),
 };
-
-function errFields(body: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let p = 0;
-  while (p < body.length && body[p] !== 0) {
-    const end = body.indexOf(0, p + 1);
-    out[String.fromCharCode(body[p])] = body.toString('utf8', p + 1, end);
-    p = end + 1;
-  }
-  return out;
-}
 
 class Raw {
   readonly msgs: Msg[] = [];
@@ -162,7 +152,7 @@ class Raw {
     return this.msgs.slice(start);
   }
   errors(from = 0): Array<Record<string, string>> {
-    return this.msgs.slice(from).filter((m) => m.type === 'E').map((m) => errFields(m.body));
+    return this.msgs.slice(from).filter((m) => m.type === 'E').map((m) => errorFields(m.body));
   }
   waitClosed(ms = 5000): Promise<boolean> {
     return this.waitFor(() => this.closed, ms).then(() => this.closed);
@@ -179,7 +169,7 @@ async function rawLogin(t: TestProxy, tenant = 'acme', extra: Record<string, str
   const ok = await r.waitFor((m) => m.some((x) => x.type === 'R' || x.type === 'E'));
   if (!ok) throw new Error('no auth request');
   const auth = r.msgs.find((x) => x.type === 'R' || x.type === 'E')!;
-  if (auth.type === 'E') throw new Error(`login refused: ${JSON.stringify(errFields(auth.body))}`);
+  if (auth.type === 'E') throw new Error(`login refused: ${JSON.stringify(errorFields(auth.body))}`);
   r.send(msg('p', cstr(await t.token(tenant))));
   await r.untilRfq(1);
   return r;
@@ -564,20 +554,6 @@ describe.runIf(haveOpenssl)('protocol edges: direct TLS', () => {
     await r.untilRfq(1);
     expect(r.msgs.find((m) => m.type === 'D')!.body.toString('utf8', 6)).toBe('acme');
     sock.destroy();
-  });
-});
-
-describe.runIf(haveOpenssl)('protocol edges: direct TLS without ALPN', () => {
-  let t: TestProxy;
-  let certs: TestCerts;
-  beforeAll(async () => {
-    certs = makeTestCerts();
-    const { certFile, keyFile } = certs.serverCert('proxy2', 8);
-    t = await startTestProxy(primaryServer(), 'proto_edges_tls2', { pool: { size: 1 }, listen: { plaintext_tokens: 'refuse', tls: { cert_file: certFile, key_file: keyFile } } });
-  });
-  afterAll(async () => {
-    await t?.close();
-    if (certs) rmSync(certs.dir, { recursive: true, force: true });
   });
 
   it('a direct TLS handshake without ALPN "postgresql" is closed, as PostgreSQL does; SSLRequest clients are unaffected', async () => {
