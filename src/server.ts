@@ -128,10 +128,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
     const context = new TenantContext(tenantSettings, ok.sessionParams, ok.serverValue, proof, tenant !== null && statementGuard ? guardKeepsSetting : undefined);
     let session: Session | null = null;
     const key = cancels.register({
-      cancel: () => {
-        const server = session?.runningOn;
-        if (server) pool.cancel(server);
-      },
+      cancel: () => session?.cancelQuery(),
     });
     const entry = registry.add({
       id: key.pid,

@@ -65,6 +65,11 @@ export class Handover {
     private readonly events: HandoverEvents,
   ) {}
 
+  /** The read-back is the step the server is answering now (or has not reached yet). */
+  get readbackDue(): boolean {
+    return this.steps.includes('readback');
+  }
+
   /** True if the previous client was in a transaction: it cannot be pipelined in front of another client. */
   get pipelinable(): boolean {
     return !this.rollback;

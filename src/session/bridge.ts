@@ -64,6 +64,8 @@ export class Session implements ResponseOwner, ClientSinkOwner {
   private readonly wait: BackendWait;
   /** Retry or refusal when the hand-over or tenant context in front of a transaction fails. */
   private readonly prefixFailure: PrefixFailure;
+  /** A cancel asked for while the previous client's read-back was unanswered: sent once it is (see cancelOn). */
+  private cancelAfterReadback = false;
 
   constructor(private readonly o: SessionOptions) {
     this.timeouts = new SessionTimeouts(
@@ -73,9 +75,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
         clientIdleMs: () => o.clientIdleMs?.() ?? 0,
       },
       {
-        cancelQuery: () => {
-          if (this.server) this.o.pool.cancel(this.server);
-        },
+        cancelQuery: () => this.cancelOn(this.server),
         terminate: (code, message, hint) => {
           this.o.log.warn({ event: code === '25P03' ? 'IDLE_IN_TRANSACTION_TIMEOUT' : 'CLIENT_IDLE_TIMEOUT' }, message);
           this.fatal({ code, message, hint });
@@ -120,6 +120,33 @@ export class Session implements ResponseOwner, ClientSinkOwner {
   /** True while the client's query runs on a backend: a CancelRequest should reach that backend. */
   get runningOn(): ServerConn | null {
     return this.state === 'active' && (this.sink.pendingSyncs > 0 || this.sink.unsynced) ? this.server : null;
+  }
+
+  /** The client's CancelRequest (its proxy-issued key matched): cancels its query, if one runs. */
+  cancelQuery(): void {
+    this.cancelOn(this.runningOn);
+  }
+
+  /**
+   * Cancels what runs on `server` for this client. While the previous client's read-back, pipelined in front
+   * of this hold, is unanswered, the server may be running it: a cancel then fails that read-back, and the
+   * previous client (another tenant) is disconnected with a false READBACK_FAILED. So the cancel waits for
+   * the read-back's answer (its own ReadyForQuery: one round trip), and is dropped if the hold ends first.
+   * A cancel that strikes the DISCARD ALL or this client's own context prefix fails closed (responses.ts).
+   */
+  private cancelOn(server: ServerConn | null): void {
+    if (!server) return;
+    if (this.responses.readbackDue) {
+      this.cancelAfterReadback = true;
+      return;
+    }
+    this.o.pool.cancel(server);
+  }
+
+  readbackAnswered(): void {
+    if (!this.cancelAfterReadback) return;
+    this.cancelAfterReadback = false;
+    this.cancelOn(this.runningOn);
   }
 
   /**
@@ -422,6 +449,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     if (!server) return;
     this.server = null;
     this.keptPastIdle = false;
+    this.cancelAfterReadback = false;
     this.sink.endHold();
     this.o.observer?.released();
     this.responses.endHold();

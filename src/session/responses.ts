@@ -33,6 +33,8 @@ export interface ResponseOwner {
   rewriteError?(body: Buffer): Buffer | null;
   /** The hand-over and the context prefix of this hold were answered without error. */
   prefixAnswered(): void;
+  /** The previous client's read-back in front of this hold was answered (or will never be): see readbackDue. */
+  readbackAnswered?(): void;
   /** The server's COPY FROM STDIN ended: completed (CommandComplete) or failed (ErrorResponse). See copy-in.ts. */
   copyInEnded(completed: boolean): void;
   /** The hold holds the client's own session reset: its ReadyForQuery settles nothing (see Session). */
@@ -83,6 +85,11 @@ export class ServerResponses implements FrameSink {
     // The hold ended before the hand-over's answers arrived: the backend is being closed (see Session).
     this.handover?.abandon('the client holding the backend went away before the reset completed');
     this.handover = null;
+  }
+
+  /** The previous client's read-back, pipelined in front of this hold, may still be running on the server. */
+  get readbackDue(): boolean {
+    return this.handover?.readbackDue ?? false;
   }
 
   /** The prefix's answers have not all arrived yet. */
@@ -189,7 +196,9 @@ export class ServerResponses implements FrameSink {
 
   /** The pipelined hand-over's answers, judged by the Handover exactly as on the eager path. */
   private handoverMessage(type: number, body: Buffer): boolean {
+    const readbackDue = this.handover!.readbackDue;
     const v = this.handover!.answer(type, body);
+    if (readbackDue && !(v.state === 'more' && this.handover!.readbackDue)) this.owner.readbackAnswered?.();
     if (v.state === 'done') {
       this.handover = null;
       if (this.prefixLeft === 0) this.owner.prefixAnswered();
