@@ -18,6 +18,9 @@
 // Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-COPY
 import { Frontend } from '../protocol/codes.js';
 
+/** Copy ends (CopyDone, CopyFail) remembered past the base; more only costs exactness (the backend is closed). */
+const MAX_TRACKED_ENDS = 4096;
+
 export class CopyInSyncs {
   /** Per sync point sent and not answered, oldest first: its type, and the running copy counts before it. */
   private readonly types: number[] = [];
@@ -26,15 +29,28 @@ export class CopyInSyncs {
   /** Copy messages (CopyData, CopyDone, CopyFail) and copy ends (CopyDone, CopyFail) sent in this hold. */
   private msgs = 0;
   private ends = 0;
-  /** The counts when the last answered sync point was sent: a COPY now running was sent after them. */
+  /**
+   * Where in the client's stream the server has read up to, as far as a COPY is concerned: the later of the
+   * last answered sync point and the CopyDone of the last completed COPY. A COPY now running was sent after
+   * it. (A second COPY of one Query, `COPY a FROM STDIN; COPY b FROM STDIN`, or of one sync segment starts
+   * after the first one's CopyDone, not after the sync point.)
+   */
   private baseMsgs = 0;
   private baseEnds = 0;
+  /** msgs (copy messages sent) right after each copy end: endMsgs[k] for end number endsOffset + k + 1. */
+  private readonly endMsgs: number[] = [];
+  private endsOffset = 0;
+  /** endMsgs filled up once in this hold: no more ends are recorded (they would be misnumbered). */
+  private untracked = false;
   private suspect = false;
 
   /** A new hold: nothing sent yet. */
   reset(): void {
     this.types.length = this.msgsBefore.length = this.endsBefore.length = 0;
     this.msgs = this.ends = this.baseMsgs = this.baseEnds = 0;
+    this.endMsgs.length = 0;
+    this.endsOffset = 0;
+    this.untracked = false;
     this.suspect = false;
   }
 
@@ -53,15 +69,32 @@ export class CopyInSyncs {
   /** The client sent CopyData, CopyDone or CopyFail. */
   copyMessage(type: number): void {
     this.msgs++;
-    if (type !== Frontend.CopyData) this.ends++;
+    if (type === Frontend.CopyData) return;
+    this.ends++;
+    // Bounded: a client sending endless CopyDones between two answers only loses exactness (see ended()).
+    if (this.endMsgs.length >= MAX_TRACKED_ENDS) this.untracked = true;
+    if (!this.untracked) this.endMsgs.push(this.msgs);
   }
 
   /** The server answered the oldest sync point (ReadyForQuery). */
   answered(): void {
     if (this.types.length === 0) return;
     this.types.shift();
-    this.baseMsgs = this.msgsBefore.shift()!;
-    this.baseEnds = this.endsBefore.shift()!;
+    const msgs = this.msgsBefore.shift()!;
+    const ends = this.endsBefore.shift()!;
+    // The sync point is at or after the base unless a completed COPY's CopyDone came after it.
+    if (ends >= this.baseEnds) this.moveBase(msgs, ends);
+  }
+
+  private moveBase(msgs: number, ends: number): void {
+    this.baseMsgs = msgs;
+    this.baseEnds = ends;
+    // Ends before the base can never end a COPY again.
+    const drop = Math.min(ends - this.endsOffset, this.endMsgs.length);
+    if (drop > 0) {
+      this.endMsgs.splice(0, drop);
+      this.endsOffset += drop;
+    }
   }
 
   /**
@@ -75,8 +108,21 @@ export class CopyInSyncs {
     // or, for an Execute, the last answered sync point (a stray one in between only makes this count high).
     const byQuery = this.types.length > 0 && this.types[0] !== Frontend.Sync;
     const from = byQuery ? 1 : 0;
-    const baseMsgs = byQuery ? this.msgsBefore[0] : this.baseMsgs;
-    const baseEnds = byQuery ? this.endsBefore[0] : this.baseEnds;
+    // A Query's first COPY starts after the Query; a later one of the same Query after the last CopyDone.
+    const afterQuery = byQuery && this.endsBefore[0] >= this.baseEnds;
+    const baseMsgs = afterQuery ? this.msgsBefore[0] : this.baseMsgs;
+    const baseEnds = afterQuery ? this.endsBefore[0] : this.baseEnds;
+    if (completed) {
+      // This COPY read up to the first copy end after its base: a later COPY starts after that CopyDone.
+      const k = baseEnds - this.endsOffset;
+      if (k >= 0 && k < this.endMsgs.length) this.moveBase(this.endMsgs[k], baseEnds + 1);
+      else {
+        // Not tracked (over MAX_TRACKED_ENDS): the ends count stays exact, the copy-message count is a guess,
+        // so the backend is closed at the end of the hold rather than reused.
+        this.suspect = true;
+        this.moveBase(this.msgs, baseEnds + 1);
+      }
+    }
     let i = from;
     while (
       i < this.types.length &&
