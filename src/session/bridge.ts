@@ -412,7 +412,12 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     }
     if (this.sink.sessionResetAnswered) return this.endAfterSessionReset(status);
     if (status !== TxStatus.Idle || this.sink.pendingSyncs > 0 || this.sink.unsynced || !this.scanner.atBoundary) {
-      if (status === TxStatus.Idle) this.keptPastIdle = true;
+      if (status === TxStatus.Idle) {
+        this.keptPastIdle = true;
+        // Kept for messages sent after the last Sync (a Parse in the same write as the Query): if the server
+        // has answered all it can, it now waits inside a transaction, and only this clock ends the hold.
+        this.idleIfQuiet();
+      }
       return true;
     }
     // The transaction is over and the server owes this client nothing: hand the backend back (closed instead

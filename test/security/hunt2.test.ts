@@ -110,3 +110,140 @@ describe('hunt 2: cancel at the hand-over', () => {
     }
   });
 });
+
+describe('hunt 2: holds without a Sync (idle-in-transaction clock)', () => {
+  let t: TestProxy;
+  beforeAll(async () => {
+    t = await startTestProxy(primaryServer(), 'hunt2_idle', {
+      pool: { size: 1, acquire_timeout_ms: 1500, idle_in_transaction_timeout_ms: 1000, reset_delay_ms: 0 },
+    });
+    const admin = await t.admin();
+    await admin.query(`CREATE TABLE IF NOT EXISTS public.cp_target (a int); GRANT INSERT, SELECT ON public.cp_target TO ${t.poolUser}`);
+  });
+  afterAll(async () => t?.close());
+
+  const raw = async (tenant: string) => RawClient.connect(t.proxy.port, { user: 'app', database: t.database }, await t.token(tenant));
+  const otherGetsBackend = async (): Promise<string | null> => {
+    const g = await t.pgClient('globex');
+    try {
+      await g.query('SELECT 1');
+      return null;
+    } catch (e) {
+      return (e as Error).message;
+    } finally {
+      await g.end().catch(() => {});
+    }
+  };
+
+  it('a Parse sent in the same write as a Query (held past the idle ReadyForQuery) is bound by idle_in_transaction_timeout_ms', async () => {
+    const c = await raw('acme');
+    try {
+      await c.write(Buffer.concat([serialize.query('SELECT 1'), serialize.parse({ text: 'SELECT 2' })]));
+      expect(summarise(await c.untilReady()).rows).toEqual(['1']);
+      await sleep(2000);
+      expect(await otherGetsBackend()).toBeNull();
+    } finally {
+      c.end();
+    }
+  });
+
+  it('a Parse trailing an extended Sync in the same write is bound by idle_in_transaction_timeout_ms', async () => {
+    const c = await raw('acme');
+    try {
+      await c.write(Buffer.concat([serialize.parse({ text: 'SELECT 1' }), serialize.bind({}), serialize.execute({}), serialize.sync(), serialize.parse({ name: 'x', text: 'SELECT 2' })]));
+      expect(summarise(await c.untilReady()).rows).toEqual(['1']);
+      await sleep(2000);
+      expect(await otherGetsBackend()).toBeNull();
+    } finally {
+      c.end();
+    }
+  });
+});
+
+function copyData(s: string): Buffer {
+  const b = Buffer.from(s);
+  const h = Buffer.alloc(5);
+  h[0] = 0x64;
+  h.writeUInt32BE(4 + b.length, 1);
+  return Buffer.concat([h, b]);
+}
+const copyDone = Buffer.from([0x63, 0, 0, 0, 4]);
+
+describe('hunt 2: COPY FROM STDIN sync counting', () => {
+  let t: TestProxy;
+  beforeAll(async () => {
+    t = await startTestProxy(primaryServer(), 'hunt2_copy', {
+      pool: { size: 1, acquire_timeout_ms: 1500, idle_in_transaction_timeout_ms: 1000, query_timeout_ms: 1000, reset_delay_ms: 0 },
+    });
+  });
+  afterAll(async () => t?.close());
+
+  const raw = async (tenant: string) => RawClient.connect(t.proxy.port, { user: 'app', database: t.database }, await t.token(tenant));
+  const otherGetsBackend = async (): Promise<string | null> => {
+    const g = await t.pgClient('globex');
+    try {
+      await g.query('SELECT 1');
+      return null;
+    } catch (e) {
+      return (e as Error).message;
+    } finally {
+      await g.end().catch(() => {});
+    }
+  };
+
+  it('a Sync sent during the second COPY of one Query does not pin the backend past the documented timeouts', async () => {
+    const c = await raw('acme');
+    try {
+      await c.write(serialize.query('CREATE TEMP TABLE cp2 (a int); COPY cp2 FROM STDIN; COPY cp2 FROM STDIN'));
+      await sleep(200);
+      await c.write(Buffer.concat([copyData('1\n'), copyDone]));
+      await sleep(200);
+      await c.write(Buffer.concat([serialize.sync(), copyData('2\n'), copyDone]));
+      const r = summarise(await c.untilReady());
+      expect(r.error).toBeNull();
+      await sleep(2500);
+      expect(await otherGetsBackend()).toBeNull();
+    } finally {
+      c.end();
+    }
+  });
+
+  it('a Sync sent during an extended-protocol COPY that follows a simple-Query COPY in the same hold does not pin the backend', async () => {
+    const c = await raw('acme');
+    try {
+      // The Query's COPY completes; its CopyDone comes after the Query's own sync point, and the next COPY after it.
+      await c.write(Buffer.concat([serialize.query('CREATE TEMP TABLE cp4 (a int); COPY cp4 FROM STDIN')]));
+      await sleep(200);
+      const copy = Buffer.concat([serialize.parse({ text: 'COPY cp4 FROM STDIN' }), serialize.bind({}), serialize.execute({})]);
+      await c.write(Buffer.concat([copyData('1\n'), copyDone, copy, serialize.flush()]));
+      expect(summarise(await c.untilReady()).error).toBeNull();
+      await sleep(200);
+      await c.write(Buffer.concat([serialize.sync(), copyData('2\n'), copyDone, serialize.sync()]));
+      const r = summarise(await c.untilReady());
+      expect(r.error?.M ?? null).toBeNull();
+      await sleep(2500);
+      expect(await otherGetsBackend()).toBeNull();
+    } finally {
+      c.end();
+    }
+  });
+
+  it('a Sync sent during the second COPY of one extended-protocol segment does not pin the backend past the documented timeouts', async () => {
+    const c = await raw('acme');
+    try {
+      const create = Buffer.concat([serialize.parse({ text: 'CREATE TEMP TABLE cp3 (a int)' }), serialize.bind({}), serialize.execute({})]);
+      const copy = Buffer.concat([serialize.parse({ text: 'COPY cp3 FROM STDIN' }), serialize.bind({}), serialize.execute({})]);
+      await c.write(Buffer.concat([create, copy, serialize.flush()]));
+      await sleep(200);
+      await c.write(Buffer.concat([copyData('1\n'), copyDone, copy, serialize.flush()]));
+      await sleep(200);
+      await c.write(Buffer.concat([serialize.sync(), copyData('2\n'), copyDone, serialize.sync()]));
+      const r = summarise(await c.untilReady());
+      expect(r.error?.M ?? null).toBeNull();
+      await sleep(2500);
+      expect(await otherGetsBackend()).toBeNull();
+    } finally {
+      c.end();
+    }
+  });
+});
