@@ -406,6 +406,11 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     this.firstFlight.done();
     this.timeouts.ready(this.sink.pendingSyncs, status !== TxStatus.Idle);
     if (status === TxStatus.Idle) this.o.hooks.transactionDone();
+    // The server ended a transaction and the client has already sent more (a pipeline one query deep or
+    // deeper, a Parse behind the Sync): that is a new transaction starting on this backend without an acquire.
+    // Checked here, as at an acquire: else a client that always keeps one query in flight would never meet the
+    // check, and would run on for good after its tenant was suspended or its token expired.
+    if (status === TxStatus.Idle && (this.sink.pendingSyncs > 0 || this.sink.unsynced || !this.scanner.atBoundary) && this.refusedAtTransactionStart()) return false;
     if (this.o.mode === 'session') {
       if (this.draining && status === TxStatus.Idle && this.sink.pendingSyncs === 0 && !this.sink.unsynced) queueMicrotask(() => this.terminate(SHUTTING_DOWN));
       return true;
