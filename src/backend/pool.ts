@@ -11,7 +11,8 @@ import { DeferredResets } from './deferred-resets.js';
 import { Handover, type ReadbackOutcome } from './handover.js';
 import { PoolError, type PoolEvents, type PoolSettings, type PoolSnapshot, type PoolStats, type PoolWaiter, type ReleaseMode } from './pool-types.js';
 import type { Readback } from './readback.js';
-import { runEagerHandover } from './reset.js';
+import { handoverReads, runEagerHandover } from './reset.js';
+import { Action } from '../protocol/frames.js';
 import { Backends } from './pool-backends.js';
 import { Holds } from './pool-holds.js';
 import { type Queued, WaitQueue } from './pool-queue.js';
@@ -222,6 +223,40 @@ export class Pool implements PoolSettings {
       }
     }
     this.resetEagerly(conn, handover);
+  }
+
+  /**
+   * The client holding `conn` went away while the previous client's read-back, pipelined in front of its hold,
+   * was unanswered. The backend is closed (what the client sent may be half written, or still running), but
+   * only once that read-back is judged (bounded by reset_timeout_ms): else hanging up, or having an accomplice
+   * hang up, would make another client's check vanish as READBACK_SKIPPED. The client's own query is cancelled
+   * after the read-back answered, never before (it would fail that read-back: a false READBACK_FAILED).
+   */
+  closeAfterReadback(conn: ServerConn, handover: Handover, readback: Readback | null): void {
+    conn.detach();
+    this.holds.unhold(conn);
+    if (readback) this.events.readback?.('skipped', 'the client went away during the hand-over in front of its transaction; the backend is closed');
+    let finished = false;
+    const finish = (why: string): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      offClose();
+      handover.abandon(why);
+      if (!conn.closed) this.cancel(conn);
+      conn.destroy('closed by the proxy: its client went away during the hand-over');
+    };
+    const timer = setTimeout(() => finish(`the read-back did not answer within ${this.cfg.reset_timeout_ms} ms`), this.cfg.reset_timeout_ms);
+    const offClose = conn.onClose((reason) => finish(reason));
+    conn.attach({
+      classify: (type) => (handoverReads(type) ? Action.Inspect : Action.Drop),
+      inspect: (type, body) => {
+        const v = handover.answer(type, body);
+        if (v.state !== 'more' || !handover.readbackDue) finish('the read-back was judged');
+        return false;
+      },
+      write: () => {},
+    });
   }
 
   /**

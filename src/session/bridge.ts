@@ -448,13 +448,13 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     // Nothing of the client's ran under the context before the reset (it was the hold's first message), and
     // the reset cleared the context: there is nothing for the read-back to check.
     this.out.write(READY_IDLE);
-    this.releaseServer('idle', false);
+    this.releaseServer('idle', null, false);
     this.releaseHeldBack();
     if (this.draining) this.terminate(SHUTTING_DOWN);
     return false;
   }
 
-  private releaseServer(mode: ReleaseMode, readback = true): void {
+  private releaseServer(mode: ReleaseMode, judgeFirst: Handover | null = null, readback = true): void {
     const server = this.server;
     if (!server) return;
     this.server = null;
@@ -471,7 +471,9 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     this.flow.resumeClient();
     this.o.userSlots?.release();
     // What this client's context should still be: checked by the backend's hand-over (or said to be skipped).
-    this.o.pool.release(server, mode, readback ? (this.o.readback ?? null) : null);
+    const readbackOwed = readback ? (this.o.readback ?? null) : null;
+    if (judgeFirst) this.o.pool.closeAfterReadback(server, judgeFirst, readbackOwed);
+    else this.o.pool.release(server, mode, readbackOwed);
   }
 
   private readonly serverClosed = (reason: string): void => this.onServerGone(reason);
@@ -512,8 +514,10 @@ export class Session implements ResponseOwner, ClientSinkOwner {
       // closed socket while a query runs, and would keep its locks until the query ends.
       const quiet = this.sink.pendingSyncs === 0 && !this.sink.unsynced && this.scanner.atBoundary && !this.responses.inPrefix && !this.sink.copyUncertain;
       // (Idle and quiet happens in session mode: the client simply left; the backend is reset and reused.)
-      if (!quiet) this.o.pool.cancel(this.server);
-      this.releaseServer(!quiet ? 'broken' : this.txStatus === TxStatus.Idle ? 'idle' : 'in-transaction');
+      // The previous client's read-back still unanswered in front of this hold: judged before the close.
+      const judgeFirst = quiet ? null : this.responses.takeHandoverWithReadbackDue();
+      if (!quiet && !judgeFirst) this.o.pool.cancel(this.server);
+      this.releaseServer(!quiet ? 'broken' : this.txStatus === TxStatus.Idle ? 'idle' : 'in-transaction', judgeFirst);
     }
     // (Bytes still arriving from a client being told FATAL are ignored: the state is closed.)
     if (destroy) this.o.client.destroy();

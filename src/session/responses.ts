@@ -92,6 +92,14 @@ export class ServerResponses implements FrameSink {
     return this.handover?.readbackDue ?? false;
   }
 
+  /** Takes out the pipelined hand-over if the previous client's read-back in it is still unanswered (see Pool.closeAfterReadback). */
+  takeHandoverWithReadbackDue(): Handover | null {
+    const h = this.handover;
+    if (!h || !h.readbackDue) return null;
+    this.handover = null;
+    return h;
+  }
+
   /** The prefix's answers have not all arrived yet. */
   get inPrefix(): boolean {
     return this.prefixLeft > 0 || this.handover !== null;

@@ -53,7 +53,7 @@ async function untilReadyOrClose(c: RawClient, timeoutMs = 10_000): Promise<{ ms
       msgs.push(m);
       if (m.type === 'Z') return { msgs, closed: false };
     } catch {
-      return { msgs, closed: true };
+      return { msgs, closed: c.closed };
     }
   }
 }
@@ -477,5 +477,45 @@ describe('hunt 2: transaction-start checks for a client that always has a query 
     }
     expect(refused).toBe(true);
     expect(Date.now() - started).toBeLessThan(4500);
+  });
+});
+
+describe('hunt 2: the read-back of a client whose backend went to a client that vanished', () => {
+  let t: TestProxy;
+  beforeAll(async () => {
+    // The guard off stands for any route to the context the guard misses (the read-back is what catches it).
+    t = await startTestProxy(primaryServer(), 'hunt2_skip', { pool: { size: 1, acquire_timeout_ms: 5000, reset_delay_ms: 0 }, tenant: { guard: false }, protection: 'raw' });
+  });
+  afterAll(async () => t?.close());
+
+  it('a tampered context is still caught when the next client (an accomplice) vanishes during the pipelined hand-over', async () => {
+    const admin = await t.admin();
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [t.poolUser]);
+    await sleep(200);
+    const params = { user: 'app', database: t.database };
+    const a = await rawWithKey(t.proxy.port, params, await t.token('acme'));
+    const b = await rawWithKey(t.proxy.port, params, await t.token('acme'));
+    try {
+      expect((await a.c.query('BEGIN')).status).toBe('T');
+      expect((await a.c.query("SET app.current_tenant = 'globex'")).error).toBeNull();
+      await b.c.write(serialize.query('SELECT 1'));
+      await sleep(100);
+      // The read-back is slow (a catalog lock here; load in production), and the accomplice hangs up meanwhile.
+      await admin.query('BEGIN');
+      await admin.query('LOCK TABLE pg_catalog.pg_proc IN ACCESS EXCLUSIVE MODE');
+      await a.c.write(serialize.query('COMMIT'));
+      expect(summarise(await a.c.untilReady()).status).toBe('I');
+      await sleep(100);
+      b.c.end();
+      await sleep(200);
+      await admin.query('ROLLBACK');
+      await sleep(300);
+      // The tamperer must have been caught: disconnected with 42501 (not left connected with a READBACK_SKIPPED).
+      expect(a.c.closed).toBe(true);
+    } finally {
+      await admin.query('ROLLBACK').catch(() => {});
+      a.c.end();
+      b.c.end();
+    }
   });
 });
