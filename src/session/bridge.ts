@@ -213,6 +213,9 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     if (end > bytes.length || end > 1 + 4 + 1024) return null;
     const target = deallocateTarget(bytes.subarray(5, end));
     if (target === undefined || (target !== null && !this.statements.remembers(target))) return null;
+    // A transaction start like any other: a suspended tenant or an expired token is refused here too, else
+    // such a client could keep its connection (and reset the client-idle clock) for good.
+    if (this.refusedAtTransactionStart()) return Buffer.alloc(0);
     this.statements.sqlDeallocate(target);
     this.out.write(commandComplete(target === null ? 'DEALLOCATE ALL' : 'DEALLOCATE'));
     this.out.write(READY_IDLE);

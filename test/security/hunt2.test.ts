@@ -519,3 +519,31 @@ describe('hunt 2: the read-back of a client whose backend went to a client that 
     }
   });
 });
+
+describe('hunt 2: the local answer to SQL DEALLOCATE', () => {
+  let t: TestProxy;
+  beforeAll(async () => {
+    t = await startTestProxy(primaryServer(), 'hunt2_dealloc', { pool: { size: 1, acquire_timeout_ms: 1500 } });
+  });
+  afterAll(async () => t?.close());
+
+  it('is not given to a client whose tenant is suspended or whose token expired: it is refused like any transaction start', async () => {
+    const params = { user: 'app', database: t.database };
+    const s = await RawClient.connect(t.proxy.port, params, await t.token('acme'));
+    const e = await RawClient.connect(t.proxy.port, params, await t.token('globex', { expSeconds: 1 }));
+    try {
+      await sleep(1200);
+      await t.proxy.reload!({ ...t.config, tenant: { ...t.config.tenant, deny: ['acme'] } });
+      for (const c of [s, e]) {
+        c.socket.write(serialize.query('DEALLOCATE ALL'));
+        const r = await untilReadyOrClose(c, 3000);
+        expect(r.msgs.map((m) => m.type)).not.toContain('C');
+        expect(c.closed).toBe(true);
+      }
+    } finally {
+      s.end();
+      e.end();
+      await t.proxy.reload!({ ...t.config, tenant: { ...t.config.tenant, deny: [] } });
+    }
+  });
+});
