@@ -2,12 +2,34 @@
 // dropping anyone. Every pool key applies at once (pool.reconfigure: growing now, shrinking idle-first and
 // never mid-transaction, timeouts from the next transaction), as do tenant.deny, listen.client_idle_timeout_ms,
 // shutdown.drain_timeout_ms, the listen.tls files and the JWT keys. Keys that need a restart (listen address,
-// backend, pool.mode) keep their old value and say so. A file that does not validate changes nothing and logs
+// backend, pool.mode, every tenant key but deny) keep their old value and say so. A file that does not validate changes nothing and logs
 // RELOAD_FAILED naming the key.
 import type { Logger } from 'pino';
 import type { Pool } from './backend/pool.js';
 import { loadConfigFile } from './config/load.js';
 import { ConfigError, type ProxyConfig } from './config/types.js';
+
+/** A comparable string for a config value (a RegExp by its source, a Map by its entries). */
+const stable = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (x instanceof RegExp ? x.source : x instanceof Map ? [...x] : x)) ?? 'undefined';
+
+/**
+ * The tenant keys a login reads from the configuration the proxy started with (server.ts): only tenant.deny
+ * is re-read live. A changed value here (a rotated tenant.proof_key, a new search_path) needs a restart.
+ */
+const TENANT_AT_START: Array<keyof ProxyConfig['tenant']> = [
+  'setting',
+  'search_path',
+  'id_pattern',
+  'schema_map',
+  'readback_check',
+  'guard',
+  'protected_settings',
+  'guard_allow',
+  'proof_key',
+  'proof_setting',
+  'proof_max_ttl_s',
+  'function_call_allow',
+];
 
 /** Keys whose change needs a restart; a reload keeps their running value. */
 const RESTART_ONLY: Array<[string, (c: ProxyConfig) => unknown]> = [
@@ -16,6 +38,10 @@ const RESTART_ONLY: Array<[string, (c: ProxyConfig) => unknown]> = [
   ['listen.max_client_conn', (c) => c.listen.max_client_conn],
   // Admission arms its startup timer from the config it was built with.
   ['listen.startup_timeout_ms', (c) => c.listen.startup_timeout_ms],
+  // The client TLS context re-reads its files on reload, but from the paths (and min_version) it started with.
+  ['listen.tls', (c) => stable(c.listen.tls)],
+  ['listen.plaintext_tokens', (c) => c.listen.plaintext_tokens],
+  ...TENANT_AT_START.map((k): [string, (c: ProxyConfig) => unknown] => [`tenant.${k}`, (c) => stable(c.tenant[k])]),
   ['admin', (c) => JSON.stringify(c.admin)],
   ['backend', (c) => JSON.stringify(c.backend)],
   ['pool.mode', (c) => c.pool.mode],
@@ -31,7 +57,8 @@ export function mergeReload(running: ProxyConfig, next: ProxyConfig): { merged: 
   const merged: ProxyConfig = {
     ...running,
     pool: { ...next.pool, mode: running.pool.mode },
-    tenant: next.tenant,
+    // Only tenant.deny is live; the other tenant keys stay as running (named in needRestart when changed).
+    tenant: { ...running.tenant, deny: next.tenant.deny },
     listen: { ...running.listen, client_idle_timeout_ms: next.listen.client_idle_timeout_ms },
     shutdown: next.shutdown,
     log: next.log,

@@ -1,0 +1,243 @@
+// SRE fault hunt: probes of what an on-call engineer meets when the database misbehaves, the pool runs dry,
+// the config is reloaded, or the proxy is stopped. Each asserts the behaviour an SRE expects (PgBouncer's as
+// the baseline): no client hangs, errors carry the SQLSTATE a driver expects and a message that says what is
+// wrong, the backend count stays within the cap, and gauges come back to rest.
+import net from 'node:net';
+import pg from 'pg';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { primaryServer } from '../support/pg.js';
+import { backendCount, captureLogger, startTestProxy, type TestProxy } from '../support/proxy.js';
+import { readyz, waitFor } from '../support/readiness.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A TCP server that accepts connections and never answers (a hung backend); `delayMs` answers nothing either. */
+async function blackHole(): Promise<{ port: number; sockets: Set<net.Socket>; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const srv = net.createServer((s) => {
+    sockets.add(s);
+    s.on('data', () => {});
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    sockets,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        srv.close(() => r());
+      }),
+  };
+}
+
+async function errorOf(p: Promise<unknown>): Promise<{ code?: string; severity?: string; message: string } | null> {
+  try {
+    await p;
+    return null;
+  } catch (e) {
+    return e as { code?: string; severity?: string; message: string };
+  }
+}
+
+let t: TestProxy | null = null;
+afterEach(async () => {
+  await t?.close();
+  t = null;
+});
+afterAll(async () => t?.close());
+
+describe('hung backend (accepts TCP, never answers)', () => {
+  it('a client that waits longer than acquire_timeout_ms for a backend still connecting is told the database is not answering, not to raise pool.size', async () => {
+    const hole = await blackHole();
+    try {
+      t = await startTestProxy(primaryServer(), 'hunt_hung_acq', {
+        pool: { size: 2, acquire_timeout_ms: 800 },
+        backend: { port: hole.port, connect_timeout_ms: 3000 },
+      });
+      const c = new pg.Client({ host: '127.0.0.1', port: t.proxy.port, database: t.database, user: 'app', password: await t.token('acme') });
+      c.on('error', () => {});
+      const started = Date.now();
+      const e = await errorOf(c.connect());
+      expect(e).not.toBeNull();
+      expect(Date.now() - started).toBeLessThan(5000);
+      // The message must point at the database, not at pool sizing: no backend was ever open.
+      expect(e!.message).not.toMatch(/raise pool\.size/);
+      expect(e!.message).toMatch(/database|backend/);
+    } finally {
+      await hole.close();
+    }
+  });
+
+  it('connect_timeout_ms bounds the login; /readyz turns 503; the hung sockets are closed', async () => {
+    const hole = await blackHole();
+    try {
+      t = await startTestProxy(primaryServer(), 'hunt_hung', {
+        pool: { size: 2, acquire_timeout_ms: 5000 },
+        backend: { port: hole.port, connect_timeout_ms: 700 },
+      });
+      process.env.PGTP_ADMIN_EPHEMERAL = '1';
+      const c = new pg.Client({ host: '127.0.0.1', port: t.proxy.port, database: t.database, user: 'app', password: await t.token('acme') });
+      c.on('error', () => {});
+      const started = Date.now();
+      const e = await errorOf(c.connect());
+      expect(e?.code).toBe('08006');
+      expect(e?.message).toMatch(/timed out/);
+      expect(Date.now() - started).toBeLessThan(3000);
+      await sleep(200);
+      expect(hole.sockets.size).toBeLessThanOrEqual(1); // readiness probe at most
+    } finally {
+      await hole.close();
+    }
+  });
+});
+
+describe('database full (53300 on backend login)', () => {
+  it('with a connection limit reached while the pool already serves: a waiter is told the server refuses, and /readyz stays 200 while clients are served', async () => {
+    process.env.PGTP_ADMIN_EPHEMERAL = '1';
+    t = await startTestProxy(primaryServer(), 'hunt_full', { pool: { size: 4, acquire_timeout_ms: 1500 } });
+    const admin = await t.admin();
+    await admin.query(`ALTER ROLE ${t.poolUser} CONNECTION LIMIT 2`);
+    try {
+      const a = await t.pgClient('acme');
+      const b = await t.pgClient('acme');
+      await a.query('BEGIN');
+      await b.query('BEGIN');
+      expect(await backendCount(admin, t.poolUser)).toBe(2);
+      const w = await t.pgClient('globex');
+      const e = await errorOf(w.query('SELECT 1'));
+      expect(e?.code).toBeDefined();
+      // Server says "too many connections for role": the waiter must learn that the database refused, not only "raise pool.size".
+      expect(e!.message).toMatch(/too many connections|refused|connection limit/i);
+      await a.query('COMMIT');
+      await b.query('COMMIT');
+      // The two backends serve clients fine: the proxy is usable and should stay in the load balancer.
+      expect((await a.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+      expect(await readyz(t.proxy.adminPort!)).toBe(200);
+    } finally {
+      await admin.query(`ALTER ROLE ${t.poolUser} CONNECTION LIMIT -1`);
+    }
+  });
+});
+
+describe('wrong backend password', () => {
+  it('clients get 08004-ish with the server reason; /readyz 503', async () => {
+    process.env.PGTP_ADMIN_EPHEMERAL = '1';
+    const lines: Array<Record<string, unknown>> = [];
+    t = await startTestProxy(primaryServer(), 'hunt_badpw', { backend: { password: 'wrong-password' }, logger: captureLogger(lines) });
+    const c = new pg.Client({ host: '127.0.0.1', port: t.proxy.port, database: t.database, user: 'app', password: await t.token('acme') });
+    c.on('error', () => {});
+    const e = await errorOf(c.connect());
+    expect(e?.code).toMatch(/^08/);
+    expect(e?.message).toMatch(/password authentication failed/);
+    expect(await waitFor(async () => (await readyz(t!.proxy.adminPort!)) === 503, 3000)).toBe(true);
+  });
+});
+
+describe('reload of keys that need a restart', () => {
+  it('a changed tenant.search_path or tenant.proof_key is named in RELOAD_NEEDS_RESTART, and the merged config (SHOW CONFIG) keeps the running value', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    t = await startTestProxy(primaryServer(), 'hunt_reload_tenant', { logger: captureLogger(lines) });
+    const next = {
+      ...t.config,
+      tenant: { ...t.config.tenant, search_path: 'other_{tenant}, public', proof_key: 'a-rotated-proof-key-that-is-at-least-32-bytes', deny: ['globex'] },
+      log: { level: 'debug' as const },
+    };
+    await t.proxy.reload!(next);
+    // tenant.deny applies live ...
+    const g = new pg.Client({ host: '127.0.0.1', port: t.proxy.port, database: t.database, user: 'app', password: await t.token('globex') });
+    g.on('error', () => {});
+    expect((await errorOf(g.connect()))?.code).toBe('28000');
+    // ... the others do not (logins use the start-up values), so the operator must be told so.
+    const c = await t.pgClient('acme');
+    expect((await c.query('SHOW search_path')).rows[0].search_path).toBe('"tenant_acme", public');
+    const warn = lines.find((l) => l.event === 'RELOAD_NEEDS_RESTART');
+    expect(warn?.keys).toEqual(expect.arrayContaining(['tenant.search_path', 'tenant.proof_key']));
+    // SHOW CONFIG reads the merged config: it must show what runs, not what the file says.
+    const { mergeReload } = await import('../../src/reload.js');
+    expect(mergeReload(t.config, next).merged.tenant).toEqual({ ...t.config.tenant, deny: ['globex'] });
+  });
+});
+
+describe('readiness while the database refuses new logins but the pool serves', () => {
+  it('/readyz stays 200 while open backends serve clients (a failed overflow login must not pull every replica out of the load balancer)', async () => {
+    process.env.PGTP_ADMIN_EPHEMERAL = '1';
+    t = await startTestProxy(primaryServer(), 'hunt_full_ready', { pool: { size: 4, acquire_timeout_ms: 600 } });
+    const admin = await t.admin();
+    try {
+      const a = await t.pgClient('acme');
+      const b = await t.pgClient('acme');
+      await a.query('BEGIN');
+      await b.query('BEGIN');
+      await admin.query(`ALTER ROLE ${t.poolUser} CONNECTION LIMIT 2`);
+      const w = await t.pgClient('globex');
+      await errorOf(w.query('SELECT 1'));
+      await a.query('COMMIT');
+      await b.query('COMMIT');
+      // Traffic is served by the two backends.
+      for (let i = 0; i < 5; i++) expect((await a.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+      expect(await readyz(t.proxy.adminPort!)).toBe(200);
+    } finally {
+      await admin.query(`ALTER ROLE ${t.poolUser} CONNECTION LIMIT -1`);
+    }
+  });
+});
+
+describe('a client that never reads a large result', () => {
+  it('the proxy stops reading the backend: its memory stays bounded, the backend is released when the client goes', async () => {
+    t = await startTestProxy(primaryServer(), 'hunt_slow_reader', { pool: { size: 2 } });
+    const token = await t.token('acme');
+    // A raw client: startup, password, then a query whose 200 MB answer it never reads.
+    const s = net.connect(t.proxy.port, '127.0.0.1');
+    await new Promise<void>((r) => s.once('connect', () => r()));
+    const startup = (() => {
+      const params = Buffer.from(`user\0app\0database\0${t!.database}\0\0`);
+      const b = Buffer.alloc(8 + params.length);
+      b.writeInt32BE(b.length, 0);
+      b.writeInt32BE(196608, 4);
+      params.copy(b, 8);
+      return b;
+    })();
+    s.write(startup);
+    let got = '';
+    await new Promise<void>((r) => {
+      const on = (d: Buffer) => {
+        got += d.toString('latin1');
+        if (d.includes(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3]))) {
+          const pw = Buffer.from(token + '\0');
+          const m = Buffer.alloc(5 + pw.length);
+          m[0] = 0x70;
+          m.writeInt32BE(4 + pw.length, 1);
+          pw.copy(m, 5);
+          s.write(m);
+        }
+        if (got.includes('Z\0\0\0\x05I')) {
+          s.off('data', on);
+          r();
+        }
+      };
+      s.on('data', on);
+    });
+    s.pause();
+    const sql = Buffer.from("SELECT repeat('x', 1000000) FROM generate_series(1, 200)\0");
+    const q = Buffer.alloc(5 + sql.length);
+    q[0] = 0x51;
+    q.writeInt32BE(4 + sql.length, 1);
+    sql.copy(q, 5);
+    global.gc?.();
+    const before = process.memoryUsage();
+    s.write(q);
+    let peak = 0;
+    for (let i = 0; i < 30; i++) {
+      await sleep(100);
+      const m = process.memoryUsage();
+      peak = Math.max(peak, m.rss - before.rss, m.external + m.arrayBuffers - before.external - before.arrayBuffers);
+    }
+    expect(peak / 2 ** 20).toBeLessThan(60);
+    expect(t.proxy.pool.stats().held).toBe(1);
+    s.destroy();
+    await waitFor(async () => t!.proxy.pool.stats().held === 0, 5000);
+    expect(t.proxy.pool.stats().held).toBe(0);
+  });
+});
