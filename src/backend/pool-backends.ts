@@ -77,6 +77,11 @@ export class Backends {
     return this.connectError;
   }
 
+  /** backend.connect_timeout_ms, for messages about a login still under way. */
+  get connectTimeoutMs(): number {
+    return this.backend.connect_timeout_ms;
+  }
+
   /** Applies reloaded pool keys: the maintenance period, then its decisions at once, then growth for the waiters. */
   reconfigure(): void {
     this.armMaintenance();

@@ -347,12 +347,23 @@ export class Pool implements PoolSettings {
   /** A waiter's acquire_timeout_ms passed: 53300, saying how full the pool is and what to change. */
   private timedOut(q: Queued): void {
     const s = this.stats();
+    // Below the cap, the wait was for the database, not for other clients: a login that failed (the server
+    // refusing: max_connections, a role's CONNECTION LIMIT) or one still under way (a server slow to answer).
+    // Raising pool.size would not help then, so the message says what did happen.
+    const connectError = this.backends.lastConnectError;
+    const belowCap = s.open + s.connecting < s.cap;
+    const cause =
+      connectError !== null && belowCap
+        ? `; opening a new backend connection failed: ${connectError}`
+        : s.connecting > 0
+          ? `; ${s.connecting} new backend connection(s) still being opened: the database is slow to accept logins (backend.connect_timeout_ms ${this.backends.connectTimeoutMs})`
+          : '';
     q.waiter.failed(
       new PoolError(
         `no backend connection free in pool "${this.name}" after waiting ${this.cfg.acquire_timeout_ms} ms ` +
           `(cap ${s.cap} = pool.size ${s.size} + pool.overflow ${s.cap - s.size}, ${s.busy} busy, ${s.waiting} other clients waiting` +
           `${this.cfg.tenant_max_backends > 0 && q.tenant !== null && !this.holds.mayHold(q.tenant) ? `; this tenant holds pool.tenant_max_backends ${this.cfg.tenant_max_backends}` : ''}` +
-          `); retry, shorten transactions, or raise pool.size / pool.overflow`,
+          `${cause}); ${cause ? 'check the database' : 'retry, shorten transactions, or raise pool.size / pool.overflow'}`,
         '53300',
       ),
     );
