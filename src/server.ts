@@ -75,6 +75,7 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   // Pool logins drive readiness both ways; while down, Readiness probes by itself until a login succeeds.
   const readiness = new Readiness(config.backend, log);
   const pool = new Pool(poolName, config.pool, config.backend, connectBackend, poolEvents(log, () => metrics, readiness, hooks));
+  readiness.serving = () => pool.stats().open > 0;
   metrics = new Metrics(() => pool.snapshot(), poolName, config.metrics.tenant_top_k);
   let api!: RunningProxy;
   // The live view (console, JSON, per-tenant metrics) and the PAUSE gate.

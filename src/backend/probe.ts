@@ -21,6 +21,13 @@ export class Readiness {
   private probing = false;
   private closed = false;
   private lastTcp: { at: number; ok: boolean } | null = null;
+  /**
+   * True while the pool holds open backends. A failed login with backends still open (the server at
+   * max_connections, a role's CONNECTION LIMIT, one overflow login refused) leaves the proxy serving its
+   * clients: /readyz stays 200 then, or every replica would leave the load balancer at once over a limit
+   * that only stops the pool from growing. Set by the server once the pool exists.
+   */
+  serving: () => boolean = () => false;
 
   constructor(
     private readonly cfg: BackendConfig,
@@ -45,9 +52,9 @@ export class Readiness {
     this.timer = null;
   }
 
-  /** For /readyz: false while down; else the (cached) TCP probe, whose failure turns it down. */
+  /** For /readyz: while down, whether open backends still serve; else the (cached) TCP probe, whose failure turns it down. */
   async check(): Promise<boolean> {
-    if (this.down !== null) return false;
+    if (this.down !== null) return this.serving();
     const last = this.lastTcp;
     if (last && Date.now() - last.at < CACHE_MS) return last.ok;
     const ok = await tcpProbe(this.cfg);

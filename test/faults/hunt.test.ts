@@ -64,7 +64,7 @@ describe('hung backend (accepts TCP, never answers)', () => {
       expect(Date.now() - started).toBeLessThan(5000);
       // The message must point at the database, not at pool sizing: no backend was ever open.
       expect(e!.message).not.toMatch(/raise pool\.size/);
-      expect(e!.message).toMatch(/database|backend/);
+      expect(e!.message).toMatch(/slow to accept logins \(backend\.connect_timeout_ms 3000\)/);
     } finally {
       await hole.close();
     }
@@ -94,7 +94,7 @@ describe('hung backend (accepts TCP, never answers)', () => {
 });
 
 describe('database full (53300 on backend login)', () => {
-  it('with a connection limit reached while the pool already serves: a waiter is told the server refuses, and /readyz stays 200 while clients are served', async () => {
+  it('with a connection limit reached while the pool already serves: a waiter timing out is told the server refuses, not to raise pool.size', async () => {
     process.env.PGTP_ADMIN_EPHEMERAL = '1';
     t = await startTestProxy(primaryServer(), 'hunt_full', { pool: { size: 4, acquire_timeout_ms: 1500 } });
     const admin = await t.admin();
@@ -107,14 +107,13 @@ describe('database full (53300 on backend login)', () => {
       expect(await backendCount(admin, t.poolUser)).toBe(2);
       const w = await t.pgClient('globex');
       const e = await errorOf(w.query('SELECT 1'));
-      expect(e?.code).toBeDefined();
-      // Server says "too many connections for role": the waiter must learn that the database refused, not only "raise pool.size".
-      expect(e!.message).toMatch(/too many connections|refused|connection limit/i);
+      expect(e?.code).toBe('53300');
+      // Server says "too many connections for role": the waiter must learn that the database refused, not "raise pool.size".
+      expect(e!.message).toMatch(/opening a new backend connection failed: .*too many connections for role/);
+      expect(e!.message).not.toMatch(/raise pool\.size/);
       await a.query('COMMIT');
       await b.query('COMMIT');
-      // The two backends serve clients fine: the proxy is usable and should stay in the load balancer.
       expect((await a.query('SELECT 1 AS one')).rows[0].one).toBe(1);
-      expect(await readyz(t.proxy.adminPort!)).toBe(200);
     } finally {
       await admin.query(`ALTER ROLE ${t.poolUser} CONNECTION LIMIT -1`);
     }
