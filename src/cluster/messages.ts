@@ -19,7 +19,8 @@ export type Command =
   | { t: 'pgtp:workers'; rows: WorkerRow[] }
   /** The answer to a worker's pgtp:admin-action: every running worker's result. */
   | { t: 'pgtp:admin-done'; id: number; ok: boolean; results?: ActionResult[]; error?: string }
-  | { t: 'pgtp:shutdown' };
+  /** Drain (SIGTERM); `now`: a second signal, stop at once (drain with no grace). */
+  | { t: 'pgtp:shutdown'; now?: boolean };
 
 /** Worker → primary. */
 export type WorkerMessage =

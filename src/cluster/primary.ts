@@ -226,8 +226,18 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
 
   await new Promise<void>((resolve) => {
     allExited = resolve;
+    let signals = 0;
     const stop = (signal: string): void => {
-      if (stopping) return;
+      // A second signal stops at once, as in one process: every worker closes now (no grace), and the
+      // primary exits 0 once they are gone. (With process.once the second SIGTERM hit the default action:
+      // the primary died by the signal and left its workers draining unsupervised.)
+      if (stopping) {
+        if (++signals !== 2) return;
+        plog.warn({ event: 'SHUTDOWN', signal, workers: running().length }, 'second signal: stopping every worker now');
+        for (const s of slots) if (s.worker) command(s, { t: 'pgtp:shutdown', now: true });
+        return;
+      }
+      signals = 1;
       stopping = true;
       plog.info({ event: 'SHUTDOWN', signal, workers: running().length }, 'draining every worker');
       for (const s of slots) {
@@ -239,8 +249,8 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
         for (const s of slots) s.worker?.kill('SIGKILL');
       }, config.shutdown.drain_timeout_ms + DRAIN_MARGIN_MS).unref();
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGHUP', () => {
       plog.info({ event: 'RELOAD', signal: 'SIGHUP', workers: running().length }, 'reloading every worker');
       for (const s of slots) command(s, { t: 'pgtp:reload' });

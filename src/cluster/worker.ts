@@ -78,11 +78,20 @@ export async function runWorker(base: ProxyConfig, configPath: string, baseLog: 
     // Once: a Ctrl-C reaches the worker and the primary both, and the primary's deadline (drain_timeout_ms plus
     // a margin, then SIGKILL) bounds it.
     let stopping = false;
+    let closing = false;
     const stop = (why: string): void => {
       if (stopping) return;
       stopping = true;
       log.info({ event: 'SHUTDOWN', reason: why }, 'worker draining');
       void proxy.drain().then(() => resolve(0));
+    };
+    /** The primary's second signal: no grace, whatever the drain still waits for is ended now. */
+    const stopNow = (): void => {
+      if (closing) return;
+      closing = true;
+      stopping = true;
+      log.warn({ event: 'SHUTDOWN', reason: 'second signal' }, 'worker stopping now');
+      void proxy.close().then(() => resolve(0));
     };
     process.on('message', (raw: unknown) => {
       if (!isPgtp(raw)) return;
@@ -104,7 +113,8 @@ export async function runWorker(base: ProxyConfig, configPath: string, baseLog: 
         const next: ProxyConfig | undefined = read ? workerConfig(read, index, count) : undefined;
         void proxy.reload?.(next).catch((e: Error) => log.error({ event: 'RELOAD_FAILED', err: e.message }, 'reload failed'));
       } else if (m.t === 'pgtp:shutdown') {
-        stop('primary asked');
+        if (m.now) stopNow();
+        else stop('primary asked');
       } else {
         answer(m).then(
           (value) => send({ t: 'pgtp:reply', id: m.id, ok: true, value }),

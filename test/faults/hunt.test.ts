@@ -240,3 +240,34 @@ describe('a client that never reads a large result', () => {
     expect(t.proxy.pool.stats().held).toBe(0);
   });
 });
+
+describe('workers: 2, signals', () => {
+  it('a second SIGTERM stops at once: the primary exits 0 and takes its workers with it (none orphaned)', { timeout: 90_000 }, async () => {
+    const { startClusterProxy } = await import('../support/cluster.js');
+    const p = await startClusterProxy(primaryServer(), 'hunt_cluster_sig2', { workers: 2, shutdown: { drain_timeout_ms: 20_000 } });
+    const workers = [p.workerPid(0)!, p.workerPid(1)!];
+    const clients = await Promise.all(Array.from({ length: 2 }, () => p.client('acme')));
+    for (const c of clients) await c.query('BEGIN');
+    const exit = new Promise<{ code: number | null; signal: string | null }>((r) => p.child.once('exit', (code, signal) => r({ code, signal })));
+    p.child.kill('SIGTERM');
+    await sleep(500);
+    const t0 = Date.now();
+    p.child.kill('SIGTERM');
+    const { code, signal } = await Promise.race([exit, sleep(10_000).then(() => ({ code: -1, signal: 'still running' }))]);
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    // The workers are gone too, not left draining for drain_timeout_ms without a supervisor.
+    await sleep(1000);
+    const alive = workers.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    for (const pid of alive) process.kill(pid, 'SIGKILL');
+    expect(alive).toEqual([]);
+    for (const c of clients) await c.end().catch(() => {});
+  });
+});
