@@ -7,6 +7,7 @@ import type client from 'prom-client';
 import { sendCancel } from '../backend/connect.js';
 import type { ActionResult } from '../admin/console/actions.js';
 import type { ProxyConfig } from '../config/types.js';
+import { readForReload } from '../reload.js';
 import { startClusterAdmin } from './admin.js';
 import { share } from './budget.js';
 import { ownerOf } from './cancel-router.js';
@@ -42,7 +43,7 @@ interface Slot {
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 type Pending = { slot: number; resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout };
 
-export async function runPrimary(config: ProxyConfig, log: Logger): Promise<number> {
+export async function runPrimary(config: ProxyConfig, log: Logger, configPath?: string): Promise<number> {
   const count = config.workers;
   const plog = log.child({ worker: 'primary', pid: process.pid });
   const metrics = new ClusterMetrics();
@@ -51,6 +52,8 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
   const pending = new Map<number, Pending>();
   let nextId = 1;
   let stopping = false;
+  /** shutdown.drain_timeout_ms as last reloaded (SIGHUP): the workers drain for it, so the SIGKILL deadline follows it. */
+  let drainTimeoutMs = config.shutdown.drain_timeout_ms;
   let announced = false;
 
   const request = (slot: Slot, m: WithoutId<Request>, timeoutMs = REQUEST_TIMEOUT_MS): Promise<unknown> =>
@@ -247,12 +250,15 @@ export async function runPrimary(config: ProxyConfig, log: Logger): Promise<numb
       if (slots.every((s) => !s.worker)) resolve();
       setTimeout(() => {
         for (const s of slots) s.worker?.kill('SIGKILL');
-      }, config.shutdown.drain_timeout_ms + DRAIN_MARGIN_MS).unref();
+      }, drainTimeoutMs + DRAIN_MARGIN_MS).unref();
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGHUP', () => {
       plog.info({ event: 'RELOAD', signal: 'SIGHUP', workers: running().length }, 'reloading every worker');
+      // The primary keeps what it enforces itself in step with the workers: the drain deadline.
+      const next = configPath !== undefined ? readForReload(configPath, plog) : null;
+      if (next) drainTimeoutMs = next.shutdown.drain_timeout_ms;
       for (const s of slots) command(s, { t: 'pgtp:reload' });
     });
   });

@@ -8,6 +8,6 @@ import { runWorker } from './worker.js';
 /** Resolves with the exit code in cluster mode, or null when the CLI should run one plain process. */
 export async function startCluster(config: ProxyConfig, configPath: string, log: Logger): Promise<number | null> {
   if (cluster.isWorker && process.env.PGTP_WORKER_INDEX !== undefined) return runWorker(config, configPath, log);
-  if (config.workers > 1) return runPrimary(config, log);
+  if (config.workers > 1) return runPrimary(config, log, configPath);
   return null;
 }

@@ -271,3 +271,29 @@ describe('workers: 2, signals', () => {
     for (const c of clients) await c.end().catch(() => {});
   });
 });
+
+describe('workers: 2, reloaded drain timeout', () => {
+  it('a shutdown.drain_timeout_ms raised by SIGHUP also moves the primary\'s SIGKILL deadline: a transaction may commit within the new one', { timeout: 90_000 }, async () => {
+    const { startClusterProxy } = await import('../support/cluster.js');
+    const p = await startClusterProxy(primaryServer(), 'hunt_cluster_drain', { workers: 2, shutdown: { drain_timeout_ms: 300 } });
+    try {
+      p.rewrite((tree) => {
+        tree.shutdown.drain_timeout_ms = 15_000;
+      });
+      p.child.kill('SIGHUP');
+      await waitFor(async () => p.logs.filter((l) => l.event === 'RELOAD' && typeof l.worker === 'number' && 'pool_size' in l).length >= 2, 10_000);
+      const c = await p.client('acme');
+      await c.query('BEGIN');
+      await c.query('SELECT 1');
+      const exit = new Promise<number | null>((r) => p.child.once('exit', (code) => r(code)));
+      p.child.kill('SIGTERM');
+      // Past the old deadline (300 ms + the primary's 5 s margin), well within the new 15 s.
+      await sleep(7000);
+      const e = await errorOf(c.query('COMMIT'));
+      expect(e).toBeNull();
+      expect(await exit).toBe(0);
+    } finally {
+      p.child.kill('SIGKILL');
+    }
+  });
+});
