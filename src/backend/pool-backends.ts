@@ -77,6 +77,11 @@ export class Backends {
     return this.connectError;
   }
 
+  /** Backends that may still be opened (or are being opened) under the cap: waiters they will serve are not queued behind busy ones. */
+  get headroom(): number {
+    return Math.max(0, this.pool.cap - this.all.size - this.retiring);
+  }
+
   /** backend.connect_timeout_ms, for messages about a login still under way. */
   get connectTimeoutMs(): number {
     return this.backend.connect_timeout_ms;

@@ -160,7 +160,9 @@ export class Pool implements PoolSettings {
       this.backends.keepMinIdle();
       return;
     }
-    if (this.queue.length >= this.cfg.max_waiting) {
+    // max_waiting bounds clients queued behind busy backends; a client a new backend will serve (below the
+    // cap) is not one of them, else max_waiting 0 would stop the pool from ever opening a backend.
+    if (this.queue.length >= this.cfg.max_waiting + this.backends.headroom) {
       return waiter.failed(
         new PoolError(`pool "${this.name}" has ${this.queue.length} clients waiting already (pool.max_waiting); try again later`, '53300'),
       );

@@ -61,7 +61,7 @@ export const KEY_DOCS: Record<string, KeyDoc> = {
   'pool.query_timeout_ms': { description: 'A query running longer is cancelled on the server: ERROR 57014 naming the key; the connection stays usable (`0` = off; the server\'s `statement_timeout` still applies).' },
   'pool.idle_in_transaction_timeout_ms': { description: 'A client idle inside a transaction longer gets FATAL 25P03; the transaction is rolled back and the backend reset and reused (`0` = off). Idle includes a client that sent extended-protocol messages without a Sync once the server has answered all it can (a lone `Parse`, `Execute` + `Flush`): such a hold is a transaction to the server. An `Execute` still running is not idle.' },
   'pool.acquire_timeout_ms': { description: 'How long a client waits for a backend before SQLSTATE 53300 (its connection stays open).' },
-  'pool.max_waiting': { description: 'Clients allowed to wait at once; more get 53300 at once. `0`: a client never waits.' },
+  'pool.max_waiting': { description: 'Clients allowed to wait at once for a busy backend; more get 53300 at once. A client a new backend is being opened for (below the cap) is not counted. `0`: a client never waits behind busy backends.' },
   'pool.idle_timeout_ms': { description: 'Idle backends unused this long are closed (`0` = never).' },
   'pool.reset_timeout_ms': { description: '`DISCARD ALL` must finish within this, else the backend is closed.' },
   'pool.reset_delay_ms': { description: 'With nobody waiting, a released backend\'s reset waits this long to be pipelined in front of the next client; then it runs on its own. The bound on how long a client\'s session-level locks, `LISTEN` and temp tables outlive it (`0` = reset at once).' },

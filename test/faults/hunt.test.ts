@@ -8,6 +8,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { primaryServer } from '../support/pg.js';
 import { backendCount, captureLogger, startTestProxy, type TestProxy } from '../support/proxy.js';
 import { readyz, waitFor } from '../support/readiness.js';
+import { fdsSettle, openFds } from '../support/fds.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -295,5 +296,124 @@ describe('workers: 2, reloaded drain timeout', () => {
     } finally {
       p.child.kill('SIGKILL');
     }
+  });
+});
+
+/** A raw client: startup, cleartext password (the token); resolves once ReadyForQuery arrives. */
+async function rawLogin(port: number, database: string, token: string): Promise<net.Socket> {
+  const s = net.connect(port, '127.0.0.1');
+  s.on('error', () => {});
+  await new Promise<void>((r, j) => {
+    s.once('connect', () => r());
+    s.once('error', j);
+  });
+  const params = Buffer.from(`user\0app\0database\0${database}\0\0`);
+  const b = Buffer.alloc(8 + params.length);
+  b.writeInt32BE(b.length, 0);
+  b.writeInt32BE(196608, 4);
+  params.copy(b, 8);
+  s.write(b);
+  let got = Buffer.alloc(0);
+  await new Promise<void>((r, j) => {
+    const on = (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      if (got.includes(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3])) && !(s as unknown as { pwSent?: boolean }).pwSent) {
+        (s as unknown as { pwSent?: boolean }).pwSent = true;
+        const pw = Buffer.from(token + '\0');
+        const m = Buffer.alloc(5 + pw.length);
+        m[0] = 0x70;
+        m.writeInt32BE(4 + pw.length, 1);
+        pw.copy(m, 5);
+        s.write(m);
+      }
+      if (got.includes(Buffer.from('Z\0\0\0\x05I', 'latin1'))) {
+        s.off('data', on);
+        r();
+      }
+      if (got[0] === 0x45) j(new Error(got.toString('latin1')));
+    };
+    s.on('data', on);
+    s.once('close', () => j(new Error('closed during login')));
+  });
+  return s;
+}
+
+describe('many idle and silent clients', () => {
+  it('3,000 logged-in idle clients cost little memory each, hold no backend, and their fds come back', { timeout: 120_000 }, async () => {
+    t = await startTestProxy(primaryServer(), 'hunt_idle_many', { pool: { size: 2 }, listen: { max_client_conn: 5000 } });
+    const token = await t.token('acme');
+    const fds0 = openFds();
+    global.gc?.();
+    const rss0 = process.memoryUsage().rss;
+    const socks: net.Socket[] = [];
+    for (let i = 0; i < 30; i++) socks.push(...(await Promise.all(Array.from({ length: 100 }, () => rawLogin(t!.proxy.port, t!.database, token)))));
+    await sleep(500);
+    const perClientKb = (process.memoryUsage().rss - rss0) / socks.length / 1024;
+    if (process.env.PGTP_HUNT_DEBUG) console.log({ perClientKb });
+    expect(t.proxy.pool.stats().open).toBeLessThanOrEqual(2);
+    expect(perClientKb).toBeLessThan(64);
+    const m = await t.proxy.metrics.registry.metrics();
+    expect(m).toMatch(/pgtp_client_connections 3000\n/);
+    for (const s of socks) s.destroy();
+    expect(await fdsSettle(fds0 + 5)).toBeLessThanOrEqual(fds0 + 5);
+    await waitFor(async () => /pgtp_client_connections 0\n/.test(await t!.proxy.metrics.registry.metrics()), 5000);
+    expect(await t.proxy.metrics.registry.metrics()).toMatch(/pgtp_client_connections 0\n/);
+  });
+
+  it('500 connections that send nothing are cut at listen.startup_timeout_ms with 08P01 and their slots and fds come back', { timeout: 60_000 }, async () => {
+    t = await startTestProxy(primaryServer(), 'hunt_silent', { listen: { startup_timeout_ms: 800, max_client_conn: 600 } });
+    const fds0 = openFds();
+    const socks = await Promise.all(
+      Array.from({ length: 500 }, () => new Promise<net.Socket>((r) => {
+        const s = net.connect(t!.proxy.port, '127.0.0.1');
+        s.on('error', () => {});
+        s.once('connect', () => r(s));
+      })),
+    );
+    const answers = socks.map((s) => new Promise<string>((r) => {
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      s.once('close', () => r(got));
+    }));
+    const t0 = Date.now();
+    const all = await Promise.race([Promise.all(answers), sleep(5000).then(() => null)]);
+    expect(all, 'every silent connection closed within 5 s').not.toBeNull();
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(all!.every((a) => a.includes('08P01'))).toBe(true);
+    expect(await fdsSettle(fds0 + 5)).toBeLessThanOrEqual(fds0 + 5);
+    // The slots came back: a real client logs in.
+    const c = await t.pgClient('acme');
+    expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+  });
+});
+
+describe('pool.max_waiting edges', () => {
+  it('max_waiting 0 ("a client never waits") still lets the pool open backends below the cap', async () => {
+    t = await startTestProxy(primaryServer(), 'hunt_maxwait0', { pool: { size: 2, max_waiting: 0 } });
+    const c = await t.pgClient('acme');
+    expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+    const d = await t.pgClient('globex');
+    await c.query('BEGIN');
+    expect((await d.query('SELECT 2 AS two')).rows[0].two).toBe(2);
+  });
+
+  it('past max_waiting a client gets 53300 at once with a message naming the key; gauges return to rest', async () => {
+    t = await startTestProxy(primaryServer(), 'hunt_maxwait', { pool: { size: 1, max_waiting: 2, acquire_timeout_ms: 10_000 } });
+    const holder = await t.pgClient('acme');
+    await holder.query('BEGIN');
+    const waiters = await Promise.all([1, 2].map(() => t!.pgClient('globex')));
+    const runs = waiters.map((w) => w.query('SELECT 1'));
+    await sleep(100);
+    const third = await t.pgClient('globex');
+    const t0 = Date.now();
+    const e = await errorOf(third.query('SELECT 1'));
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(e?.code).toBe('53300');
+    expect(e?.message).toMatch(/pool\.max_waiting/);
+    await holder.query('COMMIT');
+    await Promise.all(runs);
+    const m = await t.proxy.metrics.registry.metrics();
+    expect(m).toMatch(/pgtp_pool_waiting\{[^}]*\} 0\n/);
+    expect(m).toMatch(/pgtp_pool_busy\{[^}]*\} 0\n/);
   });
 });
