@@ -54,6 +54,11 @@ export async function runPrimary(config: ProxyConfig, log: Logger, configPath?: 
   let stopping = false;
   /** shutdown.drain_timeout_ms as last reloaded (SIGHUP): the workers drain for it, so the SIGKILL deadline follows it. */
   let drainTimeoutMs = config.shutdown.drain_timeout_ms;
+  /** SIGHUP or the console's RELOAD: the primary keeps what it enforces itself in step with the workers (the drain deadline). */
+  const reloadPrimary = (): void => {
+    const next = configPath !== undefined ? readForReload(configPath, plog) : null;
+    if (next) drainTimeoutMs = next.shutdown.drain_timeout_ms;
+  };
   let announced = false;
 
   const request = (slot: Slot, m: WithoutId<Request>, timeoutMs = REQUEST_TIMEOUT_MS): Promise<unknown> =>
@@ -101,6 +106,7 @@ export async function runPrimary(config: ProxyConfig, log: Logger, configPath?: 
       // Keys are sharded by pid % workers; a key of a worker that is gone has no query left to stop.
       command(slots[ownerOf(m.pid, count)], { t: 'pgtp:cancel', pid: m.pid, secret: m.secret });
     } else if (m.t === 'pgtp:admin-action') {
+      if (m.action.op === 'reload') reloadPrimary();
       // A console command on one worker: every running worker applies it (PAUSE answers once all are quiet).
       const timeout = m.action.op === 'pause' ? ADMIN_PAUSE_LIMIT_MS : REQUEST_TIMEOUT_MS;
       void Promise.all(running().map((s) => request(s, { t: 'pgtp:admin-action', action: m.action }, timeout) as Promise<ActionResult>)).then(
@@ -256,9 +262,7 @@ export async function runPrimary(config: ProxyConfig, log: Logger, configPath?: 
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGHUP', () => {
       plog.info({ event: 'RELOAD', signal: 'SIGHUP', workers: running().length }, 'reloading every worker');
-      // The primary keeps what it enforces itself in step with the workers: the drain deadline.
-      const next = configPath !== undefined ? readForReload(configPath, plog) : null;
-      if (next) drainTimeoutMs = next.shutdown.drain_timeout_ms;
+      reloadPrimary();
       for (const s of slots) command(s, { t: 'pgtp:reload' });
     });
   });

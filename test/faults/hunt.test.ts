@@ -417,3 +417,94 @@ describe('pool.max_waiting edges', () => {
     expect(m).toMatch(/pgtp_pool_busy\{[^}]*\} 0\n/);
   });
 });
+
+describe('PostgreSQL restart under load: gauges and fds come back to rest', () => {
+  it('after an immediate restart under load and a quiet period, waiting/busy/held/connecting are 0, backends ≤ size, fds at baseline', { timeout: 120_000 }, async () => {
+    const { startOwnPostgres } = await import('../support/own-pg.js');
+    const pgs = await startOwnPostgres('hunt_restart');
+    try {
+      t = await startTestProxy(pgs.server, 'hunt_restart', { pool: { size: 3, acquire_timeout_ms: 1500 }, backend: { connect_timeout_ms: 1000 } });
+      const token = await t.token('acme');
+      const fds0 = openFds();
+      let run = true;
+      const hangs: string[] = [];
+      const loop = async (i: number) => {
+        while (run) {
+          const c = new pg.Client({ host: '127.0.0.1', port: t!.proxy.port, database: t!.database, user: 'app', password: token });
+          c.on('error', () => {});
+          const op = (async () => {
+            await c.connect();
+            for (let k = 0; k < 5 && run; k++) {
+              await c.query('BEGIN');
+              await c.query('SELECT pg_sleep(0.01)');
+              await c.query('COMMIT');
+            }
+          })();
+          const r = await Promise.race([op.then(() => 'ok', () => 'err'), sleep(15_000).then(() => 'hang')]);
+          if (r === 'hang') hangs.push(`client ${i}`);
+          await c.end().catch(() => {});
+          if (r !== 'ok') await sleep(50);
+        }
+      };
+      const loops = Array.from({ length: 10 }, (_, i) => loop(i));
+      await sleep(800);
+      await pgs.stop('immediate');
+      await sleep(1500);
+      await pgs.start();
+      await sleep(2500);
+      run = false;
+      await Promise.all(loops);
+      expect(hangs).toEqual([]);
+      await sleep(500);
+      const s = t.proxy.pool.stats();
+      expect({ waiting: s.waiting, busy: s.busy, held: s.held, connecting: s.connecting }).toEqual({ waiting: 0, busy: 0, held: 0, connecting: 0 });
+      expect(s.open).toBeLessThanOrEqual(3);
+      const m = await t.proxy.metrics.registry.metrics();
+      expect(m).toMatch(/pgtp_client_connections 0\n/);
+      expect(m).toMatch(/pgtp_backends\{state="connecting"\} 0\n/);
+      expect(m).toMatch(/pgtp_backends\{state="active"\} 0\n/);
+      expect(await fdsSettle(fds0 + 3)).toBeLessThanOrEqual(fds0 + 3);
+      const admin = await t.admin();
+      expect(await backendCount(admin, t.poolUser)).toBeLessThanOrEqual(3);
+    } finally {
+      await t?.close();
+      t = null;
+      await pgs.destroy();
+    }
+  });
+});
+
+describe('workers: 2, console RELOAD', () => {
+  it('RELOAD in the console reloads every worker, as SIGHUP does (a tenant added to tenant.deny is refused on both)', { timeout: 90_000 }, async () => {
+    const { startClusterProxy } = await import('../support/cluster.js');
+    const { makeVerifier } = await import('../../src/auth/scram.js');
+    const p = await startClusterProxy(primaryServer(), 'hunt_cluster_reload', {
+      workers: 2,
+      users: [{ name: 'sre', scram: await makeVerifier('sre-password-123'), tenant: 'none', admin: true }],
+    });
+    const opened: pg.Client[] = [];
+    try {
+      p.rewrite((tree) => {
+        tree.tenant.deny = ['globex'];
+      });
+      const con = new pg.Client({ host: '127.0.0.1', port: p.port, database: 'pgtenantproxy', user: 'sre', password: 'sre-password-123' });
+      await con.connect();
+      opened.push(con);
+      await con.query('RELOAD');
+      await sleep(500);
+      // Eight logins land on both workers: every one must be refused.
+      const outcomes = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          p.client('globex').then(
+            (c) => (opened.push(c), 'admitted'),
+            (e: Error) => (/suspended/.test(e.message) ? 'refused' : e.message),
+          ),
+        ),
+      );
+      expect(outcomes.filter((o) => o === 'admitted')).toEqual([]);
+    } finally {
+      for (const c of opened) await c.end().catch(() => {});
+      await p.stop('SIGKILL');
+    }
+  });
+});

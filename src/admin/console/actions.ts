@@ -9,7 +9,9 @@ export type AdminAction =
   | { op: 'resume' }
   | { op: 'kill'; id: number }
   | { op: 'suspend'; tenant: string }
-  | { op: 'unsuspend'; tenant: string };
+  | { op: 'unsuspend'; tenant: string }
+  /** RELOAD: with workers every worker re-reads the file, as SIGHUP does (one worker alone would split the config). */
+  | { op: 'reload' };
 
 /** What one process did with an action. */
 export interface ActionResult {
@@ -56,6 +58,9 @@ export async function applyLocally(action: AdminAction, d: ConsoleDeps, alive: (
     case 'suspend':
       d.registry.suspended.add(action.tenant);
       d.log.warn({ event: 'TENANT_SUSPENDED', tenant: action.tenant, source: 'console' }, 'console SUSPEND TENANT: its logins and new transactions are refused');
+      return { found: true };
+    case 'reload':
+      await d.reload();
       return { found: true };
     case 'unsuspend': {
       const was = d.registry.suspended.delete(action.tenant);

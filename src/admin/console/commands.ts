@@ -39,7 +39,7 @@ export async function runCommand(cmd: Command, d: ConsoleDeps, alive: () => bool
       return commandComplete('RESUME');
     case 'reload':
       try {
-        await d.reload();
+        await apply(d, { op: 'reload' }, alive);
       } catch (e) {
         throw new CommandError(`reload failed, previous settings kept: ${(e as Error).message}`, 'F0000', 'fix the config file and run RELOAD again');
       }
