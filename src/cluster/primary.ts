@@ -5,7 +5,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type client from 'prom-client';
 import { sendCancel } from '../backend/connect.js';
-import type { ActionResult } from '../admin/console/actions.js';
+import type { ActionResult, AdminAction } from '../admin/console/actions.js';
 import type { ProxyConfig } from '../config/types.js';
 import { readForReload } from '../reload.js';
 import { startClusterAdmin } from './admin.js';
@@ -90,6 +90,28 @@ export async function runPrimary(config: ProxyConfig, log: Logger, configPath?: 
     for (const s of slots) command(s, { t: 'pgtp:workers', rows });
   };
 
+  /**
+   * The console's runtime state (SUSPEND TENANT, PAUSE) as the cluster last applied it. A worker that is
+   * restarted (after a crash) starts with none of it, so it is replayed to the replacement as soon as it
+   * listens: a suspended tenant stays suspended and a PAUSE for a failover holds the new worker too.
+   */
+  const consoleState = { paused: false, suspended: new Set<string>() };
+  const remember = (a: AdminAction): void => {
+    if (a.op === 'pause') consoleState.paused = true;
+    else if (a.op === 'resume') consoleState.paused = false;
+    else if (a.op === 'suspend') consoleState.suspended.add(a.tenant);
+    else if (a.op === 'unsuspend') consoleState.suspended.delete(a.tenant);
+  };
+  const replay = (slot: Slot): void => {
+    const actions: AdminAction[] = [...consoleState.suspended].map((tenant) => ({ op: 'suspend', tenant }) as const);
+    if (consoleState.paused) actions.push({ op: 'pause' });
+    for (const action of actions) {
+      request(slot, { t: 'pgtp:admin-action', action }, action.op === 'pause' ? ADMIN_PAUSE_LIMIT_MS : REQUEST_TIMEOUT_MS).catch((e: Error) =>
+        plog.error({ event: 'CONSOLE_STATE_REPLAY_FAILED', worker: slot.index, op: action.op, err: e.message }, 'could not restore the console state on a restarted worker'),
+      );
+    }
+  };
+
   const onMessage = (slot: Slot, raw: unknown): void => {
     if (!isPgtp(raw)) return;
     const m = raw as WorkerMessage;
@@ -107,6 +129,7 @@ export async function runPrimary(config: ProxyConfig, log: Logger, configPath?: 
       command(slots[ownerOf(m.pid, count)], { t: 'pgtp:cancel', pid: m.pid, secret: m.secret });
     } else if (m.t === 'pgtp:admin-action') {
       if (m.action.op === 'reload') reloadPrimary();
+      remember(m.action);
       // A console command on one worker: every running worker applies it (PAUSE answers once all are quiet).
       const timeout = m.action.op === 'pause' ? ADMIN_PAUSE_LIMIT_MS : REQUEST_TIMEOUT_MS;
       void Promise.all(running().map((s) => request(s, { t: 'pgtp:admin-action', action: m.action }, timeout) as Promise<ActionResult>)).then(
@@ -115,6 +138,7 @@ export async function runPrimary(config: ProxyConfig, log: Logger, configPath?: 
       );
     } else if (m.t === 'pgtp:listening') {
       slot.listening = true;
+      replay(slot);
       metrics.workerUp.set({ worker: String(slot.index) }, 1);
       broadcastWorkers();
       if (!announced && running().length === count) {

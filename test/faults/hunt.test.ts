@@ -508,3 +508,57 @@ describe('workers: 2, console RELOAD', () => {
     }
   });
 });
+
+describe('workers: 2, console state across a worker restart', () => {
+  it('a tenant suspended with SUSPEND TENANT stays suspended on a worker restarted after kill -9, and PAUSE holds the replacement', { timeout: 120_000 }, async () => {
+    const { startClusterProxy } = await import('../support/cluster.js');
+    const { makeVerifier } = await import('../../src/auth/scram.js');
+    const p = await startClusterProxy(primaryServer(), 'hunt_cluster_state', {
+      workers: 2,
+      users: [{ name: 'sre', scram: await makeVerifier('sre-password-123'), tenant: 'none', admin: true }],
+    });
+    const opened: pg.Client[] = [];
+    try {
+      const con = new pg.Client({ host: '127.0.0.1', port: p.port, database: 'pgtenantproxy', user: 'sre', password: 'sre-password-123' });
+      await con.connect();
+      opened.push(con);
+      await con.query('SUSPEND TENANT globex');
+      const selfRow = (await con.query('SHOW WORKERS')).rows.find((r: { self: string }) => r.self === 'yes') as { worker: number };
+      // Kill the worker the console is not on, and wait for its replacement.
+      const victim = 1 - Number(selfRow.worker);
+      const pid = p.workerPid(victim)!;
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 300 && !(p.workerPid(victim) !== pid && (await p.http('/readyz')).status === 200); i++) await sleep(100);
+      expect(p.workerPid(victim)).not.toBe(pid);
+      const outcomes = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          p.client('globex').then(
+            async (c) => {
+              opened.push(c);
+              return c.query('SELECT 1').then(() => 'served', (e: Error) => (/suspended/.test(e.message) ? 'refused' : e.message));
+            },
+            (e: Error) => (/suspended/.test(e.message) ? 'refused' : e.message),
+          ),
+        ),
+      );
+      expect(outcomes.filter((o) => o !== 'refused')).toEqual([]);
+
+      // PAUSE (for a failover) and a worker crash: the replacement holds new transactions too.
+      await con.query('PAUSE');
+      const pid2 = p.workerPid(victim)!;
+      process.kill(pid2, 'SIGKILL');
+      for (let i = 0; i < 300 && p.workerPid(victim) === pid2; i++) await sleep(100);
+      await sleep(1500);
+      const acme = await Promise.all(Array.from({ length: 6 }, () => p.client('acme')));
+      opened.push(...acme);
+      const runs = acme.map((c) => c.query('SELECT 1').then(() => 'ran', () => 'error'));
+      const early = await Promise.race([Promise.any(runs), sleep(1500).then(() => 'held')]);
+      expect(early).toBe('held');
+      await con.query('RESUME');
+      expect(await Promise.all(runs)).toEqual(Array(6).fill('ran'));
+    } finally {
+      for (const c of opened) await c.end().catch(() => {});
+      await p.stop('SIGKILL');
+    }
+  });
+});
