@@ -46,7 +46,7 @@ export function poolEvents(log: Logger, m: () => Metrics, readiness: Readiness, 
     },
     connectFailed: (e) => {
       m().backendConnectFailures.inc();
-      readiness.failed(e.message);
+      readiness.failed(e.message, (e as { sqlstate?: string }).sqlstate);
       log.debug({ event: 'BACKEND_CONNECT_FAILED', err: e.message }, 'could not open a backend connection');
     },
     ...poolLimitEvents(log),

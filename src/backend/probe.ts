@@ -21,12 +21,7 @@ export class Readiness {
   private probing = false;
   private closed = false;
   private lastTcp: { at: number; ok: boolean } | null = null;
-  /**
-   * True while the pool holds open backends. A failed login with backends still open (the server at
-   * max_connections, a role's CONNECTION LIMIT, one overflow login refused) leaves the proxy serving its
-   * clients: /readyz stays 200 then, or every replica would leave the load balancer at once over a limit
-   * that only stops the pool from growing. Set by the server once the pool exists.
-   */
+  /** True while the pool holds open backends; set by the server once the pool exists. */
   serving: () => boolean = () => false;
 
   constructor(
@@ -35,9 +30,16 @@ export class Readiness {
     private readonly connect: (cfg: BackendConfig) => Promise<Handshake> = connectBackend,
   ) {}
 
-  /** A real backend login failed (the pool's, or ours): down until a later login succeeds. */
-  failed(reason: string): void {
+  /**
+   * A real backend login failed (the pool's, or ours): down until a later login succeeds. Except a login the
+   * server refused for a resource limit (class 53: max_connections, a role's CONNECTION LIMIT) while the pool
+   * still holds open backends: the server answers and the proxy serves its clients, so /readyz stays 200;
+   * otherwise every replica would leave the load balancer at once over a limit that only stops the pool
+   * from growing (an overflow login refused).
+   */
+  failed(reason: string, sqlstate?: string): void {
     if (this.closed) return;
+    if (sqlstate?.startsWith('53') && this.down === null && this.serving()) return;
     if (this.down === null) this.log?.warn({ event: 'NOT_READY', reason }, 'backend unusable: /readyz answers 503 until a backend login succeeds again');
     this.down = reason;
     this.lastTcp = null;
@@ -52,9 +54,9 @@ export class Readiness {
     this.timer = null;
   }
 
-  /** For /readyz: while down, whether open backends still serve; else the (cached) TCP probe, whose failure turns it down. */
+  /** For /readyz: false while down; else the (cached) TCP probe, whose failure turns it down. */
   async check(): Promise<boolean> {
-    if (this.down !== null) return this.serving();
+    if (this.down !== null) return false;
     const last = this.lastTcp;
     if (last && Date.now() - last.at < CACHE_MS) return last.ok;
     const ok = await tcpProbe(this.cfg);

@@ -11,6 +11,7 @@ import { readyz, waitFor } from '../support/readiness.js';
 import { fdsSettle, openFds } from '../support/fds.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+process.env.PGTP_ADMIN_EPHEMERAL = '1';
 
 /** A TCP server that accepts connections and never answers (a hung backend); `delayMs` answers nothing either. */
 async function blackHole(): Promise<{ port: number; sockets: Set<net.Socket>; close(): Promise<void> }> {
@@ -86,6 +87,8 @@ describe('hung backend (accepts TCP, never answers)', () => {
       expect(e?.code).toBe('08006');
       expect(e?.message).toMatch(/timed out/);
       expect(Date.now() - started).toBeLessThan(3000);
+      // A database that does not answer is not ready (a refused login for a limit with backends open is: below).
+      expect(await waitFor(async () => (await readyz(t!.proxy.adminPort!)) === 503, 3000)).toBe(true);
       await sleep(200);
       expect(hole.sockets.size).toBeLessThanOrEqual(1); // readiness probe at most
     } finally {
