@@ -33,6 +33,15 @@ export class WaitQueue {
     this.waiters.setFairness(f);
   }
 
+  /**
+   * A reloaded acquire_timeout_ms: a lowered one applies to the clients already waiting too (never later
+   * than before). Deadlines stay in arrival order within each tenant's queue, which expire() relies on.
+   */
+  setAcquireTimeout(ms: number): void {
+    for (const q of this.waiters.all()) q.deadline = Math.min(q.deadline, q.enqueuedAt + ms);
+    this.deadline.arm(this.waiters.earliestDeadline());
+  }
+
   /** Queues `waiter` until acquire_timeout_ms from now. */
   push(waiter: PoolWaiter, tenant: string | null): void {
     const now = Date.now();

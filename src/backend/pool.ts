@@ -98,6 +98,7 @@ export class Pool implements PoolSettings {
     this.cfg = next;
     this.retainedStatements.limit = next.max_prepared_statement_bytes_total;
     this.queue.setFairness(next.fairness);
+    this.queue.setAcquireTimeout(next.acquire_timeout_ms);
     this.backends.reconfigure();
   }
 

@@ -63,6 +63,11 @@ export class Waiters<T extends Waiting> {
     return n;
   }
 
+  /** Every waiter, in no particular order. */
+  *all(): IterableIterator<T> {
+    for (const q of this.byTenant.values()) yield* q;
+  }
+
   find(pred: (w: T) => boolean): T | null {
     for (const q of this.byTenant.values()) for (const w of q) if (pred(w)) return w;
     return null;

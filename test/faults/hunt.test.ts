@@ -565,3 +565,93 @@ describe('workers: 2, console state across a worker restart', () => {
     }
   });
 });
+
+describe('console: KILL and PAUSE meet waiting clients and a drain', () => {
+  it('KILL CLIENT on a client waiting for a backend frees its place (waiting 0); SIGTERM during PAUSE ends held clients at once with 57P01', async () => {
+    const { makeVerifier } = await import('../../src/auth/scram.js');
+    t = await startTestProxy(primaryServer(), 'hunt_console_wait', {
+      pool: { size: 1, acquire_timeout_ms: 30_000 },
+      users: [{ name: 'sre', scram: await makeVerifier('sre-password-123'), tenant: 'none', admin: true }],
+      shutdown: { drain_timeout_ms: 20_000 },
+    });
+    const con = new pg.Client({ host: '127.0.0.1', port: t.proxy.port, database: 'pgtenantproxy', user: 'sre', password: 'sre-password-123' });
+    con.on('error', () => {});
+    await con.connect();
+    const holder = await t.pgClient('acme');
+    await holder.query('BEGIN');
+    const waiter = await t.pgClient('globex');
+    const waiting = waiter.query('SELECT 1').catch((e: { code?: string }) => e.code);
+    await sleep(150);
+    expect(t.proxy.pool.stats().waiting).toBe(1);
+    const rows = (await con.query('SHOW CLIENTS')).rows as Array<{ id: string | number; state: string }>;
+    const w = rows.find((r) => r.state === 'waiting')!;
+    await con.query(`KILL CLIENT ${w.id}`);
+    expect(await waiting).toBe('57P01');
+    expect(t.proxy.pool.stats().waiting).toBe(0);
+    await holder.query('COMMIT');
+
+    // PAUSE, a client held at the gate, then SIGTERM: the held client is outside any transaction.
+    await con.query('PAUSE');
+    const held = await t.pgClient('globex');
+    const heldRun = held.query('SELECT 1').then(() => 'ran', (e: { code?: string }) => e.code);
+    await sleep(150);
+    const t0 = Date.now();
+    const drained = t.proxy.drain();
+    const r = await Promise.race([heldRun, sleep(3000).then(() => 'still held')]);
+    expect(r).toBe('57P01');
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await drained;
+    t = null;
+  });
+});
+
+describe('PostgreSQL goes down with clients holding and waiting, and is down at start', () => {
+  it('holders get 57P01/08006, waiters get 08006 at once (not after acquire_timeout_ms); min_idle refills by itself when it is back', { timeout: 120_000 }, async () => {
+    const { startOwnPostgres } = await import('../support/own-pg.js');
+    const pgs = await startOwnPostgres('hunt_down');
+    try {
+      t = await startTestProxy(pgs.server, 'hunt_down', { pool: { size: 2, min_idle: 2, acquire_timeout_ms: 20_000 }, backend: { connect_timeout_ms: 1000 } });
+      await waitFor(async () => t!.proxy.pool.stats().idle === 2, 5000);
+      const holders = await Promise.all([1, 2].map(() => t!.pgClient('acme')));
+      for (const h of holders) await h.query('BEGIN');
+      const waiters = await Promise.all([1, 2, 3].map(() => t!.pgClient('globex')));
+      const waits = waiters.map((w) => w.query('SELECT 1').then(() => 'ok', (e: { code?: string; message: string }) => `${e.code}: ${e.message}`));
+      const holds = holders.map((h) => h.query('SELECT 1').then(() => 'ok', (e: { code?: string }) => e.code ?? 'no code'));
+      await sleep(200);
+      const t0 = Date.now();
+      await pgs.stop('fast');
+      const results = await Promise.race([Promise.all(waits), sleep(8000).then(() => null)]);
+      expect(results, 'waiters settle well before acquire_timeout_ms').not.toBeNull();
+      expect(Date.now() - t0).toBeLessThan(8000);
+      for (const r of results!) expect(r).toMatch(/^08006: cannot reach the database/);
+      for (const r of await Promise.all(holds)) expect(['57P01', '08006', 'no code', 'ok']).toContain(r);
+      // Back up: min_idle refills with no client traffic, and /readyz recovers.
+      await pgs.start();
+      expect(await waitFor(async () => t!.proxy.pool.stats().idle === 2, 15_000)).toBe(true);
+      expect(await waitFor(async () => (await readyz(t!.proxy.adminPort!)) === 200, 10_000)).toBe(true);
+    } finally {
+      await t?.close();
+      t = null;
+      await pgs.destroy();
+    }
+  });
+});
+
+describe('reload of acquire_timeout_ms while clients wait', () => {
+  it('a waiter that arrives after acquire_timeout_ms was lowered by reload times out at the new value, not at an older waiter\'s deadline', async () => {
+    t = await startTestProxy(primaryServer(), 'hunt_reload_acq', { pool: { size: 1, acquire_timeout_ms: 10_000 } });
+    const holder = await t.pgClient('acme');
+    await holder.query('BEGIN');
+    const early = await t.pgClient('acme');
+    const earlyRun = early.query('SELECT 1').catch(() => {});
+    await sleep(100);
+    await t.proxy.reload!({ ...t.config, pool: { ...t.config.pool, acquire_timeout_ms: 500 } });
+    const late = await t.pgClient('globex');
+    const t0 = Date.now();
+    const e = await errorOf(late.query('SELECT 1'));
+    expect(e?.code).toBe('53300');
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await holder.query('COMMIT');
+    await earlyRun;
+  });
+});
