@@ -115,8 +115,8 @@ export class Pool implements PoolSettings {
       const conn = await this.acquire();
       this.release(conn, 'idle', null);
     } catch (e) {
-      // The login path words its own "cannot reach the database": hand it the cause only.
-      if (e instanceof PoolError) throw new BackendConnectError(e.detail, e.sqlstate);
+      // The pool's own wording and SQLSTATE (a refusal, an unreachable server, a wait that timed out) go to
+      // the login as they are; the login words anything else as "cannot reach the database".
       throw e;
     }
     return this.backends.params!;
@@ -383,7 +383,12 @@ export class Pool implements PoolSettings {
   /** A connect failed with no backend left to wait for: waiting is pointless, so the waiters are told why now. */
   private failWaiters(err: Error): void {
     const e = err instanceof BackendConnectError ? err : new BackendConnectError(err.message);
-    const sqlstate = e.sqlstate === '28000' || e.sqlstate === '28P01' ? '08004' : '08006';
-    for (const q of this.queue.drain()) q.waiter.failed(new PoolError(`cannot reach the database: ${e.message}`, sqlstate, e.message));
+    // The server answered with an error (a wrong backend password, max_connections, a role's CONNECTION
+    // LIMIT, starting up): it is reached, and its message ("<host> refused the connection: ...") says why.
+    // A resource limit keeps its class-53 SQLSTATE, as the server gives it to a direct client.
+    const refused = e.sqlstate !== '08006' && e.sqlstate !== '08P01';
+    const sqlstate = e.sqlstate === '28000' || e.sqlstate === '28P01' ? '08004' : e.sqlstate.startsWith('53') ? e.sqlstate : '08006';
+    const message = refused ? `the database refused a new backend connection: ${e.message}` : `cannot reach the database: ${e.message}`;
+    for (const q of this.queue.drain()) q.waiter.failed(new PoolError(message, sqlstate, e.message));
   }
 }

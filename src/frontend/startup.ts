@@ -15,6 +15,7 @@ import { LoginReader } from './packets.js';
 import { checkGuardedEncoding, sessionParamsFromStartup, StartupParamError } from './startup-params.js';
 import { ACCEPT_SSL, type ClientTls, isLoopback, TlsHandshakeError } from './tls.js';
 import { Lru } from '../util/lru.js';
+import { PoolError } from '../backend/pool-types.js';
 
 export interface LoginDeps {
   config: ProxyConfig;
@@ -209,6 +210,8 @@ async function runLogin(socket: net.Socket, reader: LoginReader, deps: LoginDeps
   try {
     server = toConsole ? deps.consoleParams!(user) : await deps.serverParams();
   } catch (e) {
+    // The pool words its failures itself (unreachable, refused, or no backend free in time) with their SQLSTATE.
+    if (e instanceof PoolError) throw new LoginError(e.sqlstate, e.message, 'backend_unavailable');
     throw new LoginError('08006', `cannot reach the database: ${(e as Error).message}`, 'backend_unavailable');
   }
   if (principal.tenant !== null && deps.config.tenant.guard) {

@@ -125,15 +125,15 @@ describe('database full (53300 on backend login)', () => {
 });
 
 describe('wrong backend password', () => {
-  it('clients get 08004-ish with the server reason; /readyz 503', async () => {
+  it('clients get 08004 with the server reason; /readyz 503', async () => {
     process.env.PGTP_ADMIN_EPHEMERAL = '1';
     const lines: Array<Record<string, unknown>> = [];
     t = await startTestProxy(primaryServer(), 'hunt_badpw', { backend: { password: 'wrong-password' }, logger: captureLogger(lines) });
     const c = new pg.Client({ host: '127.0.0.1', port: t.proxy.port, database: t.database, user: 'app', password: await t.token('acme') });
     c.on('error', () => {});
     const e = await errorOf(c.connect());
-    expect(e?.code).toMatch(/^08/);
-    expect(e?.message).toMatch(/password authentication failed/);
+    expect(e?.code).toBe('08004');
+    expect(e?.message).toMatch(/^the database refused a new backend connection: .*password authentication failed/);
     expect(await waitFor(async () => (await readyz(t!.proxy.adminPort!)) === 503, 3000)).toBe(true);
   });
 });
@@ -623,7 +623,8 @@ describe('PostgreSQL goes down with clients holding and waiting, and is down at 
       const results = await Promise.race([Promise.all(waits), sleep(8000).then(() => null)]);
       expect(results, 'waiters settle well before acquire_timeout_ms').not.toBeNull();
       expect(Date.now() - t0).toBeLessThan(8000);
-      for (const r of results!) expect(r).toMatch(/^08006: cannot reach the database/);
+      // ECONNREFUSED, or the server's own "shutting down" while it stops: either way 08006, worded for on-call.
+      for (const r of results!) expect(r).toMatch(/^08006: (cannot reach the database|the database refused a new backend connection: .*shutting down)/);
       for (const r of await Promise.all(holds)) expect(['57P01', '08006', 'no code', 'ok']).toContain(r);
       // Back up: min_idle refills with no client traffic, and /readyz recovers.
       await pgs.start();
@@ -653,5 +654,22 @@ describe('reload of acquire_timeout_ms while clients wait', () => {
     expect(Date.now() - t0).toBeLessThan(2000);
     await holder.query('COMMIT');
     await earlyRun;
+  });
+});
+
+describe('database full with no backend open', () => {
+  it('a client is told the database refuses connections (its own reason), not that it cannot be reached', async () => {
+    t = await startTestProxy(primaryServer(), 'hunt_full_cold', { pool: { size: 2 } });
+    const admin = await t.admin();
+    await admin.query(`ALTER ROLE ${t.poolUser} CONNECTION LIMIT 0`);
+    try {
+      const c = new pg.Client({ host: '127.0.0.1', port: t.proxy.port, database: t.database, user: 'app', password: await t.token('acme') });
+      c.on('error', () => {});
+      const e = await errorOf(c.connect());
+      expect(e?.message).toMatch(/^the database refused a new backend connection: .*too many connections for role/);
+      expect(e?.code).toBe('53300');
+    } finally {
+      await admin.query(`ALTER ROLE ${t.poolUser} CONNECTION LIMIT -1`);
+    }
   });
 });
