@@ -673,3 +673,32 @@ describe('database full with no backend open', () => {
     }
   });
 });
+
+describe('workers: 2, /metrics ratios', () => {
+  it('pgtp_pool_utilisation on the primary is held / cap of the whole proxy, not the sum of the workers\' ratios', { timeout: 90_000 }, async () => {
+    const { startClusterProxy, metric } = await import('../support/cluster.js');
+    const p = await startClusterProxy(primaryServer(), 'hunt_cluster_ratio', { workers: 2, pool: { size: 4 } });
+    const opened: pg.Client[] = [];
+    try {
+      // One transaction open on each worker (client pids are sharded by worker: pid % 2).
+      const onWorker = new Map<number, pg.Client>();
+      while (onWorker.size < 2) {
+        const c = await p.client('acme');
+        opened.push(c);
+        const w = (c as unknown as { processID: number }).processID % 2;
+        if (!onWorker.has(w)) onWorker.set(w, c);
+      }
+      for (const c of onWorker.values()) await c.query('BEGIN');
+      const m = (await p.http('/metrics')).body;
+      const held = metric(m, 'pgtp_pool_held');
+      const cap = metric(m, 'pgtp_pool_cap');
+      expect({ held, cap }).toEqual({ held: 2, cap: 4 });
+      expect(metric(m, 'pgtp_pool_utilisation')).toBeCloseTo(0.5);
+      expect(metric(m, 'pgtp_pool_utilization_ratio')).toBeCloseTo(0.5);
+      for (const c of onWorker.values()) await c.query('COMMIT');
+    } finally {
+      for (const c of opened) await c.end().catch(() => {});
+      await p.stop('SIGKILL');
+    }
+  });
+});
