@@ -54,10 +54,17 @@ export async function runPrimary(config: ProxyConfig, log: Logger, configPath?: 
   let stopping = false;
   /** shutdown.drain_timeout_ms as last reloaded (SIGHUP): the workers drain for it, so the SIGKILL deadline follows it. */
   let drainTimeoutMs = config.shutdown.drain_timeout_ms;
+  /** pool.size as last reloaded, for SHOW WORKERS' pool_share. */
+  let poolSize = config.pool.size;
   /** SIGHUP or the console's RELOAD: the primary keeps what it enforces itself in step with the workers (the drain deadline). */
   const reloadPrimary = (): void => {
     const next = configPath !== undefined ? readForReload(configPath, plog) : null;
-    if (next) drainTimeoutMs = next.shutdown.drain_timeout_ms;
+    if (!next) return;
+    drainTimeoutMs = next.shutdown.drain_timeout_ms;
+    if (next.pool.size !== poolSize && next.pool.size >= count) {
+      poolSize = next.pool.size;
+      broadcastWorkers(); // SHOW WORKERS' pool_share: the workers took their shares of the new size
+    }
   };
   let announced = false;
 
@@ -84,7 +91,7 @@ export async function runPrimary(config: ProxyConfig, log: Logger, configPath?: 
       pid: s.worker?.process.pid ?? null,
       state: (s.worker ? (s.listening ? 'running' : 'starting') : 'restarting') as 'running' | 'starting' | 'restarting',
       restarts: s.restarts,
-      pool_share: share(config.pool.size, count, s.index),
+      pool_share: share(poolSize, count, s.index),
       started_at: s.worker ? new Date(s.startedAt).toISOString() : null,
     }));
     for (const s of slots) command(s, { t: 'pgtp:workers', rows });

@@ -478,8 +478,8 @@ describe('PostgreSQL restart under load: gauges and fds come back to rest', () =
 });
 
 describe('workers: 2, console RELOAD', () => {
-  it('RELOAD in the console reloads every worker, as SIGHUP does (a tenant added to tenant.deny is refused on both)', { timeout: 90_000 }, async () => {
-    const { startClusterProxy } = await import('../support/cluster.js');
+  it('RELOAD in the console reloads every worker, as SIGHUP does (a tenant added to tenant.deny is refused on both; SHOW WORKERS shows the new shares)', { timeout: 90_000 }, async () => {
+    const { startClusterProxy, metric } = await import('../support/cluster.js');
     const { makeVerifier } = await import('../../src/auth/scram.js');
     const p = await startClusterProxy(primaryServer(), 'hunt_cluster_reload', {
       workers: 2,
@@ -489,6 +489,7 @@ describe('workers: 2, console RELOAD', () => {
     try {
       p.rewrite((tree) => {
         tree.tenant.deny = ['globex'];
+        tree.pool.size = 6;
       });
       const con = new pg.Client({ host: '127.0.0.1', port: p.port, database: 'pgtenantproxy', user: 'sre', password: 'sre-password-123' });
       await con.connect();
@@ -505,6 +506,10 @@ describe('workers: 2, console RELOAD', () => {
         ),
       );
       expect(outcomes.filter((o) => o === 'admitted')).toEqual([]);
+      // SHOW WORKERS shows each worker's share of the reloaded pool.size (6 over 2), as /metrics does.
+      const shares = (await con.query('SHOW WORKERS')).rows.map((r: { pool_share: number }) => Number(r.pool_share));
+      expect(shares).toEqual([3, 3]);
+      expect(metric((await p.http('/metrics')).body, 'pgtp_pool_size')).toBe(6);
     } finally {
       for (const c of opened) await c.end().catch(() => {});
       await p.stop('SIGKILL');
@@ -699,6 +704,62 @@ describe('workers: 2, /metrics ratios', () => {
     } finally {
       for (const c of opened) await c.end().catch(() => {});
       await p.stop('SIGKILL');
+    }
+  });
+});
+
+describe('one process, signals', () => {
+  it('a second SIGTERM during a drain stops at once: exit 0, the open transaction\'s backend gone from pg_stat_activity', { timeout: 60_000 }, async () => {
+    const { spawn } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { createFixtureDatabase } = await import('../support/pg.js');
+    const { JWT_SECRET } = await import('../support/proxy.js');
+    const { SignJWT } = await import('jose');
+    const server = primaryServer();
+    const fx = await createFixtureDatabase(server, 'hunt_sig2_single');
+    const file = join(mkdtempSync(join(tmpdir(), 'pgtp-hunt-')), 'proxy.yaml');
+    writeFileSync(file, [
+      'listen: { port: 0, plaintext_tokens: loopback }',
+      `backend: { host: ${server.host}, port: ${server.port}, database: ${fx.database}, user: ${fx.poolUser}, password: "${fx.poolPassword}" }`,
+      'pool: { size: 2 }',
+      `auth: { jwt: { algorithms: [HS256], secret: "${JWT_SECRET}" } }`,
+      'shutdown: { drain_timeout_ms: 30000 }',
+      'log: { level: info }',
+    ].join('\n'));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--config', file], { env: { ...process.env, PGTP_ADMIN_EPHEMERAL: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    let port = 0;
+    for (let i = 0; i < 600 && !port; i++) {
+      const line = out.split('\n').find((l) => l.includes('"LISTENING"'));
+      if (line) port = (JSON.parse(line) as { port: number }).port;
+      else await sleep(50);
+    }
+    const admin = new pg.Client({ host: server.host, port: server.port, database: fx.database, user: server.user, password: server.password });
+    await admin.connect();
+    try {
+      const token = await new SignJWT({ tenant_id: 'acme' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(JWT_SECRET));
+      const c = new pg.Client({ host: '127.0.0.1', port, database: fx.database, user: 'app', password: token });
+      c.on('error', () => {});
+      await c.connect();
+      await c.query('BEGIN');
+      void c.query('SELECT pg_sleep(60)').catch(() => {});
+      await sleep(200);
+      child.kill('SIGTERM');
+      await sleep(500);
+      const t0 = Date.now();
+      child.kill('SIGTERM');
+      const r = await Promise.race([exited, sleep(10_000).then(() => ({ code: -1, signal: 'still running' }))]);
+      expect(r, out.slice(-2000)).toEqual({ code: 0, signal: null });
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(await waitFor(async () => (await backendCount(admin, fx.poolUser)) === 0, 3000)).toBe(true);
+    } finally {
+      child.kill('SIGKILL');
+      await admin.end();
     }
   });
 });
