@@ -95,7 +95,8 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   const functionCallAllow: ReadonlySet<number> = new Set(config.tenant.function_call_allow ?? []);
   /** Suspended tenants (tenant.deny); replaced on reload, checked at login and at every transaction start. */
   let denied = new Set(config.tenant.deny);
-  const userSlots = new Map(config.users.map((u) => [u.name, new UserSlots(u.name, u.pool_size, config.pool.acquire_timeout_ms)]));
+  // The wait for a user's slot follows a reloaded pool.acquire_timeout_ms, as the pool's own wait does.
+  const userSlots = new Map(config.users.map((u) => [u.name, new UserSlots(u.name, u.pool_size, () => live.pool.acquire_timeout_ms)]));
   const sessions = new Set<Session>();
   const clientTls = createClientTls(config.listen.tls, log, config.listen.plaintext_tokens);
 

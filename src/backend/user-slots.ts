@@ -23,8 +23,13 @@ export class UserSlots {
   constructor(
     private readonly user: string,
     private readonly limit: number,
-    private readonly timeoutMs: number,
+    /** pool.acquire_timeout_ms, or a function reading it from the live (reloaded) config. */
+    private readonly timeout: number | (() => number),
   ) {}
+
+  private get timeoutMs(): number {
+    return typeof this.timeout === 'function' ? this.timeout() : this.timeout;
+  }
 
   request(waiter: SlotWaiter): void {
     if (this.used < this.limit) {
@@ -76,9 +81,10 @@ export class UserSlots {
     const expired: Queued[] = [];
     while (this.queue.length > 0 && this.queue[0].deadline <= now) expired.push(this.queue.shift()!);
     this.arm();
+    const waited = this.timeoutMs;
     for (const q of expired) {
       q.waiter.failed(
-        new PoolError(`user "${this.user}" already holds its ${this.limit} backend connections (users[].pool_size); waited ${this.timeoutMs} ms`, '53300'),
+        new PoolError(`user "${this.user}" already holds its ${this.limit} backend connections (users[].pool_size); waited ${waited} ms`, '53300'),
       );
     }
   }

@@ -763,3 +763,29 @@ describe('one process, signals', () => {
     }
   });
 });
+
+describe('reload of acquire_timeout_ms and static users', () => {
+  it('a static user waiting for its users[].pool_size slot times out at the reloaded acquire_timeout_ms', async () => {
+    const { makeVerifier } = await import('../../src/auth/scram.js');
+    t = await startTestProxy(primaryServer(), 'hunt_user_slots', {
+      pool: { size: 4, acquire_timeout_ms: 10_000 },
+      users: [{ name: 'job', scram: await makeVerifier('job-password-123'), tenant: 'none', pool_size: 1 }],
+    });
+    const job = () => {
+      const c = new pg.Client({ host: '127.0.0.1', port: t!.proxy.port, database: t!.database, user: 'job', password: 'job-password-123' });
+      c.on('error', () => {});
+      return c.connect().then(() => c);
+    };
+    const a = await job();
+    await a.query('BEGIN');
+    await t.proxy.reload!({ ...t.config, pool: { ...t.config.pool, acquire_timeout_ms: 400 } });
+    const b = await job();
+    const t0 = Date.now();
+    const e = await errorOf(b.query('SELECT 1'));
+    expect(e?.code).toBe('53300');
+    expect(e?.message).toMatch(/users\[\]\.pool_size/);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await a.query('COMMIT');
+    await a.end();
+  });
+});
