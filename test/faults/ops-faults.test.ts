@@ -1,4 +1,4 @@
-// SRE fault hunt: probes of what an on-call engineer meets when the database misbehaves, the pool runs dry,
+// Operations under fault: what an on-call engineer meets when the database misbehaves, the pool runs dry,
 // the config is reloaded, or the proxy is stopped. Each asserts the behaviour an SRE expects (PgBouncer's as
 // the baseline): no client hangs, errors carry the SQLSTATE a driver expects and a message that says what is
 // wrong, the backend count stays within the cap, and gauges come back to rest.
