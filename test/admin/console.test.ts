@@ -312,7 +312,9 @@ describe.skipIf(!hasPsql)('admin console', () => {
   it('the JSON endpoints return the same tables as the console', async () => {
     const idle = await Promise.all(['acme', 'globex'].map((tenant) => tenantClient(tenant, `json-${tenant}`)));
     await idle[0].query('SELECT 1');
-    // The backend's deferred reset (pool.reset_delay_ms) must be over, or it may finish between the two reads.
+    // The backend's deferred reset (pool.reset_delay_ms, then its own round trip, out of the idle list) must
+    // be over, or it may run between the two reads.
+    await new Promise((r) => setTimeout(r, t.config.pool.reset_delay_ms + 100));
     const deadline = Date.now() + 5000;
     while (t.proxy.pool.stats().busy > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const what of ['pools', 'clients', 'servers', 'tenants']) {
