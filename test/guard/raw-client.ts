@@ -170,3 +170,15 @@ export async function streamHugeParse(c: RawClient, prefix: string, totalBytes: 
   for (let left = pad; left > 0; left -= chunk.length) await c.write(left >= chunk.length ? chunk : chunk.subarray(0, left));
   await c.write(Buffer.concat([tail, serialize.bind({}), serialize.execute({}), serialize.sync()]));
 }
+
+/** A CopyData message carrying `s`. */
+export function copyData(s: string): Buffer {
+  const b = Buffer.from(s);
+  const h = Buffer.alloc(5);
+  h[0] = 0x64;
+  h.writeUInt32BE(4 + b.length, 1);
+  return Buffer.concat([h, b]);
+}
+
+/** A CopyDone message. */
+export const copyDone = Buffer.from([0x63, 0, 0, 0, 4]);

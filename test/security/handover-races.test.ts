@@ -6,9 +6,24 @@ import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { primaryServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
-import { RawClient, errorFields, startupPacket, summarise, type Message } from '../guard/raw-client.js';
+import { RawClient, errorFields, startupPacket, summarise, type Message, copyData, copyDone } from '../guard/raw-client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const rawClient = async (t: TestProxy, tenant: string) => RawClient.connect(t.proxy.port, { user: 'app', database: t.database }, await t.token(tenant));
+
+/** Whether another tenant gets a backend now: null if it does, else its error. */
+async function globexGetsBackend(t: TestProxy): Promise<string | null> {
+  const g = await t.pgClient('globex');
+  try {
+    await g.query('SELECT 1');
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    await g.end().catch(() => {});
+  }
+}
 
 /** A RawClient that also keeps the BackendKeyData the proxy issued. */
 async function rawWithKey(port: number, params: Record<string, string>, password: string): Promise<{ c: RawClient; pid: number; secret: Buffer }> {
@@ -122,18 +137,8 @@ describe('holds without a Sync (idle-in-transaction clock)', () => {
   });
   afterAll(async () => t?.close());
 
-  const raw = async (tenant: string) => RawClient.connect(t.proxy.port, { user: 'app', database: t.database }, await t.token(tenant));
-  const otherGetsBackend = async (): Promise<string | null> => {
-    const g = await t.pgClient('globex');
-    try {
-      await g.query('SELECT 1');
-      return null;
-    } catch (e) {
-      return (e as Error).message;
-    } finally {
-      await g.end().catch(() => {});
-    }
-  };
+  const raw = (tenant: string) => rawClient(t, tenant);
+  const otherGetsBackend = () => globexGetsBackend(t);
 
   it('a Parse sent in the same write as a Query (held past the idle ReadyForQuery) is bound by idle_in_transaction_timeout_ms', async () => {
     const c = await raw('acme');
@@ -160,14 +165,6 @@ describe('holds without a Sync (idle-in-transaction clock)', () => {
   });
 });
 
-function copyData(s: string): Buffer {
-  const b = Buffer.from(s);
-  const h = Buffer.alloc(5);
-  h[0] = 0x64;
-  h.writeUInt32BE(4 + b.length, 1);
-  return Buffer.concat([h, b]);
-}
-const copyDone = Buffer.from([0x63, 0, 0, 0, 4]);
 
 describe('COPY FROM STDIN sync counting', () => {
   let t: TestProxy;
@@ -178,18 +175,8 @@ describe('COPY FROM STDIN sync counting', () => {
   });
   afterAll(async () => t?.close());
 
-  const raw = async (tenant: string) => RawClient.connect(t.proxy.port, { user: 'app', database: t.database }, await t.token(tenant));
-  const otherGetsBackend = async (): Promise<string | null> => {
-    const g = await t.pgClient('globex');
-    try {
-      await g.query('SELECT 1');
-      return null;
-    } catch (e) {
-      return (e as Error).message;
-    } finally {
-      await g.end().catch(() => {});
-    }
-  };
+  const raw = (tenant: string) => rawClient(t, tenant);
+  const otherGetsBackend = () => globexGetsBackend(t);
 
   it('a Sync sent during the second COPY of one Query does not pin the backend past the documented timeouts', async () => {
     const c = await raw('acme');

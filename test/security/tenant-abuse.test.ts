@@ -5,19 +5,11 @@ import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { primaryServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
-import { RawClient, summarise } from '../guard/raw-client.js';
+import { RawClient, summarise, copyData, copyDone } from '../guard/raw-client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const err = (p: Promise<unknown>) => p.then(() => null, (e: { code?: string; message: string }) => e);
 
-function copyData(s: string): Buffer {
-  const b = Buffer.from(s);
-  const h = Buffer.alloc(5);
-  h[0] = 0x64;
-  h.writeUInt32BE(4 + b.length, 1);
-  return Buffer.concat([h, b]);
-}
-const copyDone = Buffer.from([0x63, 0, 0, 0, 4]);
 
 describe('tenant abuse', () => {
   let t: TestProxy;
