@@ -57,6 +57,12 @@ export class ClientSink implements FrameSink {
   private sinceSync = false;
   /** Executes sent since the last sync point and not answered yet (counted only once no sync point is due). */
   private executes = 0;
+  /**
+   * The server reported an error in the messages sent after the last sync point: it now skips every message
+   * up to the client's next Sync, so an Execute sent meanwhile is never answered and must not be counted
+   * (it would keep quietUnsynced false, and the idle-in-transaction clock off, for good).
+   */
+  private skippingTillSync = false;
   /** Which counted sync points a COPY FROM STDIN swallowed (see copy-in.ts). */
   private readonly copyIn = new CopyInSyncs();
   /** Dropping client messages until the next sync point, which is then answered ReadyForQuery (like the server after an error). */
@@ -119,6 +125,7 @@ export class ClientSink implements FrameSink {
     this.server = server;
     this.segSent = this.segDone = 0;
     this.executes = 0;
+    this.skippingTillSync = false;
     this.copyIn.reset();
     this.syncBehindPrefix = false;
     this.endHoldAt = -1;
@@ -160,7 +167,10 @@ export class ClientSink implements FrameSink {
    * which it skips everything up to the client's next Sync. Call only when no sync point is due.
    */
   executeAnswered(failed: boolean): void {
-    if (failed) this.executes = 0;
+    if (failed) {
+      this.executes = 0;
+      this.skippingTillSync = true;
+    }
     else if (this.executes > 0) this.executes--;
   }
 
@@ -182,6 +192,7 @@ export class ClientSink implements FrameSink {
     const owed = this.segSent - this.segDone;
     this.segSent = this.segDone = 0;
     this.executes = 0;
+    this.skippingTillSync = false;
     this.copyIn.reset();
     this.sinceSync = false;
     return owed;
@@ -239,6 +250,7 @@ export class ClientSink implements FrameSink {
         this.copyIn.syncPoint(type);
         this.sinceSync = false;
         this.executes = 0;
+        if (type === Frontend.Sync) this.skippingTillSync = false; // (a Query or FunctionCall does not end the server's skip)
         if (type === Frontend.Sync && this.owner.prefixPending()) this.syncBehindPrefix = true;
         this.timeouts.queryStarted();
         if (type === Frontend.Query) this.statements.simpleQuery();
@@ -260,7 +272,7 @@ export class ClientSink implements FrameSink {
         return Action.Peek;
       case Frontend.Execute:
         this.sinceSync = true;
-        this.executes++;
+        if (!this.skippingTillSync) this.executes++;
         return Action.Pass;
       case Frontend.CopyData:
       case Frontend.CopyDone:
