@@ -153,6 +153,11 @@ export class ClientSink implements FrameSink {
 
   /** The server answered a sync point (ReadyForQuery). */
   answered(): void {
+    // A ReadyForQuery with no sync point counted as due proves a failed COPY's Sync was un-counted wrongly
+    // (copy-in.ts: the server failed the COPY before reading it, e.g. 42809 cannot copy to view, COPY FREEZE
+    // refused). Counted back, else every later sync point of the hold is one short and the hold ends (the
+    // backend closed) with the client's pipelined answers still due.
+    if (this.segDone >= this.segSent && this.copyIn.uncertain) this.segSent = this.segDone + 1;
     this.segDone++;
     this.copyIn.answered();
   }

@@ -206,3 +206,51 @@ describe('review: holds without a Sync', () => {
     expect(r.errors().map((e) => e.C)).toContain('25P03');
   });
 });
+
+describe('review: COPY FROM STDIN that fails before reading', () => {
+  let t: TestProxy;
+  beforeAll(async () => {
+    t = await startTestProxy(primaryServer(), 'review_copy', { pool: { size: 2 } });
+    const a = await t.admin();
+    await a.query('CREATE TABLE IF NOT EXISTS public.review_copy_t (v text)');
+    await a.query('CREATE OR REPLACE VIEW public.review_copy_v AS SELECT v FROM public.review_copy_t');
+    await a.query(`GRANT ALL ON public.review_copy_t, public.review_copy_v TO ${t.poolUser}`);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+  afterEach(async () => {
+    for (const r of Raw.open) r.destroy();
+    Raw.open.clear();
+    await settles(t);
+  });
+
+  it('(regression guard) an extended COPY the client fails with CopyFail: one ReadyForQuery, the hold ends, the next query works', async () => {
+    const r = await rawLogin(t);
+    r.send(F.parse('', 'COPY public.review_copy_t FROM STDIN'), F.bind('', ''), F.execute(), F.sync());
+    expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
+    r.send(F.copyData('a\n'), F.copyFail('no'), F.sync());
+    await r.untilRfq(1);
+    expect(await settles(t, 3000)).toBe(true);
+    const from = r.msgs.length;
+    r.send(F.query('SELECT 7'));
+    await r.untilRfq(1);
+    expect(r.msgs.slice(from).some((x) => x.type === 'D' && x.body.toString('utf8', 6) === '7')).toBe(true);
+  });
+
+  it('an extended COPY into a view (CopyInResponse, then the error before any read) in a transaction: the Sync is not un-counted, later pipelined answers arrive', async () => {
+    const r = await rawLogin(t);
+    r.send(F.query('BEGIN'));
+    await r.untilRfq(1);
+    // The server sends CopyInResponse and fails at once (42809 cannot copy to view) without reading the Sync:
+    // that Sync is answered (ReadyForQuery 'E'). The proxy guesses it was swallowed and counts one too few.
+    r.send(F.parse('', 'COPY public.review_copy_v FROM STDIN'), F.bind('', ''), F.execute(), F.sync());
+    await r.untilRfq(1);
+    expect(r.errors().map((e) => e.C)).toEqual(['42809']);
+    // ROLLBACK and a query pipelined behind it: the proxy, one short, releases the backend at ROLLBACK's
+    // ReadyForQuery and closes it with the query's answers still due.
+    r.send(F.query('ROLLBACK'), F.query('SELECT 42 FROM pg_sleep(0.2)'));
+    const answered = await r.waitFor((m) => m.some((x) => x.type === 'D' && x.body.toString('utf8', 6) === '42'), 3000);
+    expect(answered).toBe(true);
+  });
+});
