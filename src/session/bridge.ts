@@ -193,10 +193,13 @@ export class Session implements ResponseOwner, ClientSinkOwner {
       const after = this.answeredWithoutBackend(rest);
       if (after === null) this.acquire(rest);
       else if (after.length > 0) this.onClientData(after);
+      else if (this.state === 'idle') this.timeouts.clientIdle();
     } else if (rest && this.state === 'active') this.holdBack(rest);
     else {
       this.partial.check();
       this.idleIfQuiet();
+      // Answered here with no backend (a lone Sync, a Flush): clientActive() stopped the client-idle clock above.
+      if (this.state === 'idle') this.timeouts.clientIdle();
     }
   }
 

@@ -254,3 +254,38 @@ describe('review: COPY FROM STDIN that fails before reading', () => {
     expect(answered).toBe(true);
   });
 });
+
+describe('review: client-idle clock after a locally answered message', () => {
+  let t: TestProxy;
+  beforeAll(async () => {
+    t = await startTestProxy(primaryServer(), 'review_idle', { pool: { size: 2 }, listen: { client_idle_timeout_ms: 400 } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+  afterEach(async () => {
+    for (const r of Raw.open) r.destroy();
+    Raw.open.clear();
+    await settles(t);
+  });
+
+  it('a SQL DEALLOCATE answered by the proxy does not switch off listen.client_idle_timeout_ms', async () => {
+    const r = await rawLogin(t);
+    r.send(F.parse('s1', 'SELECT 1'), F.bind('', 's1'), F.execute(), F.sync());
+    await r.untilRfq(1);
+    r.send(F.query('DEALLOCATE s1'));
+    await r.untilRfq(1);
+    expect(r.errors()).toEqual([]);
+    // Idle outside a transaction from now on: 57P05 after 400 ms.
+    expect(await r.waitClosed(2500)).toBe(true);
+    expect(r.errors().map((e) => e.C)).toEqual(['57P05']);
+  });
+
+  it('a lone Sync answered by the proxy does not switch off listen.client_idle_timeout_ms', async () => {
+    const r = await rawLogin(t);
+    r.send(F.sync());
+    await r.untilRfq(1);
+    expect(await r.waitClosed(2500)).toBe(true);
+    expect(r.errors().map((e) => e.C)).toEqual(['57P05']);
+  });
+});
