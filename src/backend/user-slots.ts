@@ -11,12 +11,16 @@ export interface SlotWaiter {
 
 interface Queued {
   waiter: SlotWaiter;
+  enqueuedAt: number;
   deadline: number;
 }
 
 export class UserSlots {
   private used = 0;
-  /** FIFO with one timeout for all, so deadlines are in order and one timer serves the queue. */
+  /**
+   * FIFO. The timeout is read live (a reload may lower it), so deadlines are not always in arrival order:
+   * one timer is armed for the earliest, and every waiter past its deadline is refused.
+   */
   private readonly queue: Queued[] = [];
   private readonly timer = new DeadlineTimer(() => this.expire());
 
@@ -36,7 +40,8 @@ export class UserSlots {
       this.used++;
       return waiter.granted();
     }
-    this.queue.push({ waiter, deadline: Date.now() + this.timeoutMs });
+    const now = Date.now();
+    this.queue.push({ waiter, enqueuedAt: now, deadline: now + this.timeoutMs });
     this.arm();
   }
 
@@ -68,8 +73,16 @@ export class UserSlots {
     return this.queue.length;
   }
 
+  /** The earliest deadline; a lowered acquire_timeout_ms applies to the waiters already queued too (as in the pool). */
   private arm(): void {
-    this.timer.arm(this.queue.length === 0 ? null : this.queue[0].deadline);
+    if (this.queue.length === 0) return this.timer.arm(null);
+    const ms = this.timeoutMs;
+    let earliest = Infinity;
+    for (const q of this.queue) {
+      q.deadline = Math.min(q.deadline, q.enqueuedAt + ms);
+      earliest = Math.min(earliest, q.deadline);
+    }
+    this.timer.arm(earliest);
   }
 
   private disarm(): void {
@@ -78,13 +91,19 @@ export class UserSlots {
 
   private expire(): void {
     const now = Date.now();
+    const ms = this.timeoutMs;
     const expired: Queued[] = [];
-    while (this.queue.length > 0 && this.queue[0].deadline <= now) expired.push(this.queue.shift()!);
+    for (let i = 0; i < this.queue.length; ) {
+      const q = this.queue[i];
+      if (Math.min(q.deadline, q.enqueuedAt + ms) <= now) {
+        expired.push(q);
+        this.queue.splice(i, 1);
+      } else i++;
+    }
     this.arm();
-    const waited = this.timeoutMs;
     for (const q of expired) {
       q.waiter.failed(
-        new PoolError(`user "${this.user}" already holds its ${this.limit} backend connections (users[].pool_size); waited ${waited} ms`, '53300'),
+        new PoolError(`user "${this.user}" already holds its ${this.limit} backend connections (users[].pool_size); waited ${now - q.enqueuedAt} ms`, '53300'),
       );
     }
   }

@@ -289,3 +289,20 @@ describe('review: client-idle clock after a locally answered message', () => {
     expect(r.errors().map((e) => e.C)).toEqual(['57P05']);
   });
 });
+
+describe('review: users[].pool_size wait after a reload lowers acquire_timeout_ms', () => {
+  it('a waiter queued after the lowered timeout is refused at its own deadline, not at an older waiter\'s', async () => {
+    const { UserSlots } = await import('../../src/backend/user-slots.js');
+    let timeoutMs = 3000;
+    const slots = new UserSlots('batch', 1, () => timeoutMs);
+    await slots.acquire(); // the one slot is taken
+    const first = slots.acquire().catch((e: Error) => e); // waits up to 3000 ms
+    timeoutMs = 200; // reload: pool.acquire_timeout_ms lowered
+    const started = Date.now();
+    const second = await slots.acquire().then(() => null, (e: Error) => e);
+    expect(second).toBeInstanceOf(Error);
+    expect(Date.now() - started).toBeLessThan(1000);
+    slots.release();
+    await first;
+  });
+});
