@@ -43,9 +43,17 @@ const NEEDS_PARSE = new RegExp(`\\b(?:${NEEDS_PARSE_BASE})\\b|${NEEDS_PARSE_NAME
 /** In transaction mode LISTEN must be parsed too (it is refused there). */
 const NEEDS_PARSE_TX = new RegExp(`\\b(?:${NEEDS_PARSE_BASE}|listen)\\b|${NEEDS_PARSE_NAMES}`, 'i');
 
+/**
+ * CREATE/ALTER/DROP GROUP is role DDL (rule role_ddl) with none of the words above. `group` alone would send
+ * every GROUP BY to the parser, so it needs one of create/alter/drop as well (two linear scans).
+ */
+const GROUP_WORD = /\bgroup\b/i;
+const DDL_WORD = /\b(?:create|alter|drop)\b/i;
+const groupDdl = (sql: string): boolean => GROUP_WORD.test(sql) && DDL_WORD.test(sql);
+
 /** The pre-check for a pool mode (transaction by default). */
 export function needsParse(sql: string, poolMode: 'transaction' | 'session' = 'transaction'): boolean {
-  return (poolMode === 'transaction' ? NEEDS_PARSE_TX : NEEDS_PARSE).test(sql);
+  return (poolMode === 'transaction' ? NEEDS_PARSE_TX : NEEDS_PARSE).test(sql) || groupDdl(sql);
 }
 
 export class StatementGuard {
@@ -109,7 +117,7 @@ export class StatementGuard {
   }
 
   private decide(sql: string): GuardVerdict {
-    if (!this.precheck.test(sql)) {
+    if (!this.precheck.test(sql) && !groupDdl(sql)) {
       this.stats.prechecked++;
       return ALLOWED;
     }

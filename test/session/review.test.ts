@@ -306,3 +306,24 @@ describe('review: users[].pool_size wait after a reload lowers acquire_timeout_m
     await first;
   });
 });
+
+describe('review: role DDL the guard\'s pre-check does not read', () => {
+  let t: TestProxy;
+  beforeAll(async () => {
+    t = await startTestProxy(primaryServer(), 'review_roleddl', { pool: { size: 1 } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('CREATE/DROP/ALTER GROUP (role DDL without the words role, user or grant) is refused by rule role_ddl', async () => {
+    const c = await t.pgClient('acme');
+    for (const sql of ['DROP GROUP IF EXISTS review_no_such_group', 'CREATE GROUP review_group_x', 'ALTER GROUP review_no_such_group RENAME TO review_group_y']) {
+      const e = await c.query(sql).then(
+        () => null,
+        (x: { code?: string; message: string }) => x,
+      );
+      expect(e?.message ?? 'succeeded', sql).toMatch(/rule role_ddl/);
+    }
+  });
+});
