@@ -238,6 +238,23 @@ describe('review: COPY FROM STDIN that fails before reading', () => {
     expect(r.msgs.slice(from).some((x) => x.type === 'D' && x.body.toString('utf8', 6) === '7')).toBe(true);
   });
 
+  // NOT FIXED (see /work/helpers/review-report.md): in autocommit the un-counted Sync's ReadyForQuery arrives
+  // while the pipelined Query is still counted as due, so nothing shows the guess was wrong; the proxy ends
+  // the hold (closing the backend: no other client sees the answers) and the client waits for good.
+  // it.fails: passes while the bug is there; turn it into it() once fixed.
+  it.fails('an extended COPY into a view in autocommit, a Query pipelined behind its Sync: the Query is answered', async () => {
+    const r = await rawLogin(t);
+    r.send(F.query('SELECT 1'));
+    await r.untilRfq(1);
+    // A first row large enough that the server flushes it (and the prefix's answers) before sleeping: the
+    // prefix is answered while this hold runs, so nothing of the next write is held back.
+    r.send(F.query("SELECT repeat('x', 65536) UNION ALL SELECT pg_sleep(0.5)::text"));
+    expect(await r.waitFor((m) => m.some((x) => x.type === 'D'), 3000)).toBe(true);
+    r.send(F.parse('', 'COPY public.review_copy_v FROM STDIN'), F.bind('', ''), F.execute(), F.sync(), F.query('SELECT 42 FROM pg_sleep(0.2)'));
+    const answered = await r.waitFor((m) => m.some((x) => x.type === 'D' && x.body.toString('utf8', 6) === '42'), 3000);
+    expect(answered).toBe(true);
+  });
+
   it('an extended COPY into a view (CopyInResponse, then the error before any read) in a transaction: the Sync is not un-counted, later pipelined answers arrive', async () => {
     const r = await rawLogin(t);
     r.send(F.query('BEGIN'));
