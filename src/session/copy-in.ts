@@ -10,11 +10,15 @@
 // only when the server's own answer proves it was read in copy mode:
 //  - the COPY completed (CommandComplete): the server read everything up to the CopyDone as copy data, so
 //    every Sync sent between the COPY and its CopyDone was dropped. Exact.
-//  - the COPY failed (ErrorResponse): a Sync sent before any copy message of this COPY was read in copy mode
-//    unless a cancel or timeout struck between the server's CopyInResponse and its first read. That window
-//    cannot be seen from here, so those Syncs are un-counted and the backend is closed at the end of the hold
-//    instead of being reused: if the guess was wrong, the surplus answers die with it. Syncs sent after a
-//    copy message of a failed COPY stay counted (no driver sends them; at worst the hold outlives them).
+//  - the COPY failed (ErrorResponse) with none of its copy messages sent yet: the server failed it before
+//    reading anything (a view, COPY FREEZE refused, a trigger, a cancel), so every Sync is answered: none
+//    is un-counted.
+//  - the COPY failed after one of its copy messages was sent: the Syncs sent before that copy message were
+//    read in copy mode, unless the server failed before reading anything and the client had sent data
+//    without waiting for CopyInResponse (libpq never does). That cannot be seen from here, so those Syncs are
+//    un-counted and the backend is closed at the end of the hold instead of being reused: if the guess was
+//    wrong, the surplus answers die with it (and a ReadyForQuery with nothing counted as due counts one back).
+//    Syncs sent after a copy message of a failed COPY stay counted (no driver sends them).
 // Reference: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-COPY
 import { Frontend } from '../protocol/codes.js';
 
@@ -123,6 +127,13 @@ export class CopyInSyncs {
         this.moveBase(this.msgs, baseEnds + 1);
       }
     }
+    // A failed COPY read the Syncs before its first copy message only if it read that copy message too: the
+    // server fails a COPY before reading anything (a view, COPY FREEZE refused, a BEFORE STATEMENT trigger,
+    // a cancel before its first read), or after reading data, never in between (it holds cancels while it
+    // reads, and a Sync or Flush is read in the same loop as the data behind it). libpq sends no copy data
+    // before CopyInResponse, so for it the two cases are told apart exactly: no copy message sent yet, the
+    // Syncs were not read and are answered; one sent, they were read and dropped.
+    if (!completed && this.msgs === baseMsgs) return 0;
     let i = from;
     while (
       i < this.types.length &&
