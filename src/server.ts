@@ -39,6 +39,11 @@ export interface StartOptions {
   loadConfig?: () => ProxyConfig;
   /** Worker-process hooks (src/cluster): backend bookkeeping for the budget fence, cancel routing. */
   hooks?: ProxyHooks;
+  /**
+   * The console's runtime state to start with (a worker restarted by the cluster: SUSPEND TENANT, PAUSE in
+   * force), applied before the listener opens, so no login is served without it.
+   */
+  consoleState?: { paused: boolean; suspended: readonly string[] };
 }
 
 export interface RunningProxy {
@@ -81,6 +86,8 @@ export async function startProxy(config: ProxyConfig, log: Logger = createLogger
   // The live view (console, JSON, per-tenant metrics) and the PAUSE gate.
   const ops = createAdminRuntime({ pool, metrics, config, log, loadConfig: opts.loadConfig, reload: (next) => api.reload!(next), cluster: hooks.adminAction });
   const { registry, gate } = ops;
+  for (const tenant of opts.consoleState?.suspended ?? []) registry.suspended.add(tenant);
+  if (opts.consoleState?.paused) gate.pause();
   const verify = createTokenVerifier(config.auth.jwt, config.tenant);
   const cancels = hooks.cancels ?? new CancelRegistry();
   const cancelKey = (pid: number, secret: Buffer): boolean => {

@@ -158,7 +158,10 @@ export async function runPrimary(config: ProxyConfig, log: Logger, configPath?: 
   const fork = (slot: Slot): void => {
     slot.timer = null;
     if (stopping) return;
-    const w = cluster.fork({ PGTP_WORKER_INDEX: String(slot.index), PGTP_WORKERS: String(count), PGTP_ADMIN_EPHEMERAL: '0' });
+    // The console's state goes with the fork, so the worker has it before it listens; the replay once it
+    // listens covers a change made while it was starting.
+    const state = JSON.stringify({ paused: consoleState.paused, suspended: [...consoleState.suspended] });
+    const w = cluster.fork({ PGTP_WORKER_INDEX: String(slot.index), PGTP_WORKERS: String(count), PGTP_ADMIN_EPHEMERAL: '0', PGTP_CONSOLE_STATE: state });
     slot.worker = w;
     slot.listening = false;
     slot.startedAt = Date.now();

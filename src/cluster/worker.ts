@@ -41,6 +41,7 @@ export async function runWorker(base: ProxyConfig, configPath: string, baseLog: 
     proxy = await startProxy(config, log, {
       // The console's RELOAD in this worker re-reads the file and takes this worker's share, as SIGHUP does.
       loadConfig: () => workerConfig(loadConfigFile(configPath), index, count),
+      consoleState: consoleStateFromEnv(process.env.PGTP_CONSOLE_STATE),
       hooks: {
         cancels: new CancelRegistry({ index, count }),
         routeCancel: (pid, secret) => {
@@ -130,4 +131,20 @@ export async function runWorker(base: ProxyConfig, configPath: string, baseLog: 
     process.on('disconnect', () => stop('primary went away'));
     send({ t: 'pgtp:listening', port: proxy.port });
   });
+}
+
+/**
+ * The console state the primary forked this worker with (SUSPEND TENANT, PAUSE in force): a worker that
+ * replaces a crashed one must not serve a suspended tenant before the primary's replay reaches it. A value
+ * that does not read is no state: the replay still follows.
+ */
+export function consoleStateFromEnv(raw: string | undefined): { paused: boolean; suspended: string[] } | undefined {
+  if (!raw) return undefined;
+  try {
+    const v = JSON.parse(raw) as { paused?: unknown; suspended?: unknown };
+    const suspended = Array.isArray(v.suspended) ? v.suspended.filter((t): t is string => typeof t === 'string') : [];
+    return { paused: v.paused === true, suspended };
+  } catch {
+    return undefined;
+  }
 }
