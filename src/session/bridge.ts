@@ -367,7 +367,14 @@ export class Session implements ResponseOwner, ClientSinkOwner {
   // ---- the session side of server → client (see responses.ts) -----------------------------------
 
   executeAnswered(failed: boolean): void {
-    if (this.sink.pendingSyncs > 0) return; // an answer of an earlier sync segment
+    if (this.sink.pendingSyncs > 0) {
+      // An error while only Query/FunctionCall messages are due: if it came from extended messages sent before
+      // them with no Sync, the server skips them too and waits for a Sync inside a transaction, and nothing
+      // will answer them; the idle-in-transaction clock ends that (as idle_in_transaction_session_timeout
+      // would directly). If it came from the Query itself, its ReadyForQuery follows at once and resets it.
+      if (failed && this.sink.onlySimpleDue) this.timeouts.idleInTransaction();
+      return; // an answer of an earlier sync segment
+    }
     this.sink.executeAnswered(failed);
     this.idleIfQuiet();
   }
@@ -378,7 +385,14 @@ export class Session implements ResponseOwner, ClientSinkOwner {
    * Else a client could keep a backend for good by never sending a Sync (a lone Parse, Execute + Flush).
    */
   private idleIfQuiet(): void {
-    if (this.state === 'active' && this.sink.quietUnsynced && this.scanner.atBoundary) this.timeouts.idleInTransaction();
+    if (this.state !== 'active' || !this.scanner.atBoundary) return;
+    if (this.sink.quietUnsynced) return this.timeouts.idleInTransaction();
+    // Nothing due and nothing unsynced: the client's bytes were no sync point (a Flush), so no ReadyForQuery
+    // will restart the clock that clientActive() stopped. Inside a transaction that is the idle-in-transaction
+    // clock; outside one (session mode), the client-idle clock.
+    if (this.sink.pendingSyncs > 0 || this.sink.unsynced) return;
+    if (this.txStatus !== TxStatus.Idle) this.timeouts.idleInTransaction();
+    else this.timeouts.clientIdle();
   }
 
   copyInEnded(completed: boolean): void {

@@ -187,6 +187,11 @@ export class ClientSink implements FrameSink {
     return this.sinceSync && this.executes === 0 && this.segSent === this.segDone;
   }
 
+  /** Sync points are due, and none is a Sync: only Query and FunctionCall messages wait for an answer. */
+  get onlySimpleDue(): boolean {
+    return this.segSent > this.segDone && !this.copyIn.syncDue;
+  }
+
   /** Syncs of a failed COPY were un-counted on a guess (copy-in.ts): the backend must be closed, not reused. */
   get copyUncertain(): boolean {
     return this.copyIn.uncertain;

@@ -58,6 +58,11 @@ export class CopyInSyncs {
     this.suspect = false;
   }
 
+  /** A Sync is among the sync points sent and not answered (the others are Query and FunctionCall). */
+  get syncDue(): boolean {
+    return this.types.includes(Frontend.Sync);
+  }
+
   /** A failed COPY's Syncs were un-counted on a guess: the backend must not serve another client. */
   get uncertain(): boolean {
     return this.suspect;
