@@ -149,6 +149,21 @@ describe('transparency probes (proxy vs direct)', () => {
       return out;
     });
 
+    scenario('SET undone by ROLLBACK TO SAVEPOINT; pipelined SET with postgres.js', async (target) => {
+      const { c, ps } = await pgWith(target, 'acme');
+      await c.query("BEGIN; SET TimeZone = 'Asia/Tokyo'; SAVEPOINT a; SET TimeZone = 'Europe/Paris'; SET application_name = 'sp'; ROLLBACK TO SAVEPOINT a; COMMIT");
+      const afterSp = (await c.query(FMT_SQL)).rows[0];
+      const sql = await sqlWith(target, 'acme');
+      const piped = await Promise.all([
+        sql`SET TimeZone = 'America/Sao_Paulo'`.then(() => 'set'),
+        sql`SELECT current_setting('TimeZone') AS tz`.then((r) => r[0].tz),
+        sql`SELECT 1/0`.catch((e: { code: string }) => e.code),
+        sql`SELECT current_setting('TimeZone') AS tz`.then((r) => r[0].tz),
+      ]);
+      const later = (await sql`SELECT current_setting('TimeZone') AS tz`)[0].tz;
+      return { afterSp, ps, piped, later };
+    });
+
     scenario('set_config() of a tracked setting is carried like SET', async (target) => {
       const { c } = await pgWith(target, 'acme');
       await c.query("SELECT set_config('TimeZone', 'Asia/Kolkata', false), set_config('application_name', 'via-set-config', false)");
