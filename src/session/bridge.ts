@@ -102,6 +102,8 @@ export class Session implements ResponseOwner, ClientSinkOwner {
         this.releaseHeldBack();
       },
       startAgain: (bytes: Buffer) => this.acquire(bytes),
+      clientSetting: (name: string) => o.context.clientSetting(name),
+      fatal: (fields: ErrorFields) => this.fatal(fields),
     };
     this.prefixFailure = new PrefixFailure(restart, this.sink, this.scanner, this.firstFlight, this.out, o.log, o.hooks);
     const { client } = o;

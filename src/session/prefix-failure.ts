@@ -13,6 +13,16 @@ export interface PrefixFailureOwner {
   discardBackend(): void;
   /** Starts the transaction again on another backend, `bytes` being the client's first. */
   startAgain(bytes: Buffer): void;
+  /** The client gave this setting itself (startup parameters, `options`, or a SET it made): lowercase name. */
+  clientSetting(name: string): boolean;
+  /** FATAL to the client; the session ends (its backend is closed, the prefix being unanswered). */
+  fatal(fields: { code: string; message: string; hint?: string }): void;
+}
+
+/** The setting a server error names (`invalid value for parameter "TimeZone": …`), lowercase; null if none. */
+export function settingNamed(message: string): string | null {
+  const m = /parameter "([^"]+)"/.exec(message);
+  return m ? m[1].toLowerCase() : null;
 }
 
 export class PrefixFailure {
@@ -69,6 +79,20 @@ export class PrefixFailure {
   }
 
   private failContext(reason: string, sqlstate: string | undefined): void {
+    // A value the client gave itself (e.g. options -c TimeZone=Not/AZone) that the server refuses: the
+    // client's error, as the server's FATAL at login would be, not the proxy's. The client is told once and
+    // disconnected, instead of failing every statement and costing a backend each time.
+    const message = sqlstate && reason.startsWith(`${sqlstate} `) ? reason.slice(sqlstate.length + 1) : reason;
+    const setting = settingNamed(message);
+    if (setting !== null && this.owner.clientSetting(setting)) {
+      this.log.warn({ event: 'CLIENT_SETTING_REFUSED', setting, reason }, 'a session setting the client gave was refused by the server; client disconnected');
+      this.owner.fatal({
+        code: sqlstate && sqlstate !== '' ? sqlstate : '22023',
+        message,
+        hint: 'The value comes from this connection\'s own settings (startup parameters, options -c / PGOPTIONS, or a SET it made): fix it and reconnect.',
+      });
+      return;
+    }
     this.hooks.contextFailed(reason);
     this.log.error({ event: 'CONTEXT_FAILED', reason }, 'tenant context could not be set; client statement not run');
     this.refuseInFlight(

@@ -127,6 +127,11 @@ export class TenantContext {
   /** The session settings the client logged in with, for resetSession(). */
   private readonly loginSession: ReadonlyMap<string, string>;
 
+  /** True if the client gave `name` (lowercase) itself: a startup parameter, `options`, or a SET it kept. */
+  clientSetting(name: string): boolean {
+    return this.session.has(name);
+  }
+
   /** The client reset its session (RESET ALL in a session reset): its settings go back to those of its login. */
   resetSession(): void {
     this.session.clear();
