@@ -76,13 +76,16 @@ for (const [label, server] of servers) {
       const sql = await t.sql('acme', { connection: { TimeZone: 'Mars/Olympus_Mons' }, fetch_types: false });
       const err = await sql`INSERT INTO orders (tenant_id, item) VALUES ('acme', 'should-not-exist')`.catch((e: Error) => e);
       expect(err).toBeInstanceOf(Error);
-      expect((err as Error).message).toMatch(/tenant context could not be set/);
+      // The refused value is the client's own: the server's error, as FATAL (as at a direct login), and the
+      // connection closed. (postgres.js reports a FATAL in the middle of a query as CONNECTION_CLOSED; the
+      // FATAL itself is checked with node-postgres in test/drivers/transparency.test.ts.)
+      const e = err as Error & { code?: string };
+      expect(e.code === '22023' || /CONNECTION_CLOSED/.test(e.message), e.message).toBe(true);
       const after = Number((await admin.query('SELECT count(*) FROM orders')).rows[0].count);
       expect(after).toBe(before);
-      expect((await t.proxy.metrics.contextFailures.get()).values[0].value).toBeGreaterThanOrEqual(1);
-      // The same client keeps failing closed on the next transaction, without hanging.
+      // The same client's next statement fails too (it was disconnected), without hanging.
       const err2 = await sql`SELECT 1`.catch((e: Error) => e);
-      expect((err2 as Error).message).toMatch(/tenant context could not be set/);
+      expect(err2).toBeInstanceOf(Error);
       await sql.end();
       // Healthy clients are unaffected.
       const ok = await t.pgClient('globex');
