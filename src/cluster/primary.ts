@@ -12,6 +12,7 @@ import { startClusterAdmin } from './admin.js';
 import { share } from './budget.js';
 import { ownerOf } from './cancel-router.js';
 import { ClusterMetrics } from './metrics.js';
+import { consoleStateEnv } from './console-state-env.js';
 import { isPgtp, type Command, type Request, type WorkerMessage } from './messages.js';
 
 /** A worker that dies sooner than this after it started counts as a crash loop for the backoff. */
@@ -160,8 +161,10 @@ export async function runPrimary(config: ProxyConfig, log: Logger, configPath?: 
     if (stopping) return;
     // The console's state goes with the fork, so the worker has it before it listens; the replay once it
     // listens covers a change made while it was starting.
-    const state = JSON.stringify({ paused: consoleState.paused, suspended: [...consoleState.suspended] });
-    const w = cluster.fork({ PGTP_WORKER_INDEX: String(slot.index), PGTP_WORKERS: String(count), PGTP_ADMIN_EPHEMERAL: '0', PGTP_CONSOLE_STATE: state });
+    // (Too large for the environment, it is left to the replay: E2BIG would throw here and end the primary.)
+    const state = consoleStateEnv(consoleState);
+    if (state === undefined) plog.warn({ event: 'CONSOLE_STATE_TOO_LARGE', suspended: consoleState.suspended.size }, 'console state too large to pass at fork; the worker gets it from the replay once it listens');
+    const w = cluster.fork({ PGTP_WORKER_INDEX: String(slot.index), PGTP_WORKERS: String(count), PGTP_ADMIN_EPHEMERAL: '0', ...(state !== undefined ? { PGTP_CONSOLE_STATE: state } : {}) });
     slot.worker = w;
     slot.listening = false;
     slot.startedAt = Date.now();

@@ -148,3 +148,4 @@ export function consoleStateFromEnv(raw: string | undefined): { paused: boolean;
     return undefined;
   }
 }
+

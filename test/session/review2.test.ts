@@ -92,3 +92,20 @@ describe('review 2: an extended COPY ended before its client sends the Sync', ()
     });
   }
 });
+
+describe('review 2: the console state a worker is forked with', () => {
+  // cluster.fork passes it as one environment string; Linux refuses one over 128 KiB with E2BIG, and the fork
+  // throws in the primary (from a restart timer: the primary dies). The console allows 100 000 suspended tenants.
+  it('8000 suspended tenants: the fork environment is accepted (a worker can still be started)', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { consoleStateEnv } = await import('../../src/cluster/console-state-env.js');
+    const suspended = Array.from({ length: 8000 }, (_, i) => `tenant-${i}-abcdefghij`);
+    const value = consoleStateEnv({ paused: false, suspended });
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '' };
+    if (value !== undefined) env.PGTP_CONSOLE_STATE = value;
+    const r = spawnSync(process.execPath, ['-e', '0'], { env });
+    expect((r.error as NodeJS.ErrnoException | undefined)?.code).toBeUndefined();
+    // A small state still goes with the fork.
+    expect(consoleStateEnv({ paused: true, suspended: ['acme'] })).toBe(JSON.stringify({ paused: true, suspended: ['acme'] }));
+  });
+});
