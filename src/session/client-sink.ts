@@ -55,6 +55,8 @@ export class ClientSink implements FrameSink {
   private segDone = 0;
   /** Extended-protocol messages sent since the last Sync: the server holds state for this client. */
   private sinceSync = false;
+  /** sinceSync was set by copyEnded(), not by a message of the client's: the server waits for a Sync after a COPY. */
+  private syncOwedByCopy = false;
   /** Executes sent since the last sync point and not answered yet (counted only once no sync point is due). */
   private executes = 0;
   /**
@@ -129,6 +131,7 @@ export class ClientSink implements FrameSink {
     this.copyIn.reset();
     this.syncBehindPrefix = false;
     this.endHoldAt = -1;
+    this.syncOwedByCopy = false;
   }
 
   /** The hold ends at the ReadyForQuery just answered: it closed a session reset (see endHoldAt). */
@@ -157,14 +160,26 @@ export class ClientSink implements FrameSink {
     // (copy-in.ts: the server failed the COPY before reading it, e.g. 42809 cannot copy to view, COPY FREEZE
     // refused). Counted back, else every later sync point of the hold is one short and the hold ends (the
     // backend closed) with the client's pipelined answers still due.
-    if (this.segDone >= this.segSent && this.copyIn.uncertain) this.segSent = this.segDone + 1;
+    if (this.segDone >= this.segSent && this.copyIn.uncertain) {
+      this.segSent = this.segDone + 1;
+      // That Sync was answered after all: the server no longer waits for one (see copyEnded).
+      if (this.syncOwedByCopy) this.sinceSync = this.syncOwedByCopy = false;
+    }
     this.segDone++;
     this.copyIn.answered();
   }
 
   /** The server's COPY FROM STDIN completed or failed: the Syncs it read as copy data are owed nothing. */
   copyEnded(completed: boolean): void {
-    this.segSent -= this.copyIn.ended(completed);
+    const dropped = this.copyIn.ended(completed);
+    this.segSent -= dropped;
+    // An Execute's COPY whose Sync the server read as copy data, and no sync point sent since: the server waits
+    // for a Sync inside the Execute's transaction, as after messages sent with none (the idle-in-transaction
+    // clock must run, and the backend is not idle).
+    if (dropped > 0 && this.segSent === this.segDone && !this.sinceSync) {
+      this.sinceSync = true;
+      this.syncOwedByCopy = true;
+    }
   }
 
   /**
@@ -204,7 +219,7 @@ export class ClientSink implements FrameSink {
     this.executes = 0;
     this.skippingTillSync = false;
     this.copyIn.reset();
-    this.sinceSync = false;
+    this.sinceSync = this.syncOwedByCopy = false;
     return owed;
   }
 
@@ -259,6 +274,7 @@ export class ClientSink implements FrameSink {
         this.segSent++;
         this.copyIn.syncPoint(type);
         this.sinceSync = false;
+        this.syncOwedByCopy = false;
         this.executes = 0;
         if (type === Frontend.Sync) this.skippingTillSync = false; // (a Query or FunctionCall does not end the server's skip)
         if (type === Frontend.Sync && this.owner.prefixPending()) this.syncBehindPrefix = true;
@@ -272,6 +288,7 @@ export class ClientSink implements FrameSink {
         // The guard reads the whole statement or refuses it whole (see screen()); otherwise a Parse small
         // enough to be kept for re-preparing is assembled once, any other only peeked at for its name.
         this.sinceSync = true;
+        this.syncOwedByCopy = false;
         if (this.guard) return this.screen(type, length);
         return length - 4 <= this.maxKeptParse ? Action.Inspect : Action.Peek;
       case Frontend.Bind:
@@ -279,9 +296,11 @@ export class ClientSink implements FrameSink {
       case Frontend.Close:
         // Their statement names (at the start) decide whether a statement must be prepared again first.
         this.sinceSync = true;
+        this.syncOwedByCopy = false;
         return Action.Peek;
       case Frontend.Execute:
         this.sinceSync = true;
+        this.syncOwedByCopy = false;
         if (!this.skippingTillSync) this.executes++;
         return Action.Pass;
       case Frontend.CopyData:

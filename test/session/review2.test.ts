@@ -77,8 +77,7 @@ describe('review 2: an extended COPY ended before its client sends the Sync', ()
   // default) no clock runs at all and the client keeps the backend, and the table's lock, for good. Direct,
   // idle_in_transaction_session_timeout ends it.
   for (const end of ['CopyDone', 'CopyFail'] as const) {
-    // Not fixed (see /work/helpers/review2-report.md): it.fails until the hold is told the server waits for a Sync.
-    it.fails(`an extended COPY ended by ${end}${end === 'CopyDone' ? ' + Flush' : ''} with no Sync after it: the idle-in-transaction clock ends the hold`, async () => {
+    it(`an extended COPY ended by ${end}${end === 'CopyDone' ? ' + Flush' : ''} with no Sync after it: the idle-in-transaction clock ends the hold`, async () => {
       const r = await rawLogin(t);
       const from = r.msgs.length;
       r.send(F.parse('', 'COPY public.review2_copy_t FROM STDIN'), F.bind('', ''), F.execute(), F.sync());
