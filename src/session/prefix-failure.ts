@@ -86,6 +86,10 @@ export class PrefixFailure {
     const setting = settingNamed(message);
     if (setting !== null && this.owner.clientSetting(setting)) {
       this.log.warn({ event: 'CLIENT_SETTING_REFUSED', setting, reason }, 'a session setting the client gave was refused by the server; client disconnected');
+      // The server sits in the prefix's aborted transaction, skipping to a Sync: the backend is closed here,
+      // whatever the client's own messages would say about what it still owes.
+      this.sink.discardPending();
+      this.owner.discardBackend();
       this.owner.fatal({
         code: sqlstate && sqlstate !== '' ? sqlstate : '22023',
         message,
