@@ -1,5 +1,5 @@
 // Review 2 of the 2026-12-02 changes (idle clocks, failed COPY Syncs, a client setting's FATAL, session reset,
-// console state at fork): a regression guard, and one finding held as an expected failure.
+// console state at fork): the bugs it found, fixed, and a regression guard.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { primaryServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
