@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { haveOpenssl, makeTestCerts, type TestCerts } from '../support/certs.js';
 import { primaryServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
-import { cstr, F, msg, Raw, rawLogin, startup } from '../support/raw-session.js';
+import { cstr, F, msg, poolSettles, Raw, rawLogin, startup } from '../support/raw-session.js';
 
 
 // -------------------------------------------------------------------------------------------------
@@ -26,7 +26,7 @@ describe('protocol edges', () => {
     for (const r of Raw.open) r.destroy();
     Raw.open.clear();
     // Each test starts with every backend back in the pool.
-    await poolSettles(5000);
+    await poolSettles(t, 5000);
   });
 
   it('protocol 3.2 startup (libpq 18 max_protocol_version=3.2) is negotiated down to 3.0, not refused', async () => {
@@ -88,17 +88,6 @@ describe('protocol edges', () => {
     r.destroy();
   });
 
-  /** Waits until the pool holds no backend for any client (busy 0), or times out. */
-  async function poolSettles(ms = 5000): Promise<boolean> {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-      const s = t.proxy.pool.stats();
-      if (s.held === 0 && s.busy === 0) return true;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return false;
-  }
-
   it('COPY FROM STDIN over the extended protocol (libpq PQexecParams: Sync after Execute, Sync after CopyDone) gives the backend back', async () => {
     const a = await t.admin();
     await a.query('CREATE TABLE IF NOT EXISTS public.edge_copy (v text)');
@@ -113,10 +102,10 @@ describe('protocol edges', () => {
     expect(r.errors()).toEqual([]);
     expect(r.msgs.some((m) => m.type === 'C' && m.body.toString().startsWith('COPY 2'))).toBe(true);
     // Idle between transactions now: the backend must be back in the pool.
-    expect(await poolSettles(3000)).toBe(true);
+    expect(await poolSettles(t, 3000)).toBe(true);
     r.send(F.query('SELECT 1'));
     await r.untilRfq(1);
-    expect(await poolSettles(3000)).toBe(true);
+    expect(await poolSettles(t, 3000)).toBe(true);
     r.destroy();
   });
 
@@ -129,17 +118,17 @@ describe('protocol edges', () => {
     r.send(F.parse('', 'COPY public.edge_copy_int FROM STDIN'), F.bind('', ''), F.execute(), F.sync(), F.copyData('1\n'), F.copyDone(), F.sync());
     await r.untilRfq(1);
     expect(r.errors()).toEqual([]);
-    expect(await poolSettles(3000)).toBe(true);
+    expect(await poolSettles(t, 3000)).toBe(true);
     // A bad row: the server fails the COPY, skips to the Sync after CopyDone.
     r.send(F.parse('', 'COPY public.edge_copy_int FROM STDIN'), F.bind('', ''), F.execute(), F.sync());
     expect(await r.waitFor((m) => m.filter((x) => x.type === 'G').length === 2)).toBe(true);
     r.send(F.copyData('x\n'), F.copyData('2\n'), F.copyDone(), F.sync());
     await r.untilRfq(1);
     expect(r.errors().map((e) => e.C)).toEqual(['22P02']);
-    expect(await poolSettles(3000)).toBe(true);
+    expect(await poolSettles(t, 3000)).toBe(true);
     r.send(F.query('SELECT 1'));
     await r.untilRfq(1);
-    expect(await poolSettles(3000)).toBe(true);
+    expect(await poolSettles(t, 3000)).toBe(true);
   });
 
   it('a Sync sent in the middle of a successful extended COPY is swallowed by the server: no backend kept, nothing lost', async () => {
@@ -154,7 +143,7 @@ describe('protocol edges', () => {
     const got = await r.untilRfq(1);
     expect(r.errors()).toEqual([]);
     expect(got.some((m) => m.type === 'C' && m.body.toString().startsWith('COPY 2'))).toBe(true);
-    expect(await poolSettles(3000)).toBe(true);
+    expect(await poolSettles(t, 3000)).toBe(true);
     r.send(F.query('SELECT 1'));
     await r.untilRfq(1);
     expect(r.count('Z')).toBe(3); // login, the COPY, SELECT 1: no stray answer
@@ -175,7 +164,7 @@ describe('protocol edges', () => {
     r.send(F.copyData('bad\n'), F.sync(), F.copyData('2\n'), F.copyDone(), F.sync());
     await r.untilRfq(2);
     expect(r.errors().map((e) => e.C)).toEqual(['22P02']);
-    expect(await poolSettles(3000)).toBe(true);
+    expect(await poolSettles(t, 3000)).toBe(true);
     // Which Syncs the server dropped was partly a guess here (copy-in.ts): the backend was closed.
     const gone = async (): Promise<boolean> => (await a.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount === 0;
     const deadline = Date.now() + 3000;
@@ -196,7 +185,7 @@ describe('protocol edges', () => {
     r.send(F.copyData('x\n'), F.copyFail('client gave up'));
     await r.untilRfq(1);
     expect(r.errors().map((e) => e.C)).toEqual(['57014']);
-    expect(await poolSettles(3000)).toBe(true);
+    expect(await poolSettles(t, 3000)).toBe(true);
     r.send(F.query('SELECT 1'));
     await r.untilRfq(1);
     r.destroy();
@@ -212,7 +201,7 @@ describe('protocol edges', () => {
     r.send(F.copyData('dead\n'));
     await new Promise((res) => setTimeout(res, 100));
     r.destroy();
-    expect(await poolSettles(5000)).toBe(true);
+    expect(await poolSettles(t, 5000)).toBe(true);
     // No half-copied row is visible, and no backend of the pool user is left in COPY.
     const left = await a.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1 AND query ILIKE 'COPY%' AND state <> 'idle'`, [t.poolUser]);
     expect(left.rows[0].n).toBe(0);
@@ -233,7 +222,7 @@ describe('protocol edges', () => {
     // The rest of the client's copy stream was already on the wire: the server ignores it outside copy mode.
     r.send(F.copyData('1\n'), F.copyData('2\n'), F.copyDone());
     await new Promise((res) => setTimeout(res, 300));
-    expect(await poolSettles(3000)).toBe(true);
+    expect(await poolSettles(t, 3000)).toBe(true);
     // And the connection still works.
     r.send(F.query('SELECT 1'));
     await r.untilRfq(1);
@@ -249,7 +238,7 @@ describe('protocol edges', () => {
     expect(r.count('Z')).toBe(1); // only the login's
     r.send(F.sync());
     await r.untilRfq(1);
-    expect(await poolSettles(3000)).toBe(true);
+    expect(await poolSettles(t, 3000)).toBe(true);
     r.destroy();
   });
 

@@ -3,19 +3,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { primaryServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
-import { F, Raw, rawLogin } from '../support/raw-session.js';
+import { F, Raw, rawLogin, poolSettles } from '../support/raw-session.js';
 
 
 
-async function settles(t: TestProxy, ms = 5000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const s = t.proxy.pool.stats();
-    if (s.held === 0 && s.busy === 0) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
 
 describe('review: holds without a Sync', () => {
   let t: TestProxy;
@@ -28,7 +19,7 @@ describe('review: holds without a Sync', () => {
   afterEach(async () => {
     for (const r of Raw.open) r.destroy();
     Raw.open.clear();
-    await settles(t);
+    await poolSettles(t);
   });
 
   // The proxy still counts the skipped Query as owed (docs/protocol.md, known limitations), but the server
@@ -83,7 +74,7 @@ describe('review: COPY FROM STDIN that fails before reading', () => {
   afterEach(async () => {
     for (const r of Raw.open) r.destroy();
     Raw.open.clear();
-    await settles(t);
+    await poolSettles(t);
   });
 
   it('(regression guard) an extended COPY the client fails with CopyFail: one ReadyForQuery, the hold ends, the next query works', async () => {
@@ -92,7 +83,7 @@ describe('review: COPY FROM STDIN that fails before reading', () => {
     expect(await r.waitFor((m) => m.some((x) => x.type === 'G'))).toBe(true);
     r.send(F.copyData('a\n'), F.copyFail('no'), F.sync());
     await r.untilRfq(1);
-    expect(await settles(t, 3000)).toBe(true);
+    expect(await poolSettles(t, 3000)).toBe(true);
     const from = r.msgs.length;
     r.send(F.query('SELECT 7'));
     await r.untilRfq(1);
@@ -142,7 +133,7 @@ describe('review: client-idle clock after a locally answered message', () => {
   afterEach(async () => {
     for (const r of Raw.open) r.destroy();
     Raw.open.clear();
-    await settles(t);
+    await poolSettles(t);
   });
 
   it('a SQL DEALLOCATE answered by the proxy does not switch off listen.client_idle_timeout_ms', async () => {

@@ -3,17 +3,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { primaryServer } from '../support/pg.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
-import { F, Raw, msg, rawLogin } from '../support/raw-session.js';
+import { F, Raw, msg, rawLogin, poolSettles } from '../support/raw-session.js';
 
-async function settles(t: TestProxy, ms = 5000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const s = t.proxy.pool.stats();
-    if (s.held === 0 && s.busy === 0) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
 
 describe('review 2: a client setting refused in the context prefix', () => {
   let t: TestProxy;
@@ -27,7 +18,7 @@ describe('review 2: a client setting refused in the context prefix', () => {
   afterEach(async () => {
     for (const r of Raw.open) r.destroy();
     Raw.open.clear();
-    await settles(t);
+    await poolSettles(t);
   });
 
   // The prefix failed (BEGIN; set_config fails), so the server sits in an aborted transaction block skipping
@@ -66,7 +57,7 @@ describe('review 2: an extended COPY ended before its client sends the Sync', ()
   afterEach(async () => {
     for (const r of Raw.open) r.destroy();
     Raw.open.clear();
-    await settles(t);
+    await poolSettles(t);
   });
 
   // The COPY's Sync was read as copy data and is un-counted when the COPY ends (copy-in.ts): nothing is then

@@ -165,3 +165,14 @@ export async function rawLogin(t: TestProxy, tenant = 'acme', extra: Record<stri
   await r.untilRfq(1);
   return r;
 }
+
+/** Waits until the pool holds no backend for any client and none is busy (held 0, busy 0), or `ms` passes. */
+export async function poolSettles(t: TestProxy, ms = 5000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const s = t.proxy.pool.stats();
+    if (s.held === 0 && s.busy === 0) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
