@@ -21,7 +21,7 @@ import { BackendWait } from './backend-wait.js';
 import { ClientSink, type ClientSinkOwner, clientScanner, READY_IDLE } from './client-sink.js';
 import { PartialMessageWatch } from './partial-message.js';
 import { PrefixFailure } from './prefix-failure.js';
-import { deallocateTarget } from './server-messages.js';
+import { deallocateTarget, firstWordAt } from './server-messages.js';
 import type { SessionOptions } from './session-options.js';
 
 /** What a client is told when the proxy shuts down: the server's own code for an administrator shutdown. */
@@ -215,7 +215,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
   private answeredWithoutBackend(bytes: Buffer): Buffer | null {
     if (bytes.length < 6 || bytes[0] !== Frontend.Query) return null;
     const end = 1 + bytes.readUInt32BE(1);
-    if (end > bytes.length || end > 1 + 4 + 1024) return null;
+    if (end > bytes.length || end > 1 + 4 + 1024 || firstWordAt(bytes, 5) < 0) return null; // (the NUL ending the text stops the scan)
     const target = deallocateTarget(bytes.subarray(5, end));
     if (target === undefined || (target !== null && !this.statements.remembers(target))) return null;
     // A transaction start like any other: a suspended tenant or an expired token is refused here too, else
@@ -449,8 +449,14 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     }
     // The transaction is over and the server owes this client nothing: hand the backend back (closed instead
     // if a failed COPY left the count of what it owes a guess: copy-in.ts).
+    return this.endHold(this.sink.copyUncertain ? 'broken' : 'idle', true);
+  }
+
+  /** The server's last ReadyForQuery ends the hold: the client is told, the backend goes back. Returns false (not forwarded). */
+  private endHold(mode: ReleaseMode, readback: boolean): false {
     this.out.write(READY_IDLE);
-    this.releaseServer(this.sink.copyUncertain ? 'broken' : 'idle');
+    this.releaseServer(mode, null, readback);
+    this.releaseHeldBack();
     if (this.draining) this.terminate(SHUTTING_DOWN);
     return false;
   }
@@ -469,11 +475,7 @@ export class Session implements ResponseOwner, ClientSinkOwner {
     }
     // Nothing of the client's ran under the context before the reset (it was the hold's first message), and
     // the reset cleared the context: there is nothing for the read-back to check.
-    this.out.write(READY_IDLE);
-    this.releaseServer('idle', null, false);
-    this.releaseHeldBack();
-    if (this.draining) this.terminate(SHUTTING_DOWN);
-    return false;
+    return this.endHold('idle', false);
   }
 
   private releaseServer(mode: ReleaseMode, judgeFirst: Handover | null = null, readback = true): void {

@@ -207,6 +207,12 @@ export class ClientSink implements FrameSink {
     return this.segSent > this.segDone && !this.copyIn.syncDue;
   }
 
+  /** The client sent an extended-protocol message (Parse, Bind, Describe, Close, Execute): a Sync is owed by it now. */
+  private extendedMessage(): void {
+    this.sinceSync = true;
+    this.syncOwedByCopy = false;
+  }
+
   /** Syncs of a failed COPY were un-counted on a guess (copy-in.ts): the backend must be closed, not reused. */
   get copyUncertain(): boolean {
     return this.copyIn.uncertain;
@@ -281,26 +287,24 @@ export class ClientSink implements FrameSink {
         this.timeouts.queryStarted();
         if (type === Frontend.Query) this.statements.simpleQuery();
         if (type === Frontend.Sync) return Action.Pass;
-        // A Query's first bytes are read for a SQL DEALLOCATE of a tracked statement (see sqlDeallocated()).
-        if (!this.guard) return type === Frontend.Query ? Action.Peek : Action.Pass;
+        // Without the guard a Query's first bytes are read only for a SQL DEALLOCATE (see sqlDeallocated()),
+        // which matters only while statements are tracked.
+        if (!this.guard) return type === Frontend.Query && !this.statements.tracksNothing ? Action.Peek : Action.Pass;
         return this.screen(type, length);
       case Frontend.Parse:
         // The guard reads the whole statement or refuses it whole (see screen()); otherwise a Parse small
         // enough to be kept for re-preparing is assembled once, any other only peeked at for its name.
-        this.sinceSync = true;
-        this.syncOwedByCopy = false;
+        this.extendedMessage();
         if (this.guard) return this.screen(type, length);
         return length - 4 <= this.maxKeptParse ? Action.Inspect : Action.Peek;
       case Frontend.Bind:
       case Frontend.Describe:
       case Frontend.Close:
         // Their statement names (at the start) decide whether a statement must be prepared again first.
-        this.sinceSync = true;
-        this.syncOwedByCopy = false;
+        this.extendedMessage();
         return Action.Peek;
       case Frontend.Execute:
-        this.sinceSync = true;
-        this.syncOwedByCopy = false;
+        this.extendedMessage();
         if (!this.skippingTillSync) this.executes++;
         return Action.Pass;
       case Frontend.CopyData:

@@ -32,14 +32,23 @@ export function statementName(type: number, body: Buffer): StatementRef {
 const DEALLOCATE_SQL = /^\s*deallocate\s+(?:prepare\s+)?(?:(all)|"((?:[^"]|"")+)"|([a-z_\u0080-\uffff][a-z0-9_$\u0080-\uffff]*))\s*;?\s*$/i;
 
 /**
+ * Where the first word of a Query text starting at `from` begins, if it can be DEALLOCATE ('d' or 'D' after
+ * whitespace); -1 otherwise. Read in place: every transaction start asks it, and nearly all say no.
+ */
+export function firstWordAt(buf: Buffer, from: number): number {
+  let i = from;
+  while (i < buf.length && (buf[i] === 0x20 || (buf[i] >= 0x09 && buf[i] <= 0x0d))) i++;
+  return i < buf.length && (buf[i] | 0x20) === 0x64 ? i : -1;
+}
+
+/**
  * A simple Query body that is exactly one SQL `DEALLOCATE [PREPARE] name | ALL` (what psycopg 3, PHP PDO
  * and Rails send to evict a protocol-level prepared statement): the statement name as the server folds it,
  * null for ALL, undefined for any other text.
  */
 export function deallocateTarget(body: Buffer): string | null | undefined {
-  let i = 0;
-  while (i < body.length && (body[i] === 0x20 || (body[i] >= 0x09 && body[i] <= 0x0d))) i++;
-  if (i >= body.length || (body[i] | 0x20) !== 0x64) return undefined; // 'd' or 'D'
+  const i = firstWordAt(body, 0);
+  if (i < 0) return undefined;
   const end = body[body.length - 1] === 0 ? body.length - 1 : body.length;
   const m = DEALLOCATE_SQL.exec(body.toString('utf8', i, end));
   if (!m) return undefined;

@@ -114,6 +114,11 @@ export class StatementCache {
     for (const p of this.pending) if (name === null || p.name === name) p.deallocated = true;
   }
 
+  /** Nothing is tracked: no statement remembered, prepared on the backend or awaiting its ParseComplete. */
+  get tracksNothing(): boolean {
+    return this.defs.size === 0 && this.onBackend.size === 0 && this.pending.length === 0;
+  }
+
   /** The client has a statement of this name that the proxy would prepare again. */
   remembers(name: string): boolean {
     return this.defs.has(name);
